@@ -1,0 +1,1 @@
+"""Nightly Firestore → BigQuery sync, built on Apache Beam."""

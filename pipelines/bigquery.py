@@ -1,0 +1,268 @@
+"""BigQuery plumbing shared by the launcher and the write transform.
+
+One code path for real BigQuery and the local ``bqemulator``: the only
+difference is the endpoint and credentials, taken from ``BIGQUERY_EMULATOR_HOST``.
+Rows travel as newline-delimited JSON in load jobs (free on BigQuery, atomic per
+job) through the client's resumable upload, and each table's days are replaced
+in one multi-statement transaction. Identifiers and literals that reach SQL are
+validated here, never interpolated raw.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from google.api_core import exceptions as api_exceptions
+from google.api_core import retry as api_retry
+from google.cloud import bigquery
+
+from pipelines.table_spec import IDENTIFIER, TableSpec
+
+EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
+PROJECT_ID = re.compile(r"^[a-z][a-z0-9\-]{4,28}[a-z0-9]$|^[a-z0-9\-.:]{1,100}$")
+STAGING_EXPIRY = datetime.timedelta(days=2)
+#: Deadline for any one API call; an emulator 500 is otherwise retried for minutes.
+CALL_TIMEOUT = 120.0
+JOB_RETRY = api_retry.Retry(
+    predicate=api_retry.if_exception_type(
+        api_exceptions.TooManyRequests,
+        api_exceptions.InternalServerError,
+        api_exceptions.BadGateway,
+        api_exceptions.ServiceUnavailable,
+    ),
+    initial=1.0,
+    maximum=30.0,
+    timeout=600.0,
+)
+
+
+class UnsafeIdentifier(ValueError):
+    """A name from options or config that must not reach SQL."""
+
+
+def emulator_endpoint() -> str | None:
+    """``BIGQUERY_EMULATOR_HOST`` as a URL, accepted with or without ``http://``."""
+    host = os.environ.get(EMULATOR_ENV, "").strip()
+    if not host:
+        return None
+    return host if "://" in host else f"http://{host}"
+
+
+def make_client(project: str, location: str | None = None) -> bigquery.Client:
+    """A client for ``project``: the emulator when its variable is set, else ADC."""
+    endpoint = emulator_endpoint()
+    if endpoint:
+        from google.api_core.client_options import ClientOptions
+        from google.auth.credentials import AnonymousCredentials
+
+        return bigquery.Client(
+            project=project,
+            location=location,
+            credentials=AnonymousCredentials(),
+            client_options=ClientOptions(api_endpoint=endpoint),
+        )
+    return bigquery.Client(project=project, location=location)
+
+
+def check_identifier(name: str, what: str = "identifier") -> str:
+    if not isinstance(name, str) or not IDENTIFIER.match(name):
+        raise UnsafeIdentifier(f"{what} {name!r} is not a plain BigQuery identifier")
+    return name
+
+
+def check_project(project: str) -> str:
+    if not isinstance(project, str) or not PROJECT_ID.match(project):
+        raise UnsafeIdentifier(f"project {project!r} is not a valid project id")
+    return project
+
+
+def table_sql(project: str, dataset: str, table: str) -> str:
+    """A fully qualified, quoted table name from validated parts."""
+    return (
+        f"`{check_project(project)}.{check_identifier(dataset, 'dataset')}."
+        f"{check_identifier(table, 'table')}`"
+    )
+
+
+def date_literals(days: Iterable[datetime.date]) -> str:
+    """``DATE 'YYYY-MM-DD', …`` from real date objects, so nothing else can slip in."""
+    out = []
+    for day in days:
+        if not isinstance(day, datetime.date) or isinstance(day, datetime.datetime):
+            raise TypeError(f"expected a date, got {day!r}")
+        out.append(f"DATE '{day.isoformat()}'")
+    return ", ".join(out)
+
+
+def schema_fields(schema: Sequence[Mapping[str, str]]) -> list[bigquery.SchemaField]:
+    return [bigquery.SchemaField.from_api_repr(dict(f)) for f in schema]
+
+
+def ensure_dataset(client: bigquery.Client, dataset: str, location: str | None) -> None:
+    ref = bigquery.Dataset(f"{client.project}.{check_identifier(dataset, 'dataset')}")
+    if location:
+        ref.location = location
+    client.create_dataset(ref, exists_ok=True, timeout=CALL_TIMEOUT)
+
+
+def ensure_table(
+    client: bigquery.Client,
+    dataset: str,
+    table: str,
+    schema: Sequence[Mapping[str, str]],
+    partition_column: str,
+    clustering: Sequence[str] = (),
+    expires: datetime.datetime | None = None,
+    description: str = "",
+) -> bigquery.Table:
+    """Create the table, day-partitioned and clustered, unless it exists already."""
+    ref = f"{client.project}.{check_identifier(dataset, 'dataset')}.{check_identifier(table)}"
+    definition = bigquery.Table(ref, schema=schema_fields(schema))
+    definition.time_partitioning = bigquery.TimePartitioning(
+        type_=bigquery.TimePartitioningType.DAY, field=check_identifier(partition_column)
+    )
+    if clustering:
+        definition.clustering_fields = [check_identifier(c) for c in clustering]
+    if expires:
+        definition.expires = expires
+    if description:
+        definition.description = description
+    return client.create_table(definition, exists_ok=True, timeout=CALL_TIMEOUT)
+
+
+def ensure_spec_table(client: bigquery.Client, dataset: str, spec: TableSpec) -> bigquery.Table:
+    return ensure_table(
+        client,
+        dataset,
+        spec.name,
+        spec.bigquery_schema(),
+        spec.partition_column,
+        spec.clustering,
+        description=spec.description,
+    )
+
+
+def staging_table_name(run_id: str, table: str) -> str:
+    return check_identifier(f"_staging_{run_id}_{table}")
+
+
+def load_rows(
+    client: bigquery.Client,
+    dataset: str,
+    table: str,
+    schema: Sequence[Mapping[str, str]],
+    rows: Sequence[Mapping[str, Any]],
+) -> int:
+    """Append ``rows`` to a table with one load job; returns the rows BigQuery took.
+
+    A resumable upload (no ``size``), because the emulator rejects the
+    multipart upload's content type. The job is all-or-nothing.
+    """
+    payload = "\n".join(json.dumps(r, ensure_ascii=False, allow_nan=False) for r in rows)
+    config = bigquery.LoadJobConfig(
+        schema=schema_fields(schema),
+        source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON,
+        write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
+        create_disposition=bigquery.CreateDisposition.CREATE_NEVER,
+    )
+    job = client.load_table_from_file(
+        io.BytesIO(payload.encode("utf-8")),
+        f"{client.project}.{dataset}.{table}",
+        job_config=config,
+        timeout=CALL_TIMEOUT,
+        job_id_prefix=f"f2bq_load_{table[:60]}_",
+    )
+    job.result(timeout=CALL_TIMEOUT * 5, retry=JOB_RETRY)
+    return int(job.output_rows or 0)
+
+
+def run_query(client: bigquery.Client, sql: str, **config: Any) -> bigquery.QueryJob:
+    job = client.query(
+        sql,
+        job_config=bigquery.QueryJobConfig(**config) if config else None,
+        timeout=CALL_TIMEOUT,
+        job_retry=None,
+    )
+    job.result(timeout=CALL_TIMEOUT * 5, retry=JOB_RETRY)
+    return job
+
+
+def replace_days_sql(
+    project: str,
+    dataset: str,
+    target: str,
+    staging: str,
+    columns: Sequence[str],
+    partition_column: str,
+    days: Sequence[datetime.date],
+    key_columns: Sequence[str],
+) -> str:
+    """One transaction: empty the window's days, then refill them from staging.
+
+    Partition decorators would be cheaper on BigQuery but the emulator rejects
+    them; a DELETE on whole days of a day-partitioned table is a metadata-only
+    partition drop on BigQuery anyway. ``QUALIFY`` keeps one row per document
+    in case a retried bundle staged a batch twice.
+    """
+    day_list = date_literals(days)
+    cols = ", ".join(f"`{check_identifier(c, 'column')}`" for c in columns)
+    keys = ", ".join(f"`{check_identifier(c, 'column')}`" for c in key_columns)
+    part = f"DATE(`{check_identifier(partition_column, 'column')}`)"
+    target_sql = table_sql(project, dataset, target)
+    staging_sql = table_sql(project, dataset, staging)
+    if not days:
+        raise ValueError("replace_days_sql needs at least one day")
+    return (
+        "BEGIN TRANSACTION;\n"
+        f"DELETE FROM {target_sql} WHERE {part} IN ({day_list});\n"
+        f"INSERT INTO {target_sql} ({cols})\n"
+        f"SELECT {cols} FROM {staging_sql} WHERE {part} IN ({day_list})\n"
+        f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {keys}) = 1;\n"
+        "COMMIT TRANSACTION;"
+    )
+
+
+def append_sql(
+    project: str,
+    dataset: str,
+    target: str,
+    staging: str,
+    columns: Sequence[str],
+    key_columns: Sequence[str],
+) -> str:
+    """Copy staged rows into an append-only table, one row per key."""
+    cols = ", ".join(f"`{check_identifier(c, 'column')}`" for c in columns)
+    keys = ", ".join(f"`{check_identifier(c, 'column')}`" for c in key_columns)
+    return (
+        f"INSERT INTO {table_sql(project, dataset, target)} ({cols})\n"
+        f"SELECT {cols} FROM {table_sql(project, dataset, staging)} WHERE TRUE\n"
+        f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {keys}) = 1"
+    )
+
+
+def rows_per_day(
+    client: bigquery.Client,
+    dataset: str,
+    table: str,
+    partition_column: str,
+    days: Sequence[datetime.date],
+) -> dict[datetime.date, int]:
+    """Row count of each of ``days`` in ``table``; days with no rows count 0."""
+    if not days:
+        return {}
+    part = f"DATE(`{check_identifier(partition_column, 'column')}`)"
+    job = run_query(
+        client,
+        f"SELECT {part} AS day, COUNT(*) AS n FROM {table_sql(client.project, dataset, table)} "
+        f"WHERE {part} IN ({date_literals(days)}) GROUP BY day",
+    )
+    counts = {day: 0 for day in days}
+    for row in job.result():
+        counts[row["day"]] = int(row["n"])
+    return counts

@@ -1,0 +1,365 @@
+"""Turn a Firestore document into a typed row under its table's declared schema.
+
+Pure functions, no Beam and no I/O, so every value type and every bad input is
+unit-tested directly. A document either becomes a row or raises
+:class:`ConversionError` naming the field and the reason; the caller routes that
+to the dead-letter table.
+
+Rows are JSON-ready dicts in the form BigQuery's newline-delimited JSON loads
+accept: TIMESTAMP as RFC 3339 UTC with microseconds (Firestore keeps
+nanoseconds; BigQuery keeps microseconds, so the last three digits are cut),
+FLOAT64 NaN/±Infinity as the strings BigQuery reads back as those values.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import hmac
+import json
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from google.cloud.firestore_v1 import GeoPoint
+from google.cloud.firestore_v1.base_document import BaseDocumentReference
+
+from pipelines.document import FirestoreDocument
+from pipelines.table_spec import (
+    DOCUMENT_PATH_COLUMN,
+    EXTRA_COLUMN,
+    UPDATE_TIME_COLUMN,
+    Column,
+    TableSpec,
+)
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+#: Largest raw document kept in a dead-letter row; BigQuery caps a STRING cell at 10 MB.
+MAX_RAW_DOCUMENT_CHARS = 2_000_000
+UTC = datetime.UTC
+
+
+class ConversionError(ValueError):
+    """A document cannot become a row; ``field`` names the offending Firestore field."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "double"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bytes):
+        return "bytes"
+    if isinstance(value, datetime.datetime):
+        return "timestamp"
+    if isinstance(value, Mapping):
+        return "map"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    if isinstance(value, GeoPoint):
+        return "geopoint"
+    if isinstance(value, BaseDocumentReference):
+        return "reference"
+    return type(value).__name__
+
+
+def format_timestamp(value: datetime.datetime) -> str:
+    """RFC 3339 in UTC with microseconds, the form BigQuery loads and returns."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_timestamp(value: Any) -> datetime.datetime:
+    """A Firestore timestamp, or an ISO 8601 string carrying its UTC offset."""
+    if isinstance(value, datetime.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(f"unparsable timestamp {_preview(value)}") from None
+        if parsed.tzinfo is None:
+            raise ValueError(f"timestamp {_preview(value)} has no UTC offset")
+        return parsed.astimezone(UTC)
+    raise TypeError(f"expected timestamp, got {_type_name(value)}")
+
+
+def _to_string(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, BaseDocumentReference):
+        return value.path
+    raise TypeError(f"expected string, got {_type_name(value)}")
+
+
+def _to_int64(value: Any) -> int:
+    if isinstance(value, bool):
+        raise TypeError("expected integer, got boolean")
+    if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise ValueError(f"integer {value} is outside INT64")
+        return value
+    if isinstance(value, float):
+        # JavaScript apps write every number as a double; 12.0 is still an integer.
+        if math.isfinite(value) and value.is_integer() and INT64_MIN <= value <= INT64_MAX:
+            return int(value)
+        raise ValueError(f"double {value!r} is not a whole INT64")
+    raise TypeError(f"expected integer, got {_type_name(value)}")
+
+
+def _to_float64(value: Any) -> float | str:
+    if isinstance(value, bool):
+        raise TypeError("expected double, got boolean")
+    if isinstance(value, (int, float)):
+        value = float(value)
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        return value
+    raise TypeError(f"expected double, got {_type_name(value)}")
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise TypeError(f"expected boolean, got {_type_name(value)}")
+
+
+def _to_timestamp(value: Any) -> str:
+    return format_timestamp(parse_timestamp(value))
+
+
+def _to_date(value: Any) -> str:
+    if isinstance(value, datetime.datetime):
+        return parse_timestamp(value).astimezone(UTC).date().isoformat()
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            if len(text) == 10:
+                return datetime.date.fromisoformat(text).isoformat()
+            return parse_timestamp(text).date().isoformat()
+        except ValueError:
+            raise ValueError(f"unparsable date {_preview(value)} (expected YYYY-MM-DD)") from None
+    raise TypeError(f"expected date, got {_type_name(value)}")
+
+
+def _to_time(value: Any) -> str:
+    if isinstance(value, datetime.datetime):
+        return parse_timestamp(value).astimezone(UTC).time().isoformat()
+    if isinstance(value, str):
+        try:
+            parsed = datetime.time.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(f"unparsable time {_preview(value)} (expected HH:MM[:SS])") from None
+        if parsed.tzinfo is not None:
+            raise ValueError(f"time {_preview(value)} carries an offset; TIME has none")
+        return parsed.isoformat()
+    raise TypeError(f"expected time, got {_type_name(value)}")
+
+
+def to_json_value(value: Any, depth: int = 0) -> Any:
+    """Any Firestore value as plain JSON, for JSON columns, ``extra`` and dead letters.
+
+    JSON has no NaN, bytes, timestamps or geopoints, so those become strings and
+    small objects with an unambiguous shape.
+    """
+    if depth > 100:
+        raise ValueError("nested deeper than 100 levels")
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else _to_float64(value)
+    if isinstance(value, datetime.datetime):
+        return format_timestamp(value)
+    if isinstance(value, bytes):
+        return {"bytes_base64": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, GeoPoint):
+        return {"latitude": value.latitude, "longitude": value.longitude}
+    if isinstance(value, BaseDocumentReference):
+        return {"reference": value.path}
+    if isinstance(value, Mapping):
+        return {str(k): to_json_value(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json_value(v, depth + 1) for v in value]
+    if hasattr(value, "to_map_value"):  # firestore Vector
+        return [to_json_value(v, depth + 1) for v in value]
+    raise TypeError(f"unsupported Firestore value {_type_name(value)}")
+
+
+def _to_json(value: Any) -> Any:
+    return to_json_value(value)
+
+
+SCALAR_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "STRING": _to_string,
+    "INT64": _to_int64,
+    "FLOAT64": _to_float64,
+    "BOOL": _to_bool,
+    "TIMESTAMP": _to_timestamp,
+    "DATE": _to_date,
+    "TIME": _to_time,
+    "JSON": _to_json,
+}
+
+
+def _preview(value: str, limit: int = 40) -> str:
+    text = value if len(value) <= limit else value[:limit] + "…"
+    return json.dumps(text, ensure_ascii=True)
+
+
+def _lookup(data: Mapping[str, Any], path: tuple[str, ...]) -> tuple[bool, Any]:
+    """(found, value) for a top-level or nested field path."""
+    current: Any = data
+    for part in path:
+        if not isinstance(current, Mapping) or part not in current:
+            return False, None
+        current = current[part]
+    return True, current
+
+
+def convert_value(column: Column, value: Any) -> Any:
+    """One Firestore value into the JSON-ready form of ``column``; raises on mismatch."""
+    if value is None:
+        if column.required:
+            raise ValueError("required value is null")
+        return [] if column.repeated else None
+    convert = SCALAR_CONVERTERS[column.type]
+    if column.repeated:
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"expected array, got {_type_name(value)}")
+        out = []
+        for i, item in enumerate(value):
+            if item is None:
+                raise ValueError(f"array element {i} is null; BigQuery arrays cannot hold NULL")
+            try:
+                out.append(convert(item))
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"array element {i}: {exc}") from None
+        return out
+    result = convert(value)
+    if column.allowed_values and result not in column.allowed_values:
+        raise ValueError(f"{_preview(str(result))} is not one of {list(column.allowed_values)}")
+    return result
+
+
+Hasher = Callable[[str], str]
+
+
+def hmac_hasher(key: bytes) -> Hasher:
+    """Keyed SHA-256, so hashed values still join across tables but cannot be reversed."""
+
+    def _hash(value: str) -> str:
+        return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    return _hash
+
+
+def document_to_row(
+    spec: TableSpec,
+    doc: FirestoreDocument,
+    run_id: str,
+    read_time: str,
+    hasher: Hasher | None = None,
+) -> dict[str, Any]:
+    """The typed row for ``doc``, or :class:`ConversionError` for the first bad field."""
+    segments = doc.segments
+    derived: dict[str, Any] = {spec.id_column: doc.document_id}
+    if spec.layout == "per_user":
+        if len(segments) != 4 or segments[0] != spec.parent_collection:
+            layout = f"{spec.parent_collection}/{{user_id}}/{spec.collection}"
+            raise ConversionError("__name__", f"path is outside the layout {layout}")
+        derived[spec.user_id_column] = segments[1]
+    elif len(segments) != 2:
+        raise ConversionError(
+            "__name__", f"path is outside the top-level collection {spec.collection}"
+        )
+
+    # The partition column first: without it the row has no day to live in.
+    ordered = sorted(spec.columns, key=lambda c: c.name != spec.partition_column)
+    row: dict[str, Any] = {}
+    consumed: set[str] = set()
+    for column in ordered:
+        if column.name in derived and column.source == (column.name,):
+            row[column.name] = derived[column.name]
+            # The field is redundant with the path; it is consumed, and must agree.
+            found, value = _lookup(doc.data, column.source)
+            if found:
+                consumed.add(column.source[0])
+                if value is not None and value != derived[column.name]:
+                    raise ConversionError(
+                        column.name,
+                        f"field disagrees with the document path ({_preview(str(value))})",
+                    )
+            continue
+        found, value = _lookup(doc.data, column.source)
+        if found:
+            consumed.add(column.source[0])
+        field_name = ".".join(column.source)
+        if not found and column.required:
+            label = "partition value" if column.name == spec.partition_column else "required field"
+            raise ConversionError(field_name, f"missing {label}")
+        try:
+            converted = convert_value(column, value)
+        except (TypeError, ValueError) as exc:
+            raise ConversionError(field_name, str(exc)) from None
+        if converted is not None and column.policy == "drop":
+            converted = None
+        elif converted is not None and column.policy == "hash":
+            if hasher is None:
+                raise ConversionError(field_name, "policy 'hash' needs a hash key")
+            converted = hasher(converted)
+        row[column.name] = converted
+
+    extra = {k: v for k, v in doc.data.items() if k not in consumed}
+    try:
+        row[EXTRA_COLUMN] = to_json_value(extra) if extra else None
+    except (TypeError, ValueError) as exc:
+        raise ConversionError(EXTRA_COLUMN, str(exc)) from None
+    row[DOCUMENT_PATH_COLUMN] = doc.path
+    row[UPDATE_TIME_COLUMN] = format_timestamp(doc.update_time) if doc.update_time else None
+    row["_run_id"] = run_id
+    row["_read_time"] = read_time
+    return row
+
+
+def partition_day(spec: TableSpec, row: Mapping[str, Any]) -> datetime.date:
+    """The UTC day a converted row belongs to."""
+    return datetime.date.fromisoformat(str(row[spec.partition_column])[:10])
+
+
+def document_day(spec: TableSpec, doc: FirestoreDocument) -> datetime.date | None:
+    """The partition day of a document that may not convert, or None if it has none."""
+    found, value = _lookup(doc.data, spec.partition.source)
+    if not found or value is None:
+        return None
+    try:
+        return datetime.date.fromisoformat(convert_value(spec.partition, value)[:10])
+    except (TypeError, ValueError):
+        return None
+
+
+def raw_document_json(doc: FirestoreDocument) -> str:
+    """The whole document as JSON text for the dead-letter table, cut if huge."""
+    try:
+        text = json.dumps(to_json_value(doc.data), ensure_ascii=False, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        text = json.dumps({"unrepresentable": str(exc)})
+    if len(text) > MAX_RAW_DOCUMENT_CHARS:
+        text = text[:MAX_RAW_DOCUMENT_CHARS] + "…[truncated]"
+    return text

@@ -1,0 +1,71 @@
+"""The dead-letter table: every document that could not become a row, and why."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from pipelines.convert import ConversionError, raw_document_json
+from pipelines.document import FirestoreDocument
+
+TABLE = "_dead_letters"
+PARTITION_COLUMN = "dead_lettered_at"
+CLUSTERING = ("table_name",)
+SCHEMA: list[dict[str, str]] = [
+    {"name": "run_id", "type": "STRING", "mode": "REQUIRED", "description": "Sync run."},
+    {
+        "name": "table_name",
+        "type": "STRING",
+        "mode": "REQUIRED",
+        "description": "Destination table.",
+    },
+    {
+        "name": "document_path",
+        "type": "STRING",
+        "mode": "REQUIRED",
+        "description": "Firestore path.",
+    },
+    {"name": "field", "type": "STRING", "mode": "NULLABLE", "description": "Offending field."},
+    {"name": "reason", "type": "STRING", "mode": "REQUIRED", "description": "Why it was rejected."},
+    {
+        "name": "partition_day",
+        "type": "DATE",
+        "mode": "NULLABLE",
+        "description": "Its day, if known.",
+    },
+    {
+        "name": "raw_document",
+        "type": "STRING",
+        "mode": "NULLABLE",
+        "description": "Document as JSON.",
+    },
+    {"name": "read_time", "type": "TIMESTAMP", "mode": "REQUIRED", "description": "Snapshot time."},
+    {
+        "name": PARTITION_COLUMN,
+        "type": "TIMESTAMP",
+        "mode": "REQUIRED",
+        "description": "Run start.",
+    },
+]
+KEY_COLUMNS = ("table_name", "document_path")
+
+
+def dead_letter_row(
+    doc: FirestoreDocument,
+    error: ConversionError,
+    day: datetime.date | None,
+    run_id: str,
+    read_time: str,
+    run_started: str,
+) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "table_name": doc.table,
+        "document_path": doc.path,
+        "field": error.field,
+        "reason": error.reason,
+        "partition_day": day.isoformat() if day else None,
+        "raw_document": raw_document_json(doc),
+        "read_time": read_time,
+        PARTITION_COLUMN: run_started,
+    }

@@ -1,0 +1,31 @@
+"""The unit that flows from the Firestore read into conversion."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class FirestoreDocument:
+    """A document as read at the run's snapshot.
+
+    ``path`` is relative to the database root (``users/u1/tasks/t1``); ``data``
+    holds the client library's Python values (``DatetimeWithNanoseconds``,
+    ``GeoPoint``, ``DocumentReference``, …) untouched, so conversion sees exactly
+    what Firestore stored.
+    """
+
+    table: str
+    path: str
+    data: dict[str, Any]
+    update_time: datetime.datetime | None = None
+
+    @property
+    def segments(self) -> list[str]:
+        return self.path.split("/")
+
+    @property
+    def document_id(self) -> str:
+        return self.segments[-1]

@@ -1,0 +1,109 @@
+"""Sync Firestore collections into day-partitioned BigQuery tables.
+
+    python -m pipelines.firestore_to_bq --project P --dataset D \\
+        [--date YYYY-MM-DD | --start_date YYYY-MM-DD --end_date YYYY-MM-DD] \\
+        [--collections tasks,interactions] [--dry_run] [Beam options…]
+
+The pipeline:
+
+    Plan days ──────────────┐ (side input)
+    Read Firestore ──► Convert ──► Stage (load jobs) ──► Commit (one transaction per table)
+                          └──► dead letters ─────────────┘
+
+Every run reads one Firestore snapshot and, for each table, replaces exactly
+the planned days: the window, the look-back, and days holding late edits.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+from google.api_core import exceptions as api_exceptions
+
+from pipelines.options import SyncConfig, UsageError, resolve
+from pipelines.summary import RunSummary, counters, summarize
+from pipelines.transforms.convert_documents import ConvertDocuments
+from pipelines.transforms.plan_days import PlanDays
+from pipelines.transforms.read_firestore import ReadFromFirestore
+from pipelines.transforms.write_bigquery import WriteDayPartitions, prepare_tables
+
+_LOG = logging.getLogger("firestore_to_bq")
+_TRUE = {"", "1", "true", "yes"}
+
+
+def pop_dry_run(argv: Sequence[str]) -> tuple[bool, list[str]]:
+    """Take ``--dry_run[=true|false]`` out of ``argv``.
+
+    Beam's own ``TestOptions`` owns ``--dry_run`` (it stops Dataflow from
+    submitting the job at all), so ours never reaches ``PipelineOptions``.
+    """
+    dry_run, rest = False, []
+    for arg in argv:
+        if arg == "--dry_run" or arg.startswith("--dry_run="):
+            value = arg.partition("=")[2].lower()
+            if value not in _TRUE | {"0", "false", "no"}:
+                raise UsageError(f"--dry_run takes true or false, not {value!r}")
+            dry_run = value in _TRUE
+        else:
+            rest.append(arg)
+    return dry_run, rest
+
+
+def build(pipeline: beam.Pipeline, config: SyncConfig) -> None:
+    """Wire the sync into ``pipeline``: the same graph on every runner."""
+    plan = pipeline | "PlanDays" >> PlanDays(config)
+    documents = pipeline | "ReadFirestore" >> ReadFromFirestore(
+        config.project,
+        config.tables,
+        config.read_time,
+        database=config.database,
+        num_splits=config.num_splits,
+        retry_timeout=config.firestore_retry_timeout,
+    )
+    rows = documents | "ConvertDocuments" >> ConvertDocuments(config, plan)
+    if not config.dry_run:
+        rows | "WriteBigQuery" >> WriteDayPartitions(config, plan)
+
+
+def run(argv: Sequence[str] | None = None) -> RunSummary:
+    """Validate, prepare the tables, run the pipeline and summarise it."""
+    dry_run, beam_args = pop_dry_run(list(sys.argv[1:] if argv is None else argv))
+    options = PipelineOptions(beam_args)
+    config = resolve(options, dry_run=dry_run)
+    _LOG.info(
+        "run %s: %d table(s), window %s..%s, snapshot %s",
+        config.run_id,
+        len(config.tables),
+        config.start_date,
+        config.end_date,
+        config.read_time_text,
+    )
+    if not dry_run:
+        prepare_tables(config)
+    pipeline = beam.Pipeline(options=options)
+    build(pipeline, config)
+    result = pipeline.run()
+    result.wait_until_finish()
+    return summarize(config, counters(result))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        summary = run(argv)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except api_exceptions.GoogleAPICallError as exc:
+        print(f"error: {type(exc).__name__}: {exc.message}", file=sys.stderr)
+        return 1
+    print(summary.render())
+    return 0 if summary.reconciles else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

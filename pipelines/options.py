@@ -1,0 +1,227 @@
+"""Command-line options of the sync, as Beam ``PipelineOptions``.
+
+Every option here is also a Flex Template parameter, so names are stable and
+help texts are what a user sees in the Dataflow console.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import secrets
+from dataclasses import dataclass, field
+
+from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
+
+from pipelines.bigquery import UnsafeIdentifier, check_identifier, check_project
+from pipelines.table_spec import SchemaError, TableSpec, load_specs, select_specs
+
+DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+RUN_ID = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+MAX_WINDOW_DAYS = 3660
+UTC = datetime.UTC
+
+
+class UsageError(ValueError):
+    """Bad arguments: reported as one line, before anything runs."""
+
+
+class SyncOptions(PipelineOptions):
+    """What to sync and where; everything else is a standard Beam option."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser) -> None:
+        parser.add_argument("--dataset", help="BigQuery dataset that receives the tables.")
+        parser.add_argument(
+            "--date", help="Sync this one UTC day (YYYY-MM-DD). Default: yesterday, UTC."
+        )
+        parser.add_argument("--start_date", help="First day of a backfill (YYYY-MM-DD).")
+        parser.add_argument("--end_date", help="Last day of a backfill, inclusive (YYYY-MM-DD).")
+        parser.add_argument(
+            "--collections",
+            default="",
+            help="Comma-separated tables or collections to sync (default: all in schemas/).",
+        )
+        parser.add_argument(
+            "--lookback_days",
+            type=int,
+            default=0,
+            help="Also rebuild this many days before the window (catches late edits and "
+            "hard deletes of tables without an updated field).",
+        )
+        parser.add_argument(
+            "--num_splits",
+            type=int,
+            default=8,
+            help="Ranges each collection is split into for parallel reads.",
+        )
+        parser.add_argument(
+            "--load_batch_rows",
+            type=int,
+            default=50_000,
+            help="Rows per BigQuery load job into staging.",
+        )
+        parser.add_argument(
+            "--read_time",
+            help="Firestore snapshot to read (RFC 3339). Default: the run's start. "
+            "Older than one hour needs point-in-time recovery.",
+        )
+        parser.add_argument(
+            "--firestore_database", default="(default)", help="Firestore database id."
+        )
+        parser.add_argument(
+            "--bq_location", default="US", help="Location of the dataset if it is created."
+        )
+        parser.add_argument("--schemas_dir", help="Read table schemas from this folder.")
+        parser.add_argument("--run_id", help="Run id (default: generated from the start time).")
+        parser.add_argument(
+            "--hash_key_env",
+            default="F2BQ_HASH_KEY",
+            help="Environment variable holding the HMAC key for columns with policy 'hash'.",
+        )
+        parser.add_argument(
+            "--firestore_retry_timeout",
+            type=float,
+            default=300.0,
+            help="Seconds to keep retrying transient Firestore errors on one range.",
+        )
+
+
+def parse_date(value: str, option: str) -> datetime.date:
+    if not re.match(DATE_PATTERN, value or ""):
+        raise UsageError(f"--{option} {value!r} is not a date in YYYY-MM-DD form")
+    try:
+        return datetime.date.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"--{option} {value!r} is not a real calendar date") from None
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    """Validated, picklable settings shared by the launcher and every worker."""
+
+    project: str
+    dataset: str | None
+    start_date: datetime.date
+    end_date: datetime.date
+    tables: tuple[TableSpec, ...]
+    run_id: str
+    read_time: datetime.datetime
+    started_at: datetime.datetime
+    database: str = "(default)"
+    location: str = "US"
+    lookback_days: int = 0
+    num_splits: int = 8
+    load_batch_rows: int = 50_000
+    hash_key_env: str = "F2BQ_HASH_KEY"
+    firestore_retry_timeout: float = 300.0
+    dry_run: bool = False
+    options: dict = field(default_factory=dict)
+
+    @property
+    def window_days(self) -> list[datetime.date]:
+        n = (self.end_date - self.start_date).days + 1
+        return [self.start_date + datetime.timedelta(days=i) for i in range(n)]
+
+    @property
+    def rebuild_floor(self) -> datetime.date:
+        """The earliest day a run may touch without a reason from the data."""
+        return self.start_date - datetime.timedelta(days=self.lookback_days)
+
+    @property
+    def read_time_text(self) -> str:
+        return self.read_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    @property
+    def started_text(self) -> str:
+        return self.started_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def resolve(
+    options: PipelineOptions, dry_run: bool = False, now: datetime.datetime | None = None
+) -> SyncConfig:
+    """Check every option and work out the window; raises :class:`UsageError`."""
+    sync = options.view_as(SyncOptions)
+    now = now or datetime.datetime.now(UTC)
+    project = options.view_as(GoogleCloudOptions).project
+    if not project:
+        raise UsageError("--project is required")
+    try:
+        check_project(project)
+        if sync.dataset:
+            check_identifier(sync.dataset, "--dataset")
+    except UnsafeIdentifier as exc:
+        raise UsageError(str(exc)) from None
+    if not sync.dataset and not dry_run:
+        raise UsageError("--dataset is required (or use --dry_run)")
+
+    if sync.date and (sync.start_date or sync.end_date):
+        raise UsageError("use either --date or --start_date/--end_date, not both")
+    if sync.date:
+        start = end = parse_date(sync.date, "date")
+    elif sync.start_date or sync.end_date:
+        if not (sync.start_date and sync.end_date):
+            raise UsageError("--start_date and --end_date go together")
+        start = parse_date(sync.start_date, "start_date")
+        end = parse_date(sync.end_date, "end_date")
+        if end < start:
+            raise UsageError(f"--end_date {end} is before --start_date {start}")
+    else:
+        start = end = now.date() - datetime.timedelta(days=1)
+    if (end - start).days + 1 > MAX_WINDOW_DAYS:
+        raise UsageError(f"window of {(end - start).days + 1} days is too long; split it")
+    if sync.lookback_days < 0:
+        raise UsageError("--lookback_days must be 0 or more")
+    if not 1 <= sync.num_splits <= 1000:
+        raise UsageError("--num_splits must be between 1 and 1000")
+    if not 1 <= sync.load_batch_rows <= 1_000_000:
+        raise UsageError("--load_batch_rows must be between 1 and 1000000")
+
+    try:
+        specs = load_specs(sync.schemas_dir)
+        wanted = [c.strip() for c in (sync.collections or "").split(",") if c.strip()]
+        tables = select_specs(specs, wanted) if wanted else list(specs.values())
+    except SchemaError as exc:
+        raise UsageError(str(exc)) from None
+
+    if sync.read_time:
+        try:
+            read_time = datetime.datetime.fromisoformat(sync.read_time)
+        except ValueError:
+            raise UsageError(f"--read_time {sync.read_time!r} is not an RFC 3339 time") from None
+        if read_time.tzinfo is None:
+            raise UsageError("--read_time needs a UTC offset, e.g. 2026-11-25T02:00:00Z")
+        if read_time > now:
+            raise UsageError("--read_time is in the future")
+    else:
+        read_time = now
+    read_time = read_time.astimezone(UTC)
+
+    run_id = sync.run_id or f"{now:%Y%m%dT%H%M%S}_{secrets.token_hex(3)}"
+    if not RUN_ID.match(run_id):
+        raise UsageError("--run_id may hold letters, digits and underscores only")
+
+    if any(c.policy == "hash" for t in tables for c in t.columns):
+        import os
+
+        if not os.environ.get(sync.hash_key_env):
+            raise UsageError(f"a column has policy 'hash' but ${sync.hash_key_env} is not set")
+
+    return SyncConfig(
+        project=project,
+        dataset=sync.dataset,
+        start_date=start,
+        end_date=end,
+        tables=tuple(tables),
+        run_id=run_id,
+        read_time=read_time,
+        started_at=now,
+        database=sync.firestore_database,
+        location=sync.bq_location,
+        lookback_days=sync.lookback_days,
+        num_splits=sync.num_splits,
+        load_batch_rows=sync.load_batch_rows,
+        hash_key_env=sync.hash_key_env,
+        firestore_retry_timeout=sync.firestore_retry_timeout,
+        dry_run=dry_run,
+    )

@@ -1,0 +1,1 @@
+"""Beam transforms of the sync: read, plan, convert, write."""

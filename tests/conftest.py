@@ -1,0 +1,89 @@
+"""Shared pytest fixtures: one pair of local emulators for the whole test session."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from google.cloud import bigquery, firestore
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load_emulators_module() -> ModuleType:
+    """Load scripts/emulators.py by path: scripts/ is not a package and is not installed."""
+    name = "firestore_to_bigquery_emulators"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "scripts" / "emulators.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses resolves the module while executing it
+    spec.loader.exec_module(module)
+    return module
+
+
+emulators_module = _load_emulators_module()
+Emulators = emulators_module.Emulators
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "integration: needs the local Firestore and BigQuery emulators"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tag every test that uses the emulators, so `-m "not integration"` skips them."""
+    for item in items:
+        if "emulators" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulators]:
+    """Start both emulators once per session and point the Google clients at them."""
+    state_dir = tmp_path_factory.mktemp("emulators")
+    emu = emulators_module.start(state_dir)
+    saved = {key: os.environ.get(key) for key in emu.env()}
+    os.environ.update(emu.env())
+    try:
+        yield emu
+    finally:
+        emu.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture
+def firestore_db(emulators: Emulators) -> firestore.Client:
+    """A Firestore client on an emptied emulator, so tests don't see each other's data."""
+    from google.cloud import firestore
+
+    emulators.reset_firestore()
+    return firestore.Client(project=emulators.project)
+
+
+@pytest.fixture
+def bq_client(emulators: Emulators) -> bigquery.Client:
+    """A BigQuery client talking to the emulator with anonymous credentials."""
+    import google.auth.credentials
+    from google.api_core.client_options import ClientOptions
+    from google.cloud import bigquery
+
+    return bigquery.Client(
+        project=emulators.project,
+        credentials=google.auth.credentials.AnonymousCredentials(),
+        client_options=ClientOptions(api_endpoint=emulators.bigquery_endpoint),
+    )
