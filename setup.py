@@ -29,7 +29,7 @@ DEV = [
 setup(
     name="firestore-to-bigquery",
     version="0.1.0",
-    description="Nightly Apache Beam sync of Firestore collections into partitioned BigQuery tables",
+    description="Nightly Beam sync of Firestore collections into partitioned BigQuery tables",
     python_requires=">=3.11",
     packages=["pipelines", "pipelines.transforms", "schemas"],
     package_data={"schemas": ["*.json"]},

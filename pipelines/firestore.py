@@ -9,6 +9,7 @@ from google.api_core import exceptions as api_exceptions
 from google.api_core import retry as api_retry
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import BaseQuery, FieldFilter
+from google.cloud.firestore_v1.field_path import FieldPath
 
 from pipelines.document import FirestoreDocument
 from pipelines.table_spec import TableSpec
@@ -73,8 +74,15 @@ def stream_documents(
             table=table,
             path=snapshot.reference.path,
             data=snapshot.to_dict() or {},
-            update_time=snapshot.update_time,
+            update_time=_as_datetime(snapshot.update_time),
         )
+
+
+def _as_datetime(value) -> datetime.datetime | None:
+    """Snapshot times arrive as protobuf Timestamps or datetimes, by client version."""
+    if value is None or isinstance(value, datetime.datetime):
+        return value
+    return value.ToDatetime(tzinfo=datetime.UTC)
 
 
 def edited_days(
@@ -91,8 +99,8 @@ def edited_days(
     """
     if not spec.updated_field:
         return
-    updated = firestore.FieldPath(*spec.updated_field).to_api_repr()
-    partition = firestore.FieldPath(*spec.partition.source).to_api_repr()
+    updated = FieldPath(*spec.updated_field).to_api_repr()
+    partition = FieldPath(*spec.partition.source).to_api_repr()
     if spec.layout == "per_user":
         query = client.collection_group(spec.collection)
     else:
