@@ -293,14 +293,14 @@ def document_to_row(
     # The partition column first: without it the row has no day to live in.
     ordered = sorted(spec.columns, key=lambda c: c.name != spec.partition_column)
     row: dict[str, Any] = {}
-    consumed: set[str] = set()
+    consumed: set[tuple[str, ...]] = set()
     for column in ordered:
         if column.name in derived and column.source == (column.name,):
             row[column.name] = derived[column.name]
             # The field is redundant with the path; it is consumed, and must agree.
             found, value = _lookup(doc.data, column.source)
             if found:
-                consumed.add(column.source[0])
+                consumed.add(column.source)
                 if value is not None and value != derived[column.name]:
                     raise ConversionError(
                         column.name,
@@ -309,7 +309,7 @@ def document_to_row(
             continue
         found, value = _lookup(doc.data, column.source)
         if found:
-            consumed.add(column.source[0])
+            consumed.add(column.source)
         field_name = ".".join(column.source)
         if not found and column.required:
             label = "partition value" if column.name == spec.partition_column else "required field"
@@ -326,7 +326,7 @@ def document_to_row(
             converted = hasher(converted)
         row[column.name] = converted
 
-    extra = {k: v for k, v in doc.data.items() if k not in consumed}
+    extra = _unconsumed(doc.data, consumed)
     try:
         row[EXTRA_COLUMN] = to_json_value(extra) if extra else None
     except (TypeError, ValueError) as exc:
@@ -336,6 +336,21 @@ def document_to_row(
     row["_run_id"] = run_id
     row["_read_time"] = read_time
     return row
+
+
+def _unconsumed(data: Mapping[str, Any], consumed: set[tuple[str, ...]]) -> dict[str, Any]:
+    """The fields no column took; a nested mapping (``meta.sent_at``) leaves its siblings."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if (key,) in consumed:
+            continue
+        nested = {path[1:] for path in consumed if len(path) > 1 and path[0] == key}
+        if nested and isinstance(value, Mapping):
+            value = _unconsumed(value, nested)
+            if not value:
+                continue
+        out[key] = value
+    return out
 
 
 def partition_day(spec: TableSpec, row: Mapping[str, Any]) -> datetime.date:
