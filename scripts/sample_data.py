@@ -129,6 +129,18 @@ def documents(
                     )
 
 
+def broken_documents(day: datetime.date) -> list[tuple[str, dict[str, Any]]]:
+    """Documents with an unparsable date and a missing partition value."""
+    at = datetime.datetime.combine(day, datetime.time(9), tzinfo=UTC)
+    return [
+        (
+            "users/demo-broken/tasks/unparsable-date",
+            {"description": "x", "date": "tomorrow", "created_at": at},
+        ),
+        ("users/demo-broken/interactions/no-timestamp", {"message_in": "hi"}),
+    ]
+
+
 def write(db, pairs) -> int:
     """Write ``(path, data)`` pairs with batched commits; returns how many."""
     batch, pending, total = db.batch(), 0, 0
