@@ -25,7 +25,7 @@ from google.cloud import bigquery
 from pipelines.table_spec import IDENTIFIER, TableSpec
 
 EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
-PROJECT_ID = re.compile(r"^[a-z][a-z0-9\-]{4,28}[a-z0-9]$|^[a-z0-9\-.:]{1,100}$")
+PROJECT_ID = re.compile(r"^[a-z][a-z0-9\-]{4,28}[a-z0-9]\Z|^[a-z0-9\-.:]{1,100}\Z")
 STAGING_EXPIRY = datetime.timedelta(days=2)
 #: Deadline for any one API call; an emulator 500 is otherwise retried for minutes.
 CALL_TIMEOUT = 120.0
@@ -158,11 +158,13 @@ def load_rows(
     table: str,
     schema: Sequence[Mapping[str, str]],
     rows: Sequence[Mapping[str, Any]],
+    job_id: str | None = None,
 ) -> int:
     """Append ``rows`` to a table with one load job; returns the rows BigQuery took.
 
     A resumable upload (no ``size``), because the emulator rejects the
-    multipart upload's content type. The job is all-or-nothing.
+    multipart upload's content type. The job is all-or-nothing. With a fixed
+    ``job_id`` a retried call cannot append twice: BigQuery answers 409.
     """
     payload = "\n".join(json.dumps(r, ensure_ascii=False, allow_nan=False) for r in rows)
     config = bigquery.LoadJobConfig(
@@ -176,7 +178,8 @@ def load_rows(
         f"{client.project}.{dataset}.{table}",
         job_config=config,
         timeout=CALL_TIMEOUT,
-        job_id_prefix=f"f2bq_load_{table[:60]}_",
+        job_id=job_id,
+        job_id_prefix=None if job_id else f"f2bq_load_{table[:60]}_",
     )
     job.result(timeout=CALL_TIMEOUT * 5, retry=JOB_RETRY)
     return int(job.output_rows or 0)

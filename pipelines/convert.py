@@ -79,7 +79,8 @@ def format_timestamp(value: datetime.datetime) -> str:
     """RFC 3339 in UTC with microseconds, the form BigQuery loads and returns."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat, not strftime: "%Y" does not zero-pad years before 1000 on Linux.
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_timestamp(value: Any) -> datetime.datetime:
@@ -93,7 +94,10 @@ def parse_timestamp(value: Any) -> datetime.datetime:
             raise ValueError(f"unparsable timestamp {_preview(value)}") from None
         if parsed.tzinfo is None:
             raise ValueError(f"timestamp {_preview(value)} has no UTC offset")
-        return parsed.astimezone(UTC)
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:
+            raise ValueError(f"timestamp {_preview(value)} is out of range") from None
     raise TypeError(f"expected timestamp, got {_type_name(value)}")
 
 
@@ -164,6 +168,10 @@ def _to_time(value: Any) -> str:
         try:
             parsed = datetime.time.fromisoformat(value.strip())
         except ValueError:
+            try:
+                return parse_timestamp(value).time().isoformat()
+            except ValueError:
+                pass
             raise ValueError(f"unparsable time {_preview(value)} (expected HH:MM[:SS])") from None
         if parsed.tzinfo is not None:
             raise ValueError(f"time {_preview(value)} carries an offset; TIME has none")
@@ -248,11 +256,14 @@ def convert_value(column: Column, value: Any) -> Any:
             if item is None:
                 raise ValueError(f"array element {i} is null; BigQuery arrays cannot hold NULL")
             try:
-                out.append(convert(item))
+                out.append(_check_allowed(column, convert(item)))
             except (TypeError, ValueError) as exc:
                 raise type(exc)(f"array element {i}: {exc}") from None
         return out
-    result = convert(value)
+    return _check_allowed(column, convert(value))
+
+
+def _check_allowed(column: Column, result: Any) -> Any:
     if column.allowed_values and result not in column.allowed_values:
         raise ValueError(f"{_preview(str(result))} is not one of {list(column.allowed_values)}")
     return result
@@ -281,11 +292,15 @@ def document_to_row(
     segments = doc.segments
     derived: dict[str, Any] = {spec.id_column: doc.document_id}
     if spec.layout == "per_user":
-        if len(segments) != 4 or segments[0] != spec.parent_collection:
+        if (
+            len(segments) != 4
+            or segments[0] != spec.parent_collection
+            or segments[2] != spec.collection
+        ):
             layout = f"{spec.parent_collection}/{{user_id}}/{spec.collection}"
             raise ConversionError("__name__", f"path is outside the layout {layout}")
         derived[spec.user_id_column] = segments[1]
-    elif len(segments) != 2:
+    elif len(segments) != 2 or segments[0] != spec.collection:
         raise ConversionError(
             "__name__", f"path is outside the top-level collection {spec.collection}"
         )
@@ -311,19 +326,23 @@ def document_to_row(
         if found:
             consumed.add(column.source)
         field_name = ".".join(column.source)
-        if not found and column.required:
-            label = "partition value" if column.name == spec.partition_column else "required field"
+        is_partition = column.name == spec.partition_column
+        if not found and (column.required or is_partition):
+            label = "partition value" if is_partition else "required field"
             raise ConversionError(field_name, f"missing {label}")
         try:
             converted = convert_value(column, value)
         except (TypeError, ValueError) as exc:
             raise ConversionError(field_name, str(exc)) from None
+        if is_partition and converted is None:
+            # A NULLABLE partition column: a row without a day would crash partition_day.
+            raise ConversionError(field_name, "partition value is null")
         if converted is not None and column.policy == "drop":
             converted = None
-        elif converted is not None and column.policy == "hash":
+        elif converted not in (None, []) and column.policy == "hash":
             if hasher is None:
                 raise ConversionError(field_name, "policy 'hash' needs a hash key")
-            converted = hasher(converted)
+            converted = [hasher(v) for v in converted] if column.repeated else hasher(converted)
         row[column.name] = converted
 
     extra = _unconsumed(doc.data, consumed)

@@ -22,14 +22,27 @@ from collections.abc import Sequence
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.runners.runner import PipelineState
 from google.api_core import exceptions as api_exceptions
+from google.api_core.exceptions import GoogleAPICallError, RetryError
 
 from pipelines.options import SyncConfig, UsageError, resolve
 from pipelines.summary import RunSummary, counters, summarize
 from pipelines.transforms.convert_documents import ConvertDocuments
 from pipelines.transforms.plan_days import PlanDays
 from pipelines.transforms.read_firestore import ReadFromFirestore
-from pipelines.transforms.write_bigquery import WriteDayPartitions, prepare_tables
+from pipelines.transforms.record_run import (
+    RecordRun,
+    TablesNotReplaced,
+    audit_row,
+    read_audit_row,
+    write_audit_row,
+)
+from pipelines.transforms.write_bigquery import (
+    WriteDayPartitions,
+    drop_staging_tables,
+    prepare_tables,
+)
 
 _LOG = logging.getLogger("firestore_to_bq")
 _TRUE = {"", "1", "true", "yes"}
@@ -69,7 +82,7 @@ def local_runner(options: PipelineOptions):
     return None
 
 
-def build(pipeline: beam.Pipeline, config: SyncConfig) -> None:
+def build(pipeline: beam.Pipeline, config: SyncConfig, runner: str = "DirectRunner") -> None:
     """Wire the sync into ``pipeline``: the same graph on every runner."""
     plan = pipeline | "PlanDays" >> PlanDays(config)
     documents = pipeline | "ReadFirestore" >> ReadFromFirestore(
@@ -80,9 +93,10 @@ def build(pipeline: beam.Pipeline, config: SyncConfig) -> None:
         num_splits=config.num_splits,
         retry_timeout=config.firestore_retry_timeout,
     )
-    rows = documents | "ConvertDocuments" >> ConvertDocuments(config, plan)
+    rows, tallies = documents | "ConvertDocuments" >> ConvertDocuments(config, plan)
     if not config.dry_run:
-        rows | "WriteBigQuery" >> WriteDayPartitions(config, plan)
+        commits = rows | "WriteBigQuery" >> WriteDayPartitions(config, plan)
+        commits | "RecordRun" >> RecordRun(config, runner, tallies)
 
 
 def run(argv: Sequence[str] | None = None) -> RunSummary:
@@ -100,11 +114,58 @@ def run(argv: Sequence[str] | None = None) -> RunSummary:
     )
     if not dry_run:
         prepare_tables(config)
+    runner = options.view_as(StandardOptions).runner or "DirectRunner"
     pipeline = beam.Pipeline(runner=local_runner(options), options=options)
-    build(pipeline, config)
-    result = pipeline.run()
-    result.wait_until_finish()
+    build(pipeline, config, runner)
+    try:
+        result = pipeline.run()
+        state = result.wait_until_finish()
+        if state not in (None, PipelineState.DONE):
+            raise RuntimeError(f"pipeline ended in state {state}")
+    except Exception as exc:
+        raise _failure(config, runner, exc) from exc
     return summarize(config, counters(result))
+
+
+class RunFailed(RuntimeError):
+    """The run failed; ``audit`` is its ``_sync_runs`` row when one could be read."""
+
+    def __init__(self, message: str, audit: dict | None = None):
+        super().__init__(message)
+        self.audit = audit
+
+
+def _root_cause(exc: BaseException) -> str:
+    """One line naming what went wrong, not the runner's wrapping of it."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    preferred = [
+        e for e in seen if isinstance(e, (TablesNotReplaced, GoogleAPICallError, RetryError))
+    ]
+    chosen = preferred[0] if preferred else exc
+    lines = str(chosen).strip().splitlines() or [type(chosen).__name__]
+    line = lines[0] if len(lines[0]) <= 400 else lines[0][:400] + "…"
+    return f"{type(chosen).__name__}: {line}"
+
+
+def _failure(config: SyncConfig, runner: str, exc: BaseException) -> RunFailed:
+    """Record the failure where possible and leave no staging tables behind."""
+    message = _root_cause(exc)
+    _LOG.error("run %s failed: %s", config.run_id, message)
+    if config.dry_run:
+        return RunFailed(message)
+    audit = None
+    try:
+        audit = read_audit_row(config)
+        if audit is None:  # the pipeline never reached its audit step
+            write_audit_row(config, audit_row(config, runner, "failed", [], message))
+        drop_staging_tables(config)
+    except Exception as cleanup_exc:  # noqa: BLE001 - the original failure matters more
+        _LOG.warning("could not record the failure: %s", _root_cause(cleanup_exc))
+    return RunFailed(message, audit)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -116,6 +177,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except RunFailed as exc:
+        if exc.audit:
+            for table in exc.audit.get("tables") or []:
+                state = "replaced" if table.get("replaced") else "NOT replaced"
+                detail = f" ({table['error']})" if table.get("error") else ""
+                print(f"{table['table']}: {state}{detail}", file=sys.stderr)
+        print(f"error: run failed: {exc}", file=sys.stderr)
+        return 1
     except api_exceptions.GoogleAPICallError as exc:
         print(f"error: {type(exc).__name__}: {exc.message}", file=sys.stderr)
         return 1

@@ -16,8 +16,8 @@ from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOpt
 from pipelines.bigquery import UnsafeIdentifier, check_identifier, check_project
 from pipelines.table_spec import SchemaError, TableSpec, load_specs, select_specs
 
-DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
-RUN_ID = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}\Z"
+RUN_ID = re.compile(r"^[A-Za-z0-9_]{1,64}\Z")
 MAX_WINDOW_DAYS = 3660
 UTC = datetime.UTC
 
@@ -167,7 +167,7 @@ def resolve(
         if end < start:
             raise UsageError(f"--end_date {end} is before --start_date {start}")
     else:
-        start = end = now.date() - datetime.timedelta(days=1)
+        start = end = now.astimezone(UTC).date() - datetime.timedelta(days=1)
     if (end - start).days + 1 > MAX_WINDOW_DAYS:
         raise UsageError(f"window of {(end - start).days + 1} days is too long; split it")
     if sync.lookback_days < 0:

@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,299}$")
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,299}\Z")
 COLLECTION_ID = re.compile(r"^[^/\x00]{1,1500}$")
 
 #: Column types the converter knows, with BigQuery's legacy aliases folded in.
@@ -177,13 +177,15 @@ def parse_spec(raw: Mapping[str, Any], origin: str = "<schema>") -> TableSpec:
             raise SchemaError(f"{origin}: field_map must be an object")
         columns = []
         seen: set[str] = set()
-        reserved = {c["name"] for c in SYNC_COLUMNS}
+        seen_folded: set[str] = set()
+        reserved = {c["name"].lower() for c in SYNC_COLUMNS}
         for i, f in enumerate(raw["fields"]):
             where = f"{origin}: fields[{i}]"
             col_name = _identifier(f.get("name"), f"{where}.name")
-            if col_name in seen or col_name in reserved:
+            if col_name.lower() in seen_folded or col_name.lower() in reserved:
                 raise SchemaError(f"{where}: column {col_name!r} is duplicated or reserved")
             seen.add(col_name)
+            seen_folded.add(col_name.lower())
             col_type = TYPE_ALIASES.get(str(f.get("type", "")).upper())
             if col_type is None:
                 raise SchemaError(f"{where}: unsupported type {f.get('type')!r}")
@@ -235,6 +237,8 @@ def parse_spec(raw: Mapping[str, Any], origin: str = "<schema>") -> TableSpec:
             raise SchemaError(f"{origin}: column {col_name!r} is referenced but not declared")
     if spec.partition.type not in ("TIMESTAMP", "DATE") or spec.partition.repeated:
         raise SchemaError(f"{origin}: partition column must be a TIMESTAMP or DATE")
+    if spec.partition.policy != "keep":
+        raise SchemaError(f"{origin}: partition column must keep its value (policy 'keep')")
     if len(spec.clustering) > 4:
         raise SchemaError(f"{origin}: BigQuery clusters on at most 4 columns")
     return spec

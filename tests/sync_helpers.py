@@ -100,8 +100,8 @@ def table_rows(
         for row in rows:
             for column in RUN_METADATA_COLUMNS:
                 row.pop(column, None)
-    key = "_document_path" if table != "_dead_letters" else "document_path"
-    return sorted(rows, key=lambda r: (r.get(key) or "", str(r)))
+    key = {"_dead_letters": "document_path", "_sync_runs": "started_at"}.get(table, "_document_path")
+    return sorted(rows, key=lambda r: (str(r.get(key) or ""), str(r)))
 
 
 def rows_by_day(client: bigquery.Client, dataset: str, table: str, column: str) -> dict[str, int]:

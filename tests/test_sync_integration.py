@@ -86,6 +86,12 @@ def test_backfill_lands_typed_rows_in_partitioned_clustered_tables(firestore_db,
     assert first["created_at"] == at(DAYS[0], 8)
     assert first["completed"] is False and first["duration_minutes"] == 15
     assert first["extra"] is None
+    runs = table_rows(bq_client, dataset, "_sync_runs", keep_run_metadata=True)
+    assert [r["status"] for r in runs] == ["succeeded"]
+    assert runs[0]["run_id"] == summary.config.run_id
+    audited = {t["table"]: t for t in runs[0]["tables"]}
+    assert audited["tasks"]["documents_read"] == 10 and audited["tasks"]["rows_written"] == 10
+    assert audited["tasks"]["days_replaced"] == 5 and audited["tasks"]["replaced"] is True
     routine = table_rows(bq_client, dataset, "routines")[0]
     assert routine["days_of_week"] == [1, 2, 3, 4, 5]
     assert routine["start_time"] == datetime.time(7, 30)

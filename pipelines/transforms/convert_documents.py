@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.windowed_value import WindowedValue
 
 from pipelines import dead_letters
 from pipelines.convert import (
@@ -35,12 +38,28 @@ class _ConvertFn(beam.DoFn):
         self._config = config
         self._specs = {s.name: s for s in config.tables}
 
+    TALLY = "tally"
+
     def setup(self) -> None:
         key = os.environ.get(self._config.hash_key_env)
         self._hasher = hmac_hasher(key.encode("utf-8")) if key else None
         self._counters: dict[str, Any] = {}
 
+    def start_bundle(self) -> None:
+        self._tally: dict[str, Counter] = defaultdict(Counter)
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        # One small record per bundle carries the counts to the run audit as data,
+        # so the audit does not depend on a runner's metrics API.
+        for table, counts in self._tally.items():
+            yield beam.pvalue.TaggedOutput(
+                self.TALLY, WindowedValue((table, dict(counts)), 0, [GlobalWindow()])
+            )
+
     def _inc(self, name: str) -> None:
+        table, _, outcome = name.partition(".")
+        if "@" not in outcome:
+            self._tally[table][outcome] += 1
         counter = self._counters.get(name)
         if counter is None:
             counter = self._counters[name] = Metrics.counter(NAMESPACE, name)
@@ -52,6 +71,7 @@ class _ConvertFn(beam.DoFn):
         config = self._config
         spec = self._specs[doc.table]
         days = plan.get(doc.table, ())
+        self._tally[doc.table]["read"] += 1
         try:
             row = document_to_row(spec, doc, config.run_id, config.read_time_text, self._hasher)
         except ConversionError as error:
@@ -76,8 +96,19 @@ class _ConvertFn(beam.DoFn):
         yield doc.table, row
 
 
+def _add_counts(counts: list[dict[str, int]]) -> dict[str, int]:
+    total: Counter = Counter()
+    for c in counts:
+        total.update(c)
+    return dict(total)
+
+
 class ConvertDocuments(beam.PTransform):
-    """``(destination table, row)`` for every document, dead letters included."""
+    """``(destination table, row)`` for every document, dead letters included.
+
+    Returns ``(rows, tallies)``: tallies are ``(table, {read, rows, dead_lettered,
+    outside_window})``, one per table, for the run audit.
+    """
 
     def __init__(self, config: SyncConfig, plan):
         super().__init__()
@@ -87,6 +118,8 @@ class ConvertDocuments(beam.PTransform):
     def expand(self, docs):
         # Sets make membership tests cheap; the plan is a handful of days per table.
         plan = self._plan | "PlanAsSets" >> beam.MapTuple(lambda t, days: (t, frozenset(days)))
-        return docs | "Convert" >> beam.ParDo(
+        outputs = docs | "Convert" >> beam.ParDo(
             _ConvertFn(self._config), plan=beam.pvalue.AsDict(plan)
-        )
+        ).with_outputs(_ConvertFn.TALLY, main="rows")
+        tallies = outputs[_ConvertFn.TALLY] | "SumTallies" >> beam.CombinePerKey(_add_counts)
+        return outputs.rows, tallies

@@ -21,8 +21,8 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from pipelines import audit, dead_letters
 from pipelines import bigquery as bq
-from pipelines import dead_letters
 from pipelines.options import SyncConfig
 from pipelines.table_spec import DOCUMENT_PATH_COLUMN
 from pipelines.transforms.read_firestore import NAMESPACE
@@ -53,6 +53,10 @@ def prepare_tables(config: SyncConfig) -> None:
             spec.partition_column,
             expires=expires,
         )
+    bq.ensure_table(
+        client, config.dataset, audit.TABLE, audit.SCHEMA, audit.PARTITION_COLUMN,
+        description=audit.DESCRIPTION,
+    )  # fmt: skip
     for name in (dead_letters.TABLE, bq.staging_table_name(config.run_id, dead_letters.TABLE)):
         bq.ensure_table(
             client,
@@ -62,6 +66,17 @@ def prepare_tables(config: SyncConfig) -> None:
             dead_letters.PARTITION_COLUMN,
             dead_letters.CLUSTERING,
             expires=expires if name != dead_letters.TABLE else None,
+        )
+
+
+def drop_staging_tables(config: SyncConfig) -> None:
+    """Remove this run's staging tables (they would expire on their own anyway)."""
+    client = bq.make_client(config.project, config.location)
+    for name in [*(s.name for s in config.tables), dead_letters.TABLE]:
+        client.delete_table(
+            f"{config.project}.{config.dataset}.{bq.staging_table_name(config.run_id, name)}",
+            not_found_ok=True,
+            timeout=bq.CALL_TIMEOUT,
         )
 
 
@@ -129,33 +144,51 @@ class _CommitFn(beam.DoFn):
     def process(self, element: tuple[str, Mapping[str, Iterable[Any]]]) -> Iterator[dict]:
         table, grouped = element
         staged = sum(grouped.get("staged", ()))
-        plans = list(grouped.get("plan", ()))
-        config = self._config
-        staging = bq.staging_table_name(config.run_id, table)
-        if table == dead_letters.TABLE:
-            if staged:
-                bq.run_query(
-                    self._client,
-                    bq.append_sql(
-                        config.project,
-                        config.dataset,
-                        table,
-                        staging,
-                        [f["name"] for f in dead_letters.SCHEMA],
-                        dead_letters.KEY_COLUMNS,
-                    ),
-                )
-            self._drop(staging)
-            yield {"table": table, "staged": staged}
+        days: list[datetime.date] = sorted({d for plan in grouped.get("plan", ()) for d in plan})
+        result: dict[str, Any] = {"table": table, "staged": staged, "days": days}
+        try:
+            if table == dead_letters.TABLE:
+                self._append_dead_letters(staged)
+            else:
+                result["written"] = self._replace_days(table, days, staged)
+            result["replaced"] = True
+        except Exception as exc:  # noqa: BLE001 - reported per table, re-raised by RecordRun
+            # One table failing must not hide which others were replaced: the
+            # transaction rolled this one back, and the audit step fails the run.
+            _LOG.error("commit of %s failed: %s: %s", table, type(exc).__name__, exc)
+            Metrics.counter(NAMESPACE, f"{table}.commit_failed").inc()
+            result.update(replaced=False, error=f"{type(exc).__name__}: {_first_line(exc)}")
+        finally:
+            self._drop(bq.staging_table_name(self._config.run_id, table))
+        yield result
+
+    def _append_dead_letters(self, staged: int) -> None:
+        if not staged:
             return
+        config = self._config
+        bq.run_query(
+            self._client,
+            bq.append_sql(
+                config.project,
+                config.dataset,
+                dead_letters.TABLE,
+                bq.staging_table_name(config.run_id, dead_letters.TABLE),
+                [f["name"] for f in dead_letters.SCHEMA],
+                dead_letters.KEY_COLUMNS,
+            ),
+        )
+
+    def _replace_days(
+        self, table: str, days: list[datetime.date], staged: int
+    ) -> dict[datetime.date, int]:
+        config = self._config
         spec = self._specs[table]
-        days: list[datetime.date] = sorted({d for plan in plans for d in plan})
         if days:
             sql = bq.replace_days_sql(
                 config.project,
                 config.dataset,
                 table,
-                staging,
+                bq.staging_table_name(config.run_id, table),
                 spec.column_names,
                 spec.partition_column,
                 days,
@@ -168,8 +201,7 @@ class _CommitFn(beam.DoFn):
         Metrics.counter(NAMESPACE, f"{table}.rows_written").inc(sum(written.values()))
         for day, n in written.items():
             Metrics.counter(NAMESPACE, f"{table}.written@{day.isoformat()}").inc(n)
-        self._drop(staging)
-        yield {"table": table, "staged": staged, "days": days, "written": written}
+        return written
 
     def _drop(self, staging: str) -> None:
         self._client.delete_table(
@@ -177,6 +209,12 @@ class _CommitFn(beam.DoFn):
             not_found_ok=True,
             timeout=bq.CALL_TIMEOUT,
         )
+
+
+def _first_line(exc: BaseException, limit: int = 300) -> str:
+    text = (getattr(exc, "message", None) or str(exc)).strip().splitlines()
+    line = text[0] if text else type(exc).__name__
+    return line if len(line) <= limit else line[:limit] + "…"
 
 
 class WriteDayPartitions(beam.PTransform):
