@@ -58,14 +58,23 @@ def ranges_from_boundaries(table: str, boundaries: Sequence[str]) -> list[NameRa
 class _SplitQueryFn(beam.DoFn):
     """One table spec in, its name ranges out (PartitionQuery, else name bands)."""
 
-    def __init__(self, project: str, database: str, read_time: datetime.datetime, splits: int):
+    def __init__(
+        self,
+        project: str,
+        database: str,
+        read_time: datetime.datetime,
+        splits: int,
+        retry_timeout: float,
+    ):
         self._project = project
         self._database = database
         self._read_time = read_time
         self._splits = splits
+        self._retry_timeout = retry_timeout
 
     def setup(self) -> None:
         self._client = fs.make_client(self._project, self._database)
+        self._retry = fs.read_retry(self._retry_timeout)
 
     def process(self, spec: TableSpec) -> Iterator[NameRange]:
         boundaries = None
@@ -80,7 +89,9 @@ class _SplitQueryFn(beam.DoFn):
     def _partition_query(self, spec: TableSpec) -> list[str] | None:
         group = self._client.collection_group(spec.collection)
         try:
-            partitions = list(group.get_partitions(self._splits, read_time=self._read_time))
+            partitions = list(
+                group.get_partitions(self._splits, read_time=self._read_time, retry=self._retry)
+            )
         except (api_exceptions.MethodNotImplemented, api_exceptions.InvalidArgument) as exc:
             _LOG.info("PartitionQuery unavailable for %s (%s); splitting on names", spec.name, exc)
             return None
@@ -140,7 +151,8 @@ class ReadFromFirestore(beam.PTransform):
         return (
             pbegin
             | "TableSpecs" >> beam.Create(self._specs)
-            | "SplitQuery" >> beam.ParDo(_SplitQueryFn(*args, self._num_splits))
+            | "SplitQuery"
+            >> beam.ParDo(_SplitQueryFn(*args, self._num_splits, self._retry_timeout))
             | "Reshuffle" >> beam.Reshuffle()
             | "ReadRange" >> beam.ParDo(_ReadRangeFn(*args, self._specs, self._retry_timeout))
         )

@@ -1,0 +1,194 @@
+"""Faults mid-run, against the real emulators: nothing half-written, nothing lost.
+
+Firestore faults go through :class:`FaultProxy`, a loopback TCP proxy that
+resets the client's connections after a number of bytes, as a dropped network
+path or a dying server does.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipelines import firestore_to_bq
+from pipelines.table_spec import load_specs
+from tests.fault_proxy import FaultProxy
+from tests.sync_helpers import PROJECT, seed, sync, table_rows, unique_dataset
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+import sample_data  # noqa: E402
+
+pytestmark = pytest.mark.integration
+START, END = "2026-11-01", "2026-11-05"
+WINDOW = ("--start_date", START, "--end_date", END)
+
+
+def _documents(edited: bool = False) -> dict[str, dict]:
+    """About 2,000 documents over 5 days; ``edited`` changes some of them."""
+    end = datetime.date.fromisoformat(END)
+    docs = dict(sample_data.documents(users=20, days=5, end=end, per_user_per_day=20, seed=3))
+    if edited:
+        for i, path in enumerate(sorted(docs)):
+            if "/interactions/" in path and i % 7 == 0:
+                docs[path] = {**docs[path], "intent": "edited"}
+            if "/tasks/" in path and i % 5 == 0:
+                docs[path] = {**docs[path], "completed": True}
+    return docs
+
+
+def _tables(bq_client, dataset: str) -> dict[str, list[dict]]:
+    return {t: table_rows(bq_client, dataset, t) for t in load_specs()}
+
+
+def _staging_left(bq_client, dataset: str) -> list[str]:
+    return [t.table_id for t in bq_client.list_tables(dataset) if t.table_id.startswith("_stag")]
+
+
+def test_transient_read_errors_are_retried_without_duplicates_or_gaps(
+    emulators, firestore_db, bq_client, monkeypatch
+):
+    seed(firestore_db, _documents())
+    clean = unique_dataset("clean")
+    sync(clean, *WINDOW)
+
+    proxy = FaultProxy(emulators.firestore_port, cut_every=120_000, max_cuts=4)
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", proxy.host)
+    faulty = unique_dataset("faulty")
+    try:
+        summary = sync(faulty, *WINDOW)
+    finally:
+        proxy.close()
+    assert proxy.cuts >= 2, "the proxy never cut a stream: the test proved nothing"
+    assert summary.documents_read == sum(t.read for t in summary.tables) > 1500
+    assert _tables(bq_client, faulty) == _tables(bq_client, clean)
+
+
+def test_firestore_dying_mid_read_fails_cleanly_and_a_rerun_matches_a_clean_run(
+    emulators, firestore_db, bq_client, monkeypatch, capsys
+):
+    seed(firestore_db, _documents())
+    dataset = unique_dataset("dies")
+    sync(dataset, *WINDOW)
+    before = _tables(bq_client, dataset)
+    seed(firestore_db, _documents(edited=True))  # a finished run would change the tables
+
+    proxy = FaultProxy(
+        emulators.firestore_port, cut_every=100_000, max_cuts=1, on_cut=emulators.stop_firestore
+    )
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", proxy.host)
+    try:
+        code = firestore_to_bq.main(
+            ["--project", PROJECT, "--dataset", dataset, *WINDOW, "--firestore_retry_timeout", "4"]
+        )
+        err = capsys.readouterr().err.strip().splitlines()
+    finally:
+        proxy.close()
+        emulators.start_firestore()  # empty again: the emulator keeps data in memory
+    assert code == 1
+    assert err[-1].startswith("error: run failed: ")
+    assert proxy.cuts == 1
+    assert _tables(bq_client, dataset) == before
+    assert _staging_left(bq_client, dataset) == []
+    runs = table_rows(bq_client, dataset, "_sync_runs", keep_run_metadata=True)
+    assert [r["status"] for r in runs] == ["succeeded", "failed"]
+
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", emulators.firestore_host)
+    seed(firestore_db, _documents(edited=True))
+    sync(dataset, *WINDOW)
+    clean = unique_dataset("clean")
+    sync(clean, *WINDOW)
+    assert _tables(bq_client, dataset) == _tables(bq_client, clean)
+
+
+def _break_tasks_table(bq_client, dataset: str) -> None:
+    """Recreate ``tasks`` without its ``extra`` column, keeping its rows: inserts now fail."""
+    spec = load_specs()["tasks"]
+    keep = [c for c in spec.column_names if c != "extra"]
+    table = f"{bq_client.project}.{dataset}.tasks"
+    cols = ", ".join(keep)
+    bq_client.query(
+        f"CREATE TABLE `{table}_copy` AS SELECT {cols} FROM `{table}`", timeout=60
+    ).result(timeout=60)
+    bq_client.delete_table(table, timeout=60)
+    from google.cloud import bigquery
+
+    broken = bigquery.Table(
+        table,
+        schema=[
+            bigquery.SchemaField.from_api_repr(f)
+            for f in spec.bigquery_schema()
+            if f["name"] != "extra"
+        ],
+    )
+    broken.time_partitioning = bigquery.TimePartitioning(field=spec.partition_column)
+    bq_client.create_table(broken, timeout=60)
+    bq_client.query(
+        f"INSERT INTO `{table}` ({cols}) SELECT {cols} FROM `{table}_copy`", timeout=60
+    ).result(timeout=60)
+    bq_client.delete_table(f"{table}_copy", timeout=60)
+
+
+def test_bigquery_failing_on_one_table_leaves_it_whole_and_says_which(
+    firestore_db, bq_client, capsys
+):
+    seed(firestore_db, _documents())
+    dataset = unique_dataset("bqfail")
+    sync(dataset, *WINDOW)
+    _break_tasks_table(bq_client, dataset)
+    tasks_before = table_rows(bq_client, dataset, "tasks")
+    seed(firestore_db, _documents(edited=True))
+
+    code = firestore_to_bq.main(["--project", PROJECT, "--dataset", dataset, *WINDOW])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "tasks: NOT replaced" in err and "user_interactions: replaced" in err
+    assert err.strip().splitlines()[-1].startswith("error: run failed: TablesNotReplaced: ")
+    assert table_rows(bq_client, dataset, "tasks") == tasks_before  # rolled back whole
+    assert _staging_left(bq_client, dataset) == []
+
+    clean = unique_dataset("clean")
+    sync(clean, *WINDOW)
+    for table in ("user_interactions", "emotional_memories", "projects", "routines"):
+        assert table_rows(bq_client, dataset, table) == table_rows(bq_client, clean, table)
+    failed = table_rows(bq_client, dataset, "_sync_runs", keep_run_metadata=True)[-1]
+    assert failed["status"] == "failed" and "tasks" in failed["error"]
+    replaced = {t["table"]: t["replaced"] for t in failed["tables"]}
+    assert replaced == {
+        "emotional_memories": True,
+        "projects": True,
+        "routines": True,
+        "tasks": False,
+        "user_interactions": True,
+    }
+
+
+def test_two_runs_at_once_on_the_same_window_leave_correct_tables(
+    emulators, firestore_db, bq_client
+):
+    """On the emulator the two transactions serialise; on BigQuery one may abort instead."""
+    seed(firestore_db, _documents())
+    dataset = unique_dataset("concurrent")
+    sync(dataset, *WINDOW)  # create the tables first, as the nightly job finds them
+    env = {**os.environ, **emulators.env()}
+    cmd = [sys.executable, "-m", "pipelines.firestore_to_bq", "--project", PROJECT,
+           "--dataset", dataset, *WINDOW]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in range(2)
+    ]
+    outcomes = [p.wait(timeout=300) for p in procs]
+    for p in procs:
+        p.stdout.close()
+        p.stderr.close()
+    assert 0 in outcomes and set(outcomes) <= {0, 1}
+    clean = unique_dataset("clean")
+    sync(clean, *WINDOW)
+    assert _tables(bq_client, dataset) == _tables(bq_client, clean)
