@@ -68,8 +68,12 @@ def stream_documents(
 ) -> Iterator[FirestoreDocument]:
     """One streamed query; on a transient error the client reopens the stream
     with ``start_after`` the last document it yielded (with backoff on the
-    reopen), so nothing is read twice and nothing is skipped."""
-    for snapshot in query.stream(read_time=read_time, retry=retry):
+    reopen), so nothing is read twice and nothing is skipped.
+
+    Each RPC gets the retry's deadline: a stream from a server that accepts but
+    never answers then ends in DEADLINE_EXCEEDED, and a long healthy stream that
+    reaches it simply resumes, as after any other transient error."""
+    for snapshot in query.stream(read_time=read_time, retry=retry, timeout=retry.timeout):
         yield FirestoreDocument(
             table=table,
             path=snapshot.reference.path,
@@ -113,7 +117,7 @@ def edited_days(
         .select([partition, updated])
         .order_by(updated)  # explicit, or the client's resume orders by it twice
     )
-    for snapshot in query.stream(read_time=read_time, retry=retry):
+    for snapshot in query.stream(read_time=read_time, retry=retry, timeout=retry.timeout):
         value: object = snapshot.to_dict() or {}
         for part in spec.partition.source:
             value = value.get(part) if isinstance(value, dict) else None
