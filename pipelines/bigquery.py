@@ -105,7 +105,18 @@ def schema_fields(schema: Sequence[Mapping[str, str]]) -> list[bigquery.SchemaFi
 
 
 def ensure_dataset(client: bigquery.Client, dataset: str, location: str | None) -> None:
+    """Create the dataset if it is missing.
+
+    Looked up first: the pipeline's service account may edit the dataset but not
+    create datasets in the project, and then ``create_dataset`` would be refused
+    even though the dataset exists.
+    """
     ref = bigquery.Dataset(f"{client.project}.{check_identifier(dataset, 'dataset')}")
+    try:
+        client.get_dataset(ref, timeout=CALL_TIMEOUT)
+        return
+    except api_exceptions.NotFound:
+        pass
     if location:
         ref.location = location
     client.create_dataset(ref, exists_ok=True, timeout=CALL_TIMEOUT)

@@ -16,7 +16,10 @@ the planned days: the window, the look-back, and days holding late edits.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -26,7 +29,7 @@ from apache_beam.runners.runner import PipelineState
 from google.api_core import exceptions as api_exceptions
 from google.api_core.exceptions import GoogleAPICallError, RetryError
 
-from pipelines.options import SyncConfig, UsageError, resolve
+from pipelines.options import SyncConfig, SyncOptions, UsageError, resolve
 from pipelines.summary import RunSummary, counters, summarize
 from pipelines.transforms.convert_documents import ConvertDocuments
 from pipelines.transforms.plan_days import PlanDays
@@ -46,6 +49,8 @@ from pipelines.transforms.write_bigquery import (
 
 _LOG = logging.getLogger("firestore_to_bq")
 _TRUE = {"", "1", "true", "yes"}
+#: Set by the Flex Template launcher image (see Dockerfile).
+FLEX_TEMPLATE_ENV = "FLEX_TEMPLATE_PYTHON_PY_FILE"
 
 
 def pop_dry_run(argv: Sequence[str]) -> tuple[bool, list[str]]:
@@ -64,6 +69,20 @@ def pop_dry_run(argv: Sequence[str]) -> tuple[bool, list[str]]:
         else:
             rest.append(arg)
     return dry_run, rest
+
+
+def parse_options(args: Sequence[str]) -> PipelineOptions:
+    """Beam options, with argparse's multi-line usage dump turned into one UsageError."""
+    options = PipelineOptions(args)
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            options.view_as(SyncOptions)
+            options.view_as(StandardOptions)
+    except SystemExit:
+        lines = captured.getvalue().strip().splitlines() or ["invalid arguments"]
+        raise UsageError(lines[-1].split("error: ", 1)[-1]) from None
+    return options
 
 
 def local_runner(options: PipelineOptions):
@@ -102,7 +121,7 @@ def build(pipeline: beam.Pipeline, config: SyncConfig, runner: str = "DirectRunn
 def run(argv: Sequence[str] | None = None) -> RunSummary:
     """Validate, prepare the tables, run the pipeline and summarise it."""
     dry_run, beam_args = pop_dry_run(list(sys.argv[1:] if argv is None else argv))
-    options = PipelineOptions(beam_args)
+    options = parse_options(beam_args)
     config = resolve(options, dry_run=dry_run)
     _LOG.info(
         "run %s: %d table(s), window %s..%s, snapshot %s",
@@ -119,6 +138,11 @@ def run(argv: Sequence[str] | None = None) -> RunSummary:
     build(pipeline, config, runner)
     try:
         result = pipeline.run()
+        if os.environ.get(FLEX_TEMPLATE_ENV):
+            # A Flex Template launcher must hand the job over and exit; the job's
+            # own RecordRun step writes the outcome to _sync_runs.
+            _LOG.info("launched from a Flex Template: submitted run %s", config.run_id)
+            return summarize(config, {})
         state = result.wait_until_finish()
         if state not in (None, PipelineState.DONE):
             raise RuntimeError(f"pipeline ended in state {state}")

@@ -18,6 +18,7 @@ from pipelines.table_spec import SchemaError, TableSpec, load_specs, select_spec
 
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}\Z"
 RUN_ID = re.compile(r"^[A-Za-z0-9_]{1,64}\Z")
+SECRET_VERSION = re.compile(r"^projects/[^/]+/secrets/[^/]+/versions/[^/]+\Z")
 MAX_WINDOW_DAYS = 3660
 UTC = datetime.UTC
 
@@ -80,6 +81,11 @@ class SyncOptions(PipelineOptions):
             help="Environment variable holding the HMAC key for columns with policy 'hash'.",
         )
         parser.add_argument(
+            "--hash_key_secret",
+            help="Secret Manager version holding the HMAC key, e.g. "
+            "projects/P/secrets/f2bq-hash-key/versions/latest (read by each worker).",
+        )
+        parser.add_argument(
             "--firestore_retry_timeout",
             type=float,
             default=300.0,
@@ -114,6 +120,7 @@ class SyncConfig:
     num_splits: int = 8
     load_batch_rows: int = 50_000
     hash_key_env: str = "F2BQ_HASH_KEY"
+    hash_key_secret: str | None = None
     firestore_retry_timeout: float = 300.0
     dry_run: bool = False
     options: dict = field(default_factory=dict)
@@ -204,8 +211,13 @@ def resolve(
     if any(c.policy == "hash" for t in tables for c in t.columns):
         import os
 
-        if not os.environ.get(sync.hash_key_env):
-            raise UsageError(f"a column has policy 'hash' but ${sync.hash_key_env} is not set")
+        if not (sync.hash_key_secret or os.environ.get(sync.hash_key_env)):
+            raise UsageError(
+                f"a column has policy 'hash' but neither --hash_key_secret nor "
+                f"${sync.hash_key_env} is set"
+            )
+    if sync.hash_key_secret and not SECRET_VERSION.match(sync.hash_key_secret):
+        raise UsageError("--hash_key_secret must look like projects/P/secrets/S/versions/V")
 
     return SyncConfig(
         project=project,
@@ -222,6 +234,7 @@ def resolve(
         num_splits=sync.num_splits,
         load_batch_rows=sync.load_batch_rows,
         hash_key_env=sync.hash_key_env,
+        hash_key_secret=sync.hash_key_secret,
         firestore_retry_timeout=sync.firestore_retry_timeout,
         dry_run=dry_run,
     )

@@ -232,6 +232,8 @@ def parse_spec(raw: Mapping[str, Any], origin: str = "<schema>") -> TableSpec:
         )
     except KeyError as exc:
         raise SchemaError(f"{origin}: missing key {exc.args[0]!r}") from None
+    except (AttributeError, TypeError) as exc:
+        raise SchemaError(f"{origin}: malformed schema ({exc})") from None
     for col_name in (spec.id_column, spec.partition_column, spec.user_id_column, *spec.clustering):
         if col_name not in seen:
             raise SchemaError(f"{origin}: column {col_name!r} is referenced but not declared")

@@ -100,7 +100,8 @@ def table_rows(
         for row in rows:
             for column in RUN_METADATA_COLUMNS:
                 row.pop(column, None)
-    key = {"_dead_letters": "document_path", "_sync_runs": "started_at"}.get(table, "_document_path")
+    keys = {"_dead_letters": "document_path", "_sync_runs": "started_at"}
+    key = keys.get(table, "_document_path")
     return sorted(rows, key=lambda r: (str(r.get(key) or ""), str(r)))
 
 

@@ -26,6 +26,20 @@ from pipelines.options import SyncConfig
 from pipelines.transforms.read_firestore import NAMESPACE
 
 
+def hash_key(config: SyncConfig) -> bytes | None:
+    """The HMAC key: from Secret Manager on workers, or an environment variable locally.
+
+    Never from the repository or the pipeline options, which Dataflow shows in its UI.
+    """
+    if config.hash_key_secret:
+        from google.cloud import secretmanager
+
+        client = secretmanager.SecretManagerServiceClient()
+        return client.access_secret_version(name=config.hash_key_secret).payload.data
+    key = os.environ.get(config.hash_key_env)
+    return key.encode("utf-8") if key else None
+
+
 class _ConvertFn(beam.DoFn):
     """Every document ends as exactly one of: a row, a dead letter, or outside the plan.
 
@@ -41,8 +55,8 @@ class _ConvertFn(beam.DoFn):
     TALLY = "tally"
 
     def setup(self) -> None:
-        key = os.environ.get(self._config.hash_key_env)
-        self._hasher = hmac_hasher(key.encode("utf-8")) if key else None
+        key = hash_key(self._config)
+        self._hasher = hmac_hasher(key) if key else None
         self._counters: dict[str, Any] = {}
 
     def start_bundle(self) -> None:

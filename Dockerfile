@@ -1,0 +1,23 @@
+# Flex Template launcher image for the Firestore to BigQuery sync.
+#
+# Dataflow starts this container to run pipelines/firestore_to_bq.py, which
+# builds the job graph and submits it; the workers then install this same
+# package from the sdist Beam builds with setup.py (FLEX_TEMPLATE_PYTHON_SETUP_FILE).
+# Built by scripts/build_template.py through Cloud Build; no local docker needed.
+FROM gcr.io/dataflow-templates-base/python311-template-launcher-base
+
+ARG WORKDIR=/template
+WORKDIR ${WORKDIR}
+
+# Only what the package is made of (see .dockerignore); the schemas are package data.
+COPY setup.py ./
+COPY schemas ./schemas
+COPY pipelines ./pipelines
+
+# Install the package and its pinned dependencies at build time, so a launch
+# installs nothing; then fail the build, not the nightly run, if it cannot import.
+RUN pip install --no-cache-dir . \
+    && python -c "import pipelines.firestore_to_bq"
+
+ENV FLEX_TEMPLATE_PYTHON_PY_FILE="${WORKDIR}/pipelines/firestore_to_bq.py"
+ENV FLEX_TEMPLATE_PYTHON_SETUP_FILE="${WORKDIR}/setup.py"

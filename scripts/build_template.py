@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Build the launcher image and publish the Flex Template spec.
+
+    python scripts/build_template.py --project P --region R --bucket B \\
+        [--repository firestore-to-bq] [--tag TAG] [--dry_run]
+
+Two steps, both through gcloud so the same commands can be run by hand:
+Cloud Build builds ``Dockerfile`` (no local docker needed) and pushes it to
+Artifact Registry, then ``flex-template build`` writes the spec that points
+Dataflow at that image, with ``deploy/metadata.json`` as its parameters.
+The image tag defaults to the git commit, so a template always names the
+exact code it runs. ``--dry_run`` prints the commands and runs nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import re
+import shlex
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+IMAGE_NAME = "firestore-to-bq"
+TEMPLATE_OBJECT = "templates/firestore-to-bq.json"
+METADATA_FILE = "deploy/metadata.json"
+
+PROJECT = re.compile(r"^[a-z][a-z0-9\-]{4,28}[a-z0-9]\Z")
+REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+\Z")
+BUCKET = re.compile(r"^[a-z0-9][a-z0-9._\-]{1,220}[a-z0-9]\Z")
+REPOSITORY = re.compile(r"^[a-z]([a-z0-9\-]{0,61}[a-z0-9])?\Z")
+TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}\Z")
+
+
+class UsageError(ValueError):
+    """A bad argument, reported in one line before anything runs."""
+
+
+def checked(value: str, pattern: re.Pattern[str], what: str) -> str:
+    if not pattern.match(value or ""):
+        raise UsageError(f"{what} {value!r} is not valid")
+    return value
+
+
+def default_tag() -> str:
+    """The short commit, marked ``-dirty`` when the tree has uncommitted changes."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        raise UsageError("not a git checkout: pass --tag") from None
+    return f"{sha}-dirty" if dirty else sha
+
+
+def image_uri(args: argparse.Namespace) -> str:
+    return f"{args.region}-docker.pkg.dev/{args.project}/{args.repository}/{IMAGE_NAME}:{args.tag}"
+
+
+def template_path(bucket: str) -> str:
+    return f"gs://{bucket}/{TEMPLATE_OBJECT}"
+
+
+def commands(args: argparse.Namespace) -> list[list[str]]:
+    """The gcloud commands, in order; they run from the repository root."""
+    image = image_uri(args)
+    return [
+        [
+            "gcloud",
+            "builds",
+            "submit",
+            "--project",
+            args.project,
+            "--region",
+            args.region,
+            "--tag",
+            image,
+            ".",
+        ],
+        [
+            "gcloud",
+            "dataflow",
+            "flex-template",
+            "build",
+            template_path(args.bucket),
+            "--project",
+            args.project,
+            "--image",
+            image,
+            "--sdk-language",
+            "PYTHON",
+            "--metadata-file",
+            METADATA_FILE,
+        ],
+    ]
+
+
+def metadata_is_current() -> bool:
+    """Run ``gen_template_metadata --check``: never publish parameters the pipeline lacks."""
+    spec = importlib.util.spec_from_file_location(
+        "gen_template_metadata", Path(__file__).with_name("gen_template_metadata.py")
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(["--check", "--output", str(REPO_ROOT / METADATA_FILE)]) == 0
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--project", required=True, help="Google Cloud project id.")
+    parser.add_argument("--region", required=True, help="Region of the registry and builds.")
+    parser.add_argument("--bucket", required=True, help="Bucket that holds the template spec.")
+    parser.add_argument(
+        "--repository", default=IMAGE_NAME, help="Artifact Registry Docker repository."
+    )
+    parser.add_argument("--tag", help="Image tag (default: the git commit).")
+    parser.add_argument("--dry_run", action="store_true", help="Print the commands only.")
+    args = parser.parse_args(argv)
+    checked(args.project, PROJECT, "--project")
+    checked(args.region, REGION, "--region")
+    checked(args.bucket, BUCKET, "--bucket")
+    checked(args.repository, REPOSITORY, "--repository")
+    args.tag = checked(args.tag or default_tag(), TAG, "--tag")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = parse_args(argv)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not metadata_is_current():
+        return 1
+    steps = commands(args)
+    if args.dry_run:
+        for step in steps:
+            print(shlex.join(step))
+        return 0
+    for step in steps:
+        print(f"+ {shlex.join(step)}", file=sys.stderr, flush=True)
+        try:
+            subprocess.run(step, cwd=REPO_ROOT, check=True)
+        except FileNotFoundError:
+            print(f"error: {step[0]} is not installed", file=sys.stderr)
+            return 1
+        except subprocess.CalledProcessError as exc:
+            print(f"error: {step[0]} exited with {exc.returncode}", file=sys.stderr)
+            return 1
+    print(f"published {template_path(args.bucket)} -> {image_uri(args)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
