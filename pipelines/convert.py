@@ -38,6 +38,8 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 #: Largest raw document kept in a dead-letter row; BigQuery caps a STRING cell at 10 MB.
 MAX_RAW_DOCUMENT_CHARS = 2_000_000
 UTC = datetime.UTC
+#: Days a day-partitioned BigQuery table can hold in a partition of their own.
+PARTITION_RANGE = ("1960-01-01", "2159-12-31")
 
 
 class ConversionError(ValueError):
@@ -337,6 +339,13 @@ def document_to_row(
         if is_partition and converted is None:
             # A NULLABLE partition column: a row without a day would crash partition_day.
             raise ConversionError(field_name, "partition value is null")
+        if is_partition and not PARTITION_RANGE[0] <= converted[:10] <= PARTITION_RANGE[1]:
+            # BigQuery puts such rows in __UNPARTITIONED__, where no window ever reaches.
+            raise ConversionError(
+                field_name,
+                f"partition day {converted[:10]} is outside BigQuery's partitionable range "
+                f"{PARTITION_RANGE[0]}..{PARTITION_RANGE[1]}",
+            )
         if converted is not None and column.policy == "drop":
             converted = None
         elif converted not in (None, []) and column.policy == "hash":

@@ -918,10 +918,21 @@ def test_document_day_of_a_date_partitioned_nested_source() -> None:
 
 @pytest.mark.parametrize(
     ("value", "day"),
-    [(TS, datetime.date(2026, 11, 24)), (datetime.datetime(1, 1, 1), datetime.date(1, 1, 1))],
+    [(TS, datetime.date(2026, 11, 24)), (datetime.datetime(1960, 1, 1), datetime.date(1960, 1, 1))],
 )
 def test_partition_day_of_a_converted_row(value: Any, day: datetime.date) -> None:
     assert partition_day(TASKS, to_row(TASKS, task_doc(created_at=value))) == day
+
+
+@pytest.mark.parametrize(
+    "value",
+    [datetime.datetime(1, 1, 1), datetime.datetime(1959, 12, 31, 23), "2160-01-01T00:00:00Z"],
+)
+def test_partition_day_outside_bigquerys_range_is_dead_lettered(value: Any) -> None:
+    with pytest.raises(ConversionError) as info:
+        to_row(TASKS, task_doc(created_at=value))
+    assert info.value.field == "created_at"
+    assert "outside BigQuery's partitionable range" in info.value.reason
 
 
 # --------------------------------------------------------------------------------------
