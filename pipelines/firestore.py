@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 from collections.abc import Iterator
 
 from google.api_core import exceptions as api_exceptions
@@ -34,8 +35,17 @@ def read_retry(timeout: float) -> api_retry.Retry:
     )
 
 
+EMULATOR_ENV = "FIRESTORE_EMULATOR_HOST"
+
+
 def make_client(project: str, database: str = "(default)") -> firestore.Client:
-    """A client; it talks to the emulator when ``FIRESTORE_EMULATOR_HOST`` is set."""
+    """A client; it talks to the emulator when ``FIRESTORE_EMULATOR_HOST`` is set.
+
+    The variable is accepted with or without ``http://``; the client wants ``host:port``.
+    """
+    host = os.environ.get(EMULATOR_ENV, "")
+    if "://" in host:
+        os.environ[EMULATOR_ENV] = host.split("://", 1)[1].rstrip("/")
     return firestore.Client(project=project, database=database)
 
 
