@@ -16,7 +16,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import IO, Any
 
 from google.api_core import exceptions as api_exceptions
 from google.api_core import retry as api_retry
@@ -127,7 +127,7 @@ def ensure_table(
     dataset: str,
     table: str,
     schema: Sequence[Mapping[str, str]],
-    partition_column: str,
+    partition_column: str | None,
     clustering: Sequence[str] = (),
     expires: datetime.datetime | None = None,
     description: str = "",
@@ -135,9 +135,10 @@ def ensure_table(
     """Create the table, day-partitioned and clustered, unless it exists already."""
     ref = f"{client.project}.{check_identifier(dataset, 'dataset')}.{check_identifier(table)}"
     definition = bigquery.Table(ref, schema=schema_fields(schema))
-    definition.time_partitioning = bigquery.TimePartitioning(
-        type_=bigquery.TimePartitioningType.DAY, field=check_identifier(partition_column)
-    )
+    if partition_column:
+        definition.time_partitioning = bigquery.TimePartitioning(
+            type_=bigquery.TimePartitioningType.DAY, field=check_identifier(partition_column)
+        )
     if clustering:
         definition.clustering_fields = [check_identifier(c) for c in clustering]
     if expires:
@@ -171,29 +172,59 @@ def load_rows(
     rows: Sequence[Mapping[str, Any]],
     job_id: str | None = None,
 ) -> int:
-    """Append ``rows`` to a table with one load job; returns the rows BigQuery took.
+    """Append ``rows`` to a table with one load job; returns how many."""
+    payload = "".join(encode_row(r) for r in rows).encode("utf-8")
+    load_file(client, dataset, table, schema, io.BytesIO(payload), job_id=job_id)
+    return len(rows)
 
-    A resumable upload (no ``size``), because the emulator rejects the
-    multipart upload's content type. The job is all-or-nothing. With a fixed
-    ``job_id`` a retried call cannot append twice: BigQuery answers 409.
+
+def encode_row(row: Mapping[str, Any]) -> str:
+    """One newline-delimited JSON line (NaN must already be a string, see convert)."""
+    return json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def load_file(
+    client: bigquery.Client,
+    dataset: str,
+    table: str,
+    schema: Sequence[Mapping[str, str]],
+    source: IO[bytes],
+    job_id: str | None = None,
+) -> None:
+    """Append a newline-delimited JSON file to a table with one load job.
+
+    A resumable upload (no ``size``), which streams the file in chunks and which
+    the emulator accepts (it rejects the multipart upload's content type). The
+    job is all-or-nothing. With a fixed ``job_id`` a retried call cannot append
+    twice: BigQuery answers 409. A failed load is reported by reason and place
+    only, since BigQuery's messages can quote row content.
     """
-    payload = "\n".join(json.dumps(r, ensure_ascii=False, allow_nan=False) for r in rows)
     config = bigquery.LoadJobConfig(
         schema=schema_fields(schema),
         source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON,
         write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
         create_disposition=bigquery.CreateDisposition.CREATE_NEVER,
     )
+    source.seek(0)
     job = client.load_table_from_file(
-        io.BytesIO(payload.encode("utf-8")),
+        source,
         f"{client.project}.{dataset}.{table}",
         job_config=config,
         timeout=CALL_TIMEOUT,
         job_id=job_id,
         job_id_prefix=None if job_id else f"f2bq_load_{table[:60]}_",
     )
-    job.result(timeout=CALL_TIMEOUT * 5, retry=JOB_RETRY)
-    return int(job.output_rows or 0)
+    try:
+        job.result(timeout=CALL_TIMEOUT * 5, retry=JOB_RETRY)
+    except api_exceptions.GoogleAPICallError as exc:
+        reasons = sorted({e.get("reason", "?") for e in (job.errors or exc.errors or [])})
+        raise LoadFailed(
+            f"load job {job.job_id} into {table} failed: {', '.join(reasons)}"
+        ) from None
+
+
+class LoadFailed(RuntimeError):
+    """A load job was rejected; the message names the job and the reasons."""
 
 
 def run_query(client: bigquery.Client, sql: str, **config: Any) -> bigquery.QueryJob:
@@ -256,6 +287,37 @@ def append_sql(
     return (
         f"INSERT INTO {table_sql(project, dataset, target)} ({cols})\n"
         f"SELECT {cols} FROM {table_sql(project, dataset, staging)} WHERE TRUE\n"
+        f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {keys}) = 1"
+    )
+
+
+def dead_letters_sql(
+    project: str,
+    dataset: str,
+    target: str,
+    staging: str,
+    columns: Sequence[str],
+    key_columns: Sequence[str],
+    days_by_table: Mapping[str, Sequence[datetime.date]],
+) -> str:
+    """Copy the dead letters this run is answerable for: no usable day, or a replaced day.
+
+    A broken document on a day the run leaves alone was reported when its day
+    was last replaced; reporting it every night would drown the new ones.
+    """
+    cols = ", ".join(f"`{check_identifier(c, 'column')}`" for c in columns)
+    keys = ", ".join(f"`{check_identifier(c, 'column')}`" for c in key_columns)
+    wanted = ["`partition_day` IS NULL"]
+    for table, days in sorted(days_by_table.items()):
+        if days:
+            wanted.append(
+                f"(`table_name` = '{check_identifier(table, 'table')}' "
+                f"AND `partition_day` IN ({date_literals(days)}))"
+            )
+    return (
+        f"INSERT INTO {table_sql(project, dataset, target)} ({cols})\n"
+        f"SELECT {cols} FROM {table_sql(project, dataset, staging)}\n"
+        f"WHERE {' OR '.join(wanted)}\n"
         f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {keys}) = 1"
     )
 

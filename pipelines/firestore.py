@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime
 import os
 from collections.abc import Iterator
+from typing import Any
 
 from google.api_core import exceptions as api_exceptions
 from google.api_core import retry as api_retry
 from google.cloud import firestore
-from google.cloud.firestore_v1.base_query import BaseQuery, FieldFilter
-from google.cloud.firestore_v1.field_path import FieldPath
+from google.cloud.firestore_v1.base_document import BaseDocumentReference
+from google.cloud.firestore_v1.base_query import BaseQuery
 
 from pipelines.document import FirestoreDocument
 from pipelines.table_spec import TableSpec
@@ -87,9 +88,24 @@ def stream_documents(
         yield FirestoreDocument(
             table=table,
             path=snapshot.reference.path,
-            data=snapshot.to_dict() or {},
+            data=_detached(snapshot.to_dict() or {}),
             update_time=_as_datetime(snapshot.update_time),
         )
+
+
+def _detached(value: Any) -> Any:
+    """The document's values with references cut loose from the client.
+
+    A ``DocumentReference`` holds the client, which cannot be pickled, and Beam
+    encodes elements between stages (and samples them for size estimates).
+    """
+    if isinstance(value, dict):
+        return {k: _detached(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_detached(v) for v in value]
+    if isinstance(value, BaseDocumentReference):
+        return BaseDocumentReference(*value._path)
+    return value
 
 
 def _as_datetime(value) -> datetime.datetime | None:
@@ -97,38 +113,3 @@ def _as_datetime(value) -> datetime.datetime | None:
     if value is None or isinstance(value, datetime.datetime):
         return value
     return value.ToDatetime(tzinfo=datetime.UTC)
-
-
-def edited_days(
-    client: firestore.Client,
-    spec: TableSpec,
-    since: datetime.datetime,
-    until: datetime.datetime,
-    read_time: datetime.datetime,
-    retry: api_retry.Retry,
-) -> Iterator[object]:
-    """Partition values of documents whose ``updated_field`` is in ``[since, until)``.
-
-    Projects only the two fields it needs, so a late edit costs one small read.
-    """
-    if not spec.updated_field:
-        return
-    updated = FieldPath(*spec.updated_field).to_api_repr()
-    partition = FieldPath(*spec.partition.source).to_api_repr()
-    if spec.layout == "per_user":
-        query = client.collection_group(spec.collection)
-    else:
-        query = client.collection(spec.collection)
-    query = (
-        query.where(filter=FieldFilter(updated, ">=", since))
-        .where(filter=FieldFilter(updated, "<", until))
-        # The updated field is projected too: the client resumes a broken stream
-        # with a cursor on the last document, and the cursor needs the order field.
-        .select([partition, updated])
-        .order_by(updated)  # explicit, or the client's resume orders by it twice
-    )
-    for snapshot in query.stream(read_time=read_time, retry=retry, timeout=retry.timeout):
-        value: object = snapshot.to_dict() or {}
-        for part in spec.partition.source:
-            value = value.get(part) if isinstance(value, dict) else None
-        yield value

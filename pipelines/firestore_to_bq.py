@@ -6,9 +6,8 @@
 
 The pipeline:
 
-    Plan days ──────────────┐ (side input)
     Read Firestore ──► Convert ──► Stage (load jobs) ──► Commit (one transaction per table)
-                          └──► dead letters ─────────────┘
+                          └──► tallies ──► Plan days ──────┘      └──► Record run (audit)
 
 Every run reads one Firestore snapshot and, for each table, replaces exactly
 the planned days: the window, the look-back, and days holding late edits.
@@ -103,7 +102,6 @@ def local_runner(options: PipelineOptions):
 
 def build(pipeline: beam.Pipeline, config: SyncConfig, runner: str = "DirectRunner") -> None:
     """Wire the sync into ``pipeline``: the same graph on every runner."""
-    plan = pipeline | "PlanDays" >> PlanDays(config)
     documents = pipeline | "ReadFirestore" >> ReadFromFirestore(
         config.project,
         config.tables,
@@ -112,10 +110,11 @@ def build(pipeline: beam.Pipeline, config: SyncConfig, runner: str = "DirectRunn
         num_splits=config.num_splits,
         retry_timeout=config.firestore_retry_timeout,
     )
-    rows, tallies = documents | "ConvertDocuments" >> ConvertDocuments(config, plan)
+    rows, tallies = documents | "ConvertDocuments" >> ConvertDocuments(config)
+    plans = tallies | "PlanDays" >> PlanDays(config)
     if not config.dry_run:
-        commits = rows | "WriteBigQuery" >> WriteDayPartitions(config, plan)
-        commits | "RecordRun" >> RecordRun(config, runner, tallies)
+        commits = rows | "WriteBigQuery" >> WriteDayPartitions(config, plans)
+        commits | "RecordRun" >> RecordRun(config, runner, plans)
 
 
 def run(argv: Sequence[str] | None = None) -> RunSummary:

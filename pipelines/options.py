@@ -51,6 +51,11 @@ class SyncOptions(PipelineOptions):
             "hard deletes of tables without an updated field).",
         )
         parser.add_argument(
+            "--edits_since",
+            help="Rebuild the days of documents written since this time (RFC 3339). "
+            "Default: the start of the window.",
+        )
+        parser.add_argument(
             "--num_splits",
             type=int,
             default=8,
@@ -102,6 +107,18 @@ def parse_date(value: str, option: str) -> datetime.date:
         raise UsageError(f"--{option} {value!r} is not a real calendar date") from None
 
 
+def _parse_time(value: str, option: str, now: datetime.datetime) -> datetime.datetime:
+    try:
+        parsed = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"--{option} {value!r} is not an RFC 3339 time") from None
+    if parsed.tzinfo is None:
+        raise UsageError(f"--{option} needs a UTC offset, e.g. 2026-11-25T02:00:00Z")
+    if parsed > now:
+        raise UsageError(f"--{option} is in the future")
+    return parsed.astimezone(UTC)
+
+
 @dataclass(frozen=True)
 class SyncConfig:
     """Validated, picklable settings shared by the launcher and every worker."""
@@ -114,6 +131,7 @@ class SyncConfig:
     run_id: str
     read_time: datetime.datetime
     started_at: datetime.datetime
+    edits_since: datetime.datetime | None = None
     database: str = "(default)"
     location: str = "US"
     lookback_days: int = 0
@@ -129,6 +147,13 @@ class SyncConfig:
     def window_days(self) -> list[datetime.date]:
         n = (self.end_date - self.start_date).days + 1
         return [self.start_date + datetime.timedelta(days=i) for i in range(n)]
+
+    @property
+    def edit_window(self) -> tuple[datetime.datetime, datetime.datetime]:
+        """Documents written in ``[start, end)`` have their days rebuilt."""
+        start = datetime.datetime.combine(self.start_date, datetime.time(), UTC)
+        end = datetime.datetime.combine(self.end_date, datetime.time(), UTC)
+        return (self.edits_since or start, end + datetime.timedelta(days=1))
 
     @property
     def rebuild_floor(self) -> datetime.date:
@@ -191,18 +216,10 @@ def resolve(
     except SchemaError as exc:
         raise UsageError(str(exc)) from None
 
-    if sync.read_time:
-        try:
-            read_time = datetime.datetime.fromisoformat(sync.read_time)
-        except ValueError:
-            raise UsageError(f"--read_time {sync.read_time!r} is not an RFC 3339 time") from None
-        if read_time.tzinfo is None:
-            raise UsageError("--read_time needs a UTC offset, e.g. 2026-11-25T02:00:00Z")
-        if read_time > now:
-            raise UsageError("--read_time is in the future")
-    else:
-        read_time = now
+    read_time = _parse_time(sync.read_time, "read_time", now) if sync.read_time else now
     read_time = read_time.astimezone(UTC)
+
+    edits_since = _parse_time(sync.edits_since, "edits_since", now) if sync.edits_since else None
 
     run_id = sync.run_id or f"{now:%Y%m%dT%H%M%S}_{secrets.token_hex(3)}"
     if not RUN_ID.match(run_id):
@@ -228,6 +245,7 @@ def resolve(
         run_id=run_id,
         read_time=read_time,
         started_at=now,
+        edits_since=edits_since,
         database=sync.firestore_database,
         location=sync.bq_location,
         lookback_days=sync.lookback_days,

@@ -35,7 +35,6 @@ class TableSummary:
 class RunSummary:
     config: SyncConfig
     tables: list[TableSummary]
-    planning_reads: int = 0
 
     @property
     def reconciles(self) -> bool:
@@ -63,6 +62,7 @@ class RunSummary:
             per_day = t.rows_per_day if c.dry_run else t.written_per_day
             for day in sorted(per_day):
                 lines.append(f"  {day}: {per_day[day]} rows")
+        lines.append(f"firestore reads: {self.documents_read} documents returned")
         lines.append(
             "read = written + dead-lettered + outside the replaced days: "
             + ("reconciled" if self.reconciles else "NOT reconciled")
@@ -104,4 +104,4 @@ def summarize(config: SyncConfig, values: dict[str, int]) -> RunSummary:
             elif key.startswith(f"{name}.written@"):
                 summary.written_per_day[key.split("@", 1)[1]] = value
         tables.append(summary)
-    return RunSummary(config, tables, values.get("firestore.planning_reads", 0))
+    return RunSummary(config, tables)

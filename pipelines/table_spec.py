@@ -116,7 +116,6 @@ class TableSpec:
     clustering: tuple[str, ...] = ()
     parent_collection: str = "users"
     user_id_column: str = "user_id"
-    updated_field: tuple[str, ...] = ()
     description: str = ""
     options: Mapping[str, Any] = field(default_factory=dict)
 
@@ -221,11 +220,6 @@ def parse_spec(raw: Mapping[str, Any], origin: str = "<schema>") -> TableSpec:
             partition_column=_identifier(raw["partition_column"], f"{origin}: partition_column"),
             clustering=tuple(
                 _identifier(c, f"{origin}: clustering") for c in raw.get("clustering", ())
-            ),
-            updated_field=(
-                _source_path(raw["updated_field"], f"{origin}: updated_field")
-                if raw.get("updated_field")
-                else ()
             ),
             description=str(raw.get("description", "")),
             columns=tuple(columns),

@@ -113,30 +113,36 @@ def test_nightly_run_picks_up_late_edits_and_lookback_picks_up_deletes(firestore
     dataset = unique_dataset("late")
     sync(dataset, "--start_date", DAYS[0], "--end_date", DAYS[-1])
 
-    night = "2026-11-06"
-    # Completed three days after it was created: the edit falls in the nightly window.
-    firestore_db.document("users/alice/tasks/t1").update(
-        {"completed": True, "updated_at": at(night, 7)}
-    )
+    # Tonight's run covers today; edits made after this instant are tonight's edits
+    # (the seeding above also happened today, so --edits_since tells them apart).
+    edits_since = datetime.datetime.now(datetime.UTC)
+    night = edits_since.date().isoformat()
+    # Completed weeks after it was created: Firestore's update time is in the window.
+    firestore_db.document("users/alice/tasks/t1").update({"completed": True})
     firestore_db.document("users/bob/tasks/t5").set(task(night))
-    firestore_db.document("users/bob/tasks/t4").delete()  # hard delete on the day before
+    firestore_db.document("users/bob/tasks/t4").delete()  # hard delete: leaves no trace
     firestore_db.document("users/bob/interactions/i0").update({"intent": "edited"})
 
-    summary = sync(dataset, "--date", night)
+    summary = sync(dataset, "--date", night, "--edits_since", edits_since.isoformat())
     tasks = {r["_document_path"]: r for r in table_rows(bq_client, dataset, "tasks")}
     assert tasks["users/alice/tasks/t1"]["completed"] is True  # late edit rebuilt its day
-    assert "users/bob/tasks/t5" in tasks  # new day written
+    assert "users/bob/tasks/t5" in tasks  # tonight's day written
     assert "users/bob/tasks/t4" in tasks  # its day was not rebuilt: still there
-    days_replaced = {t.table: t.days_replaced for t in summary.tables}
-    assert days_replaced["tasks"] == 2  # the night and 2026-11-02
-    # Interactions have no updated field: an edit to an old day waits for that day's rebuild.
+    by_table = {t.table: t for t in summary.tables}
+    assert by_table["tasks"].days_replaced == 2  # tonight and DAYS[1]
+    assert by_table["tasks"].outside_window == 7  # the days nobody touched
+    # Every table gets late edits: Firestore's update time, not an app field.
     interactions = table_rows(bq_client, dataset, "user_interactions")
     i0 = next(r for r in interactions if r["_document_path"] == "users/bob/interactions/i0")
-    assert i0["intent"] == "plan_day"
+    assert i0["intent"] == "edited"
+    runs = table_rows(bq_client, dataset, "_sync_runs", keep_run_metadata=True)
+    late = {t["table"]: t["late_edit_days"] for t in runs[-1]["tables"]}
+    assert late["tasks"] == [DAYS[1]] and late["user_interactions"] == [DAYS[0]]
 
-    sync(dataset, "--date", night, "--lookback_days", "1")
+    lookback = (edits_since.date() - datetime.date.fromisoformat(DAYS[-1])).days
+    sync(dataset, "--date", night, "--lookback_days", str(lookback))
     tasks = {r["_document_path"]: r for r in table_rows(bq_client, dataset, "tasks")}
-    assert "users/bob/tasks/t4" not in tasks  # the look-back rebuilt 2026-11-05
+    assert "users/bob/tasks/t4" not in tasks  # the look-back rebuilt DAYS[-1]
 
 
 def test_emptied_day_is_emptied_and_days_outside_the_window_are_untouched(firestore_db, bq_client):
@@ -164,6 +170,7 @@ def test_emptied_day_is_emptied_and_days_outside_the_window_are_untouched(firest
     tasks = next(t for t in summary.tables if t.table == "tasks")
     assert tasks.written_per_day == {DAYS[2]: 0, DAYS[3]: 2}
     assert tasks.outside_window == 6
+    assert tasks.days_replaced == 2  # seeded today, before the window: no late edits
 
 
 def test_dead_letters_reconcile_with_reads(firestore_db, bq_client):

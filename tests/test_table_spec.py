@@ -162,7 +162,6 @@ BASE: dict[str, Any] = {
     "id_column": "thing_id",
     "partition_column": "created_at",
     "clustering": ["user_id"],
-    "updated_field": "updated_at",
     "field_map": {},
     "fields": [
         {"name": "user_id", "type": "STRING", "mode": "REQUIRED"},
@@ -190,7 +189,6 @@ def with_field(**field: Any) -> dict[str, Any]:
 def test_base_is_valid() -> None:
     spec = parse_spec(BASE, "things.json")
     assert spec.name == "things"
-    assert spec.updated_field == ("updated_at",)
     assert spec.column("count").source == ("count",)
 
 
@@ -218,12 +216,12 @@ def test_type_aliases(type_name: str, canonical: str) -> None:
 
 def test_defaults() -> None:
     raw = variant(fields=BASE["fields"][:2] + BASE["fields"][4:])
-    del raw["source"], raw["clustering"], raw["updated_field"], raw["field_map"]
+    del raw["source"], raw["clustering"], raw["field_map"]
     raw["fields"].append({"name": "n", "type": "STRING"})
     spec = parse_spec(raw)
     assert spec.collection == "things" and spec.layout == "per_user"
     assert spec.parent_collection == "users"
-    assert spec.clustering == () and spec.updated_field == ()
+    assert spec.clustering == ()
     n = spec.column("n")
     assert (n.mode, n.policy, n.source, n.allowed_values) == ("NULLABLE", "keep", ("n",), ())
 

@@ -1,11 +1,10 @@
-"""Documents in, typed rows and dead letters out, each routed to its destination."""
+"""Documents in; typed rows, dead letters and per-table tallies out."""
 
 from __future__ import annotations
 
-import datetime
 import os
-from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping
+from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
@@ -15,6 +14,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from pipelines import dead_letters
 from pipelines.convert import (
+    PARTITION_RANGE,
     ConversionError,
     document_day,
     document_to_row,
@@ -23,6 +23,7 @@ from pipelines.convert import (
 )
 from pipelines.document import FirestoreDocument
 from pipelines.options import SyncConfig
+from pipelines.tally import Tally, add_tallies
 from pipelines.transforms.read_firestore import NAMESPACE
 
 
@@ -41,99 +42,76 @@ def hash_key(config: SyncConfig) -> bytes | None:
 
 
 class _ConvertFn(beam.DoFn):
-    """Every document ends as exactly one of: a row, a dead letter, or outside the plan.
+    """Every document becomes a row or a dead letter, tagged with its day.
 
-    A document whose day is not being replaced is left alone (its day keeps the
-    rows of an earlier run); one with no usable day is always dead-lettered,
-    since no run would ever write it.
+    Which days get written is decided later, from the tallies of the whole read
+    (a late edit found by one worker can add a day another worker's documents
+    fall on), so everything is staged and the commit picks the days.
     """
+
+    TALLY = "tally"
 
     def __init__(self, config: SyncConfig):
         self._config = config
         self._specs = {s.name: s for s in config.tables}
-
-    TALLY = "tally"
+        self._edit_window = config.edit_window
 
     def setup(self) -> None:
         key = hash_key(self._config)
         self._hasher = hmac_hasher(key) if key else None
-        self._counters: dict[str, Any] = {}
+        self._rejected = {
+            name: Metrics.counter(NAMESPACE, f"{name}.rejected") for name in self._specs
+        }
 
     def start_bundle(self) -> None:
-        self._tally: dict[str, Counter] = defaultdict(Counter)
+        self._tallies: dict[str, Tally] = defaultdict(Tally)
 
-    def finish_bundle(self) -> Iterator[WindowedValue]:
-        # One small record per bundle carries the counts to the run audit as data,
-        # so the audit does not depend on a runner's metrics API.
-        for table, counts in self._tally.items():
+    def finish_bundle(self) -> Iterator[Any]:
+        for table, tally in self._tallies.items():
             yield beam.pvalue.TaggedOutput(
-                self.TALLY, WindowedValue((table, dict(counts)), 0, [GlobalWindow()])
+                self.TALLY, WindowedValue((table, tally), 0, [GlobalWindow()])
             )
 
-    def _inc(self, name: str) -> None:
-        table, _, outcome = name.partition(".")
-        if "@" not in outcome:
-            self._tally[table][outcome] += 1
-        counter = self._counters.get(name)
-        if counter is None:
-            counter = self._counters[name] = Metrics.counter(NAMESPACE, name)
-        counter.inc()
-
-    def process(
-        self, doc: FirestoreDocument, plan: Mapping[str, list[datetime.date]]
-    ) -> Iterator[tuple[str, dict[str, Any]]]:
+    def process(self, doc: FirestoreDocument) -> Iterator[tuple[str, dict[str, Any]]]:
         config = self._config
         spec = self._specs[doc.table]
-        days = plan.get(doc.table, ())
-        self._tally[doc.table]["read"] += 1
+        tally = self._tallies[doc.table]
+        tally.read += 1
         try:
             row = document_to_row(spec, doc, config.run_id, config.read_time_text, self._hasher)
         except ConversionError as error:
             day = document_day(spec, doc)
-            if day is not None and day not in days:
-                self._inc(f"{doc.table}.outside_window")
-                return
-            self._inc(f"{doc.table}.dead_lettered")
+            if day is not None and not PARTITION_RANGE[0] <= day.isoformat() <= PARTITION_RANGE[1]:
+                day = None  # no partition could ever hold it: always dead-lettered
+            tally.bad[day] += 1
+            self._rejected[doc.table].inc()
             yield (
                 dead_letters.TABLE,
                 dead_letters.dead_letter_row(
                     doc, error, day, config.run_id, config.read_time_text, config.started_text
                 ),
             )
-            return
-        day = partition_day(spec, row)
-        if day not in days:
-            self._inc(f"{doc.table}.outside_window")
-            return
-        self._inc(f"{doc.table}.rows")
-        self._inc(f"{doc.table}.rows@{day.isoformat()}")
-        yield doc.table, row
-
-
-def _add_counts(counts: list[dict[str, int]]) -> dict[str, int]:
-    total: Counter = Counter()
-    for c in counts:
-        total.update(c)
-    return dict(total)
+        else:
+            day = partition_day(spec, row)
+            tally.rows[day] += 1
+            yield doc.table, row
+        # Written (created or edited) during the window: its day must be rebuilt,
+        # however old. Firestore's own update time, so no app field is trusted.
+        if day is not None and doc.update_time is not None:
+            if self._edit_window[0] <= doc.update_time < self._edit_window[1]:
+                tally.edited.add(day)
 
 
 class ConvertDocuments(beam.PTransform):
-    """``(destination table, row)`` for every document, dead letters included.
+    """``(rows, tallies)``: ``(destination, row)`` pairs and ``(table, Tally)`` sums."""
 
-    Returns ``(rows, tallies)``: tallies are ``(table, {read, rows, dead_lettered,
-    outside_window})``, one per table, for the run audit.
-    """
-
-    def __init__(self, config: SyncConfig, plan):
+    def __init__(self, config: SyncConfig):
         super().__init__()
         self._config = config
-        self._plan = plan
 
     def expand(self, docs):
-        # Sets make membership tests cheap; the plan is a handful of days per table.
-        plan = self._plan | "PlanAsSets" >> beam.MapTuple(lambda t, days: (t, frozenset(days)))
-        outputs = docs | "Convert" >> beam.ParDo(
-            _ConvertFn(self._config), plan=beam.pvalue.AsDict(plan)
-        ).with_outputs(_ConvertFn.TALLY, main="rows")
-        tallies = outputs[_ConvertFn.TALLY] | "SumTallies" >> beam.CombinePerKey(_add_counts)
+        outputs = docs | "Convert" >> beam.ParDo(_ConvertFn(self._config)).with_outputs(
+            _ConvertFn.TALLY, main="rows"
+        )
+        tallies = outputs[_ConvertFn.TALLY] | "SumTallies" >> beam.CombinePerKey(add_tallies)
         return outputs.rows, tallies

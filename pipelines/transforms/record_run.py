@@ -19,6 +19,7 @@ from google.cloud import bigquery
 from pipelines import audit
 from pipelines import bigquery as bq
 from pipelines.options import SyncConfig
+from pipelines.tally import TablePlan
 
 UTC = datetime.UTC
 
@@ -83,22 +84,23 @@ class _RecordRunFn(beam.DoFn):
         self._runner = runner
 
     def process(
-        self, _: Any, commits: list[dict[str, Any]], tallies: Mapping[str, Mapping[str, int]]
+        self, _: Any, commits: list[dict[str, Any]], plans: Mapping[str, TablePlan]
     ) -> Iterator[dict[str, Any]]:
         by_table = {c["table"]: c for c in commits}
         tables = []
         for spec in self._config.tables:
             commit = by_table.get(spec.name, {})
-            counts = tallies.get(spec.name, {})
+            plan = plans[spec.name]
             written = commit.get("written") or {}
             tables.append(
                 {
                     "table": spec.name,
-                    "documents_read": counts.get("read", 0),
+                    "documents_read": plan.read,
                     "rows_written": sum(written.values()),
-                    "dead_lettered": counts.get("dead_lettered", 0),
-                    "outside_window": counts.get("outside_window", 0),
-                    "days_replaced": len(commit.get("days") or ()) if commit.get("replaced") else 0,
+                    "dead_lettered": plan.dead_lettered,
+                    "outside_window": plan.outside_window,
+                    "days_replaced": len(plan.days) if commit.get("replaced") else 0,
+                    "late_edit_days": [d.isoformat() for d in plan.late_days],
                     "replaced": bool(commit.get("replaced")),
                     "rows_per_day": {d.isoformat(): n for d, n in sorted(written.items())},
                     "error": commit.get("error"),
@@ -122,11 +124,11 @@ class _RecordRunFn(beam.DoFn):
 class RecordRun(beam.PTransform):
     """Write the run's audit row once every commit is done."""
 
-    def __init__(self, config: SyncConfig, runner: str, tallies):
+    def __init__(self, config: SyncConfig, runner: str, plans):
         super().__init__()
         self._config = config
         self._runner = runner
-        self._tallies = tallies
+        self._plans = plans
 
     def expand(self, commits):
         return (
@@ -136,6 +138,8 @@ class RecordRun(beam.PTransform):
             >> beam.ParDo(
                 _RecordRunFn(self._config, self._runner),
                 commits=beam.pvalue.AsList(commits),
-                tallies=beam.pvalue.AsDict(self._tallies),
+                plans=beam.pvalue.AsDict(
+                    self._plans | "ByTable" >> beam.Map(lambda p: (p.table, p))
+                ),
             )
         )

@@ -14,22 +14,29 @@ emulator could not test it; this sink uses the BigQuery client for both:
 from __future__ import annotations
 
 import datetime
+import io
 import logging
+import tempfile
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import IO, Any
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.windowed_value import WindowedValue
 
 from pipelines import audit, dead_letters
 from pipelines import bigquery as bq
 from pipelines.options import SyncConfig
 from pipelines.table_spec import DOCUMENT_PATH_COLUMN
+from pipelines.tally import TablePlan
 from pipelines.transforms.read_firestore import NAMESPACE
 
 _LOG = logging.getLogger(__name__)
 #: Flush a staging batch at this many bytes of JSON even if it has fewer rows.
-MAX_BATCH_BYTES = 64 * 1024 * 1024
+MAX_BATCH_BYTES = 256 * 1024 * 1024
+#: Bytes of a staging batch kept in memory before it spills to a temporary file.
+SPOOL_IN_MEMORY = 4 * 1024 * 1024
 
 
 def destination_schemas(config: SyncConfig) -> dict[str, list[dict[str, str]]]:
@@ -45,12 +52,15 @@ def prepare_tables(config: SyncConfig) -> None:
     expires = config.started_at + bq.STAGING_EXPIRY
     for spec in config.tables:
         bq.ensure_spec_table(client, config.dataset, spec)
+        # Staging holds every day of the collection: clustered, not partitioned,
+        # so a long history cannot hit the 4,000-partitions-per-job limit.
         bq.ensure_table(
             client,
             config.dataset,
             bq.staging_table_name(config.run_id, spec.name),
             spec.bigquery_schema(),
-            spec.partition_column,
+            None,
+            (spec.partition_column,),
             expires=expires,
         )
     bq.ensure_table(
@@ -81,7 +91,13 @@ def drop_staging_tables(config: SyncConfig) -> None:
 
 
 class _StageRowsFn(beam.DoFn):
-    """Buffer rows per destination and append them to staging with load jobs."""
+    """Append rows to this run's staging tables with load jobs.
+
+    Each row is serialised as it arrives into a per-destination buffer that
+    spills to a temporary file past a few MB, so a worker's memory does not grow
+    with the batch; a batch is uploaded (streamed by the resumable upload) when
+    it reaches ``--load_batch_rows`` rows or ``MAX_BATCH_BYTES``.
+    """
 
     def __init__(self, config: SyncConfig):
         self._config = config
@@ -91,44 +107,51 @@ class _StageRowsFn(beam.DoFn):
         self._schemas = destination_schemas(self._config)
 
     def start_bundle(self) -> None:
-        self._buffers: dict[str, list[dict[str, Any]]] = {}
-        self._bytes: dict[str, int] = {}
+        self._batches: dict[str, _Batch] = {}
 
     def process(self, element: tuple[str, dict[str, Any]]) -> Iterator[tuple[str, int]]:
         destination, row = element
-        buffer = self._buffers.setdefault(destination, [])
-        buffer.append(row)
-        # A cheap size estimate; the exact size is only known when serialised.
-        self._bytes[destination] = (
-            self._bytes.get(destination, 0)
-            + 64
-            + sum(len(v) for v in row.values() if isinstance(v, str))
-        )
-        if (
-            len(buffer) >= self._config.load_batch_rows
-            or self._bytes[destination] >= MAX_BATCH_BYTES
-        ):
+        batch = self._batches.get(destination)
+        if batch is None:
+            batch = self._batches[destination] = _Batch()
+        batch.write(bq.encode_row(row).encode("utf-8"))
+        if batch.rows >= self._config.load_batch_rows or batch.size >= MAX_BATCH_BYTES:
             yield destination, self._flush(destination)
 
-    def finish_bundle(self) -> Iterator[beam.utils.windowed_value.WindowedValue]:
-        for destination in list(self._buffers):
-            if self._buffers[destination]:
-                n = self._flush(destination)
-                yield beam.utils.windowed_value.WindowedValue(
-                    (destination, n), 0, [beam.transforms.window.GlobalWindow()]
-                )
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        for destination in list(self._batches):
+            yield WindowedValue((destination, self._flush(destination)), 0, [GlobalWindow()])
 
     def _flush(self, destination: str) -> int:
-        rows = self._buffers.pop(destination)
-        self._bytes.pop(destination, None)
-        staging = bq.staging_table_name(self._config.run_id, destination)
-        loaded = bq.load_rows(
-            self._client, self._config.dataset, staging, self._schemas[destination], rows
-        )
-        if loaded != len(rows):
-            raise RuntimeError(f"staging {destination}: loaded {loaded} of {len(rows)} rows")
-        Metrics.counter(NAMESPACE, f"{destination}.rows_staged").inc(loaded)
-        return loaded
+        batch = self._batches.pop(destination)
+        with batch.buffer:
+            bq.load_file(
+                self._client,
+                self._config.dataset,
+                bq.staging_table_name(self._config.run_id, destination),
+                self._schemas[destination],
+                batch.buffer,
+            )
+        Metrics.counter(NAMESPACE, f"{destination}.rows_staged").inc(batch.rows)
+        return batch.rows
+
+
+class _Batch:
+    """Newline-delimited JSON in memory up to ``SPOOL_IN_MEMORY``, then in a temp file."""
+
+    def __init__(self) -> None:
+        self.buffer: IO[bytes] = io.BytesIO()
+        self.rows = 0
+        self.size = 0
+
+    def write(self, line: bytes) -> None:
+        if self.size + len(line) > SPOOL_IN_MEMORY and isinstance(self.buffer, io.BytesIO):
+            spilled = tempfile.TemporaryFile()  # noqa: SIM115 - closed by _flush
+            spilled.write(self.buffer.getvalue())
+            self.buffer = spilled
+        self.buffer.write(line)
+        self.rows += 1
+        self.size += len(line)
 
 
 class _CommitFn(beam.DoFn):
@@ -141,66 +164,70 @@ class _CommitFn(beam.DoFn):
     def setup(self) -> None:
         self._client = bq.make_client(self._config.project, self._config.location)
 
-    def process(self, element: tuple[str, Mapping[str, Iterable[Any]]]) -> Iterator[dict]:
+    def process(
+        self, element: tuple[str, Mapping[str, Iterable[Any]]], plans: Mapping[str, TablePlan]
+    ) -> Iterator[dict]:
         table, grouped = element
         staged = sum(grouped.get("staged", ()))
-        days: list[datetime.date] = sorted({d for plan in grouped.get("plan", ()) for d in plan})
-        result: dict[str, Any] = {"table": table, "staged": staged, "days": days}
+        plan = plans.get(table)
+        result: dict[str, Any] = {"table": table, "staged": staged}
         try:
             if table == dead_letters.TABLE:
-                self._append_dead_letters(staged)
+                self._append_dead_letters(staged, plans)
             else:
-                result["written"] = self._replace_days(table, days, staged)
+                result["written"] = self._replace_days(plan, staged)
             result["replaced"] = True
         except Exception as exc:  # noqa: BLE001 - reported per table, re-raised by RecordRun
             # One table failing must not hide which others were replaced: the
             # transaction rolled this one back, and the audit step fails the run.
-            _LOG.error("commit of %s failed: %s: %s", table, type(exc).__name__, exc)
+            message = f"{type(exc).__name__}: {_first_line(exc)}"
+            _LOG.error("commit of %s failed: %s", table, message)
             Metrics.counter(NAMESPACE, f"{table}.commit_failed").inc()
-            result.update(replaced=False, error=f"{type(exc).__name__}: {_first_line(exc)}")
+            result.update(replaced=False, error=message)
         finally:
             self._drop(bq.staging_table_name(self._config.run_id, table))
         yield result
 
-    def _append_dead_letters(self, staged: int) -> None:
+    def _append_dead_letters(self, staged: int, plans: Mapping[str, TablePlan]) -> None:
         if not staged:
             return
         config = self._config
         bq.run_query(
             self._client,
-            bq.append_sql(
+            bq.dead_letters_sql(
                 config.project,
                 config.dataset,
                 dead_letters.TABLE,
                 bq.staging_table_name(config.run_id, dead_letters.TABLE),
                 [f["name"] for f in dead_letters.SCHEMA],
                 dead_letters.KEY_COLUMNS,
+                {name: plan.days for name, plan in plans.items()},
             ),
         )
 
-    def _replace_days(
-        self, table: str, days: list[datetime.date], staged: int
-    ) -> dict[datetime.date, int]:
+    def _replace_days(self, plan: TablePlan, staged: int) -> dict[datetime.date, int]:
         config = self._config
-        spec = self._specs[table]
-        if days:
-            sql = bq.replace_days_sql(
-                config.project,
-                config.dataset,
-                table,
-                bq.staging_table_name(config.run_id, table),
-                spec.column_names,
-                spec.partition_column,
-                days,
-                (DOCUMENT_PATH_COLUMN,),
-            )
-            bq.run_query(self._client, sql)
-            _LOG.info("replaced %d day(s) of %s from %d staged rows", len(days), table, staged)
-        written = bq.rows_per_day(self._client, config.dataset, table, spec.partition_column, days)
-        Metrics.counter(NAMESPACE, f"{table}.days_replaced").inc(len(days))
-        Metrics.counter(NAMESPACE, f"{table}.rows_written").inc(sum(written.values()))
+        spec = self._specs[plan.table]
+        days = list(plan.days)
+        sql = bq.replace_days_sql(
+            config.project,
+            config.dataset,
+            plan.table,
+            bq.staging_table_name(config.run_id, plan.table),
+            spec.column_names,
+            spec.partition_column,
+            days,
+            (DOCUMENT_PATH_COLUMN,),
+        )
+        bq.run_query(self._client, sql)
+        _LOG.info("replaced %d day(s) of %s from %d staged rows", len(days), plan.table, staged)
+        written = bq.rows_per_day(
+            self._client, config.dataset, plan.table, spec.partition_column, days
+        )
+        Metrics.counter(NAMESPACE, f"{plan.table}.days_replaced").inc(len(days))
+        Metrics.counter(NAMESPACE, f"{plan.table}.rows_written").inc(sum(written.values()))
         for day, n in written.items():
-            Metrics.counter(NAMESPACE, f"{table}.written@{day.isoformat()}").inc(n)
+            Metrics.counter(NAMESPACE, f"{plan.table}.written@{day.isoformat()}").inc(n)
         return written
 
     def _drop(self, staging: str) -> None:
@@ -220,20 +247,26 @@ def _first_line(exc: BaseException, limit: int = 300) -> str:
 class WriteDayPartitions(beam.PTransform):
     """Stage ``(destination, row)`` pairs, then commit each table's planned days."""
 
-    def __init__(self, config: SyncConfig, plan):
+    def __init__(self, config: SyncConfig, plans):
         super().__init__()
         self._config = config
-        self._plan = plan
+        self._plans = plans
 
     def expand(self, rows):
         staged = rows | "StageRows" >> beam.ParDo(_StageRowsFn(self._config))
-        # The dead-letter table is committed like the others, with no days to replace.
-        plan = (
-            self._plan,
-            rows.pipeline | "DeadLetterPlan" >> beam.Create([(dead_letters.TABLE, [])]),
-        ) | "AllDestinations" >> beam.Flatten()
+        # Every destination is committed, even one with nothing staged: a day
+        # with no documents left is emptied.
+        destinations = rows.pipeline | "Destinations" >> beam.Create(
+            [(name, None) for name in destination_schemas(self._config)]
+        )
         return (
-            {"plan": plan, "staged": staged}
+            {"destination": destinations, "staged": staged}
             | "WaitForStaging" >> beam.CoGroupByKey()
-            | "Commit" >> beam.ParDo(_CommitFn(self._config))
+            | "Commit"
+            >> beam.ParDo(
+                _CommitFn(self._config),
+                plans=beam.pvalue.AsDict(
+                    self._plans | "ByTable" >> beam.Map(lambda p: (p.table, p))
+                ),
+            )
         )
