@@ -335,6 +335,10 @@ def document_to_row(
         try:
             converted = convert_value(column, value)
         except (TypeError, ValueError) as exc:
+            if column.policy != "keep" and isinstance(exc, ValueError):
+                # Value errors quote the value; a protected one must not leak that way.
+                reason = f"invalid value (withheld: policy '{column.policy}')"
+                raise ConversionError(field_name, reason) from None
             raise ConversionError(field_name, str(exc)) from None
         if is_partition and converted is None:
             # A NULLABLE partition column: a row without a day would crash partition_day.
@@ -397,10 +401,41 @@ def document_day(spec: TableSpec, doc: FirestoreDocument) -> datetime.date | Non
         return None
 
 
-def raw_document_json(doc: FirestoreDocument) -> str:
-    """The whole document as JSON text for the dead-letter table, cut if huge."""
+def protected(spec: TableSpec, data: Mapping[str, Any], hasher: Hasher | None) -> dict:
+    """``data`` with the column policies applied, for anything that leaves the worker raw.
+
+    Dropped fields are removed; hashed ones are hashed (or removed if they are
+    not strings or there is no key), so a dead letter cannot leak what the
+    table itself protects.
+    """
+    out = dict(data)
+    for column in spec.columns:
+        if column.policy == "keep":
+            continue
+        parent: Any = out
+        for part in column.source[:-1]:
+            if not isinstance(parent.get(part), Mapping):
+                parent = None
+                break
+            parent[part] = dict(parent[part])
+            parent = parent[part]
+        leaf = column.source[-1]
+        if parent is None or leaf not in parent:
+            continue
+        value = parent[leaf]
+        if column.policy == "hash" and hasher is not None and isinstance(value, str):
+            parent[leaf] = hasher(value)
+        else:
+            del parent[leaf]
+    return out
+
+
+def raw_document_json(doc: FirestoreDocument, data: Mapping[str, Any] | None = None) -> str:
+    """The whole document (or ``data``) as JSON text for the dead-letter table, cut if huge."""
     try:
-        text = json.dumps(to_json_value(doc.data), ensure_ascii=False, sort_keys=True)
+        text = json.dumps(
+            to_json_value(doc.data if data is None else data), ensure_ascii=False, sort_keys=True
+        )
     except (TypeError, ValueError) as exc:
         text = json.dumps({"unrepresentable": str(exc)})
     if len(text) > MAX_RAW_DOCUMENT_CHARS:

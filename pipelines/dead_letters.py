@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Mapping
 from typing import Any
 
 from pipelines.convert import ConversionError, raw_document_json
@@ -57,7 +58,9 @@ def dead_letter_row(
     run_id: str,
     read_time: str,
     run_started: str,
+    raw_data: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """``raw_data``: the document with column policies applied (see ``convert.protected``)."""
     return {
         "run_id": run_id,
         "table_name": doc.table,
@@ -65,7 +68,7 @@ def dead_letter_row(
         "field": error.field,
         "reason": error.reason,
         "partition_day": day.isoformat() if day else None,
-        "raw_document": raw_document_json(doc),
+        "raw_document": raw_document_json(doc, raw_data),
         "read_time": read_time,
         PARTITION_COLUMN: run_started,
     }

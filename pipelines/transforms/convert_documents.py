@@ -20,6 +20,7 @@ from pipelines.convert import (
     document_to_row,
     hmac_hasher,
     partition_day,
+    protected,
 )
 from pipelines.document import FirestoreDocument
 from pipelines.options import SyncConfig
@@ -59,6 +60,10 @@ class _ConvertFn(beam.DoFn):
     def setup(self) -> None:
         key = hash_key(self._config)
         self._hasher = hmac_hasher(key) if key else None
+        self._protects = {
+            name: any(c.policy != "keep" for c in spec.columns)
+            for name, spec in self._specs.items()
+        }
         self._rejected = {
             name: Metrics.counter(NAMESPACE, f"{name}.rejected") for name in self._specs
         }
@@ -88,7 +93,13 @@ class _ConvertFn(beam.DoFn):
             yield (
                 dead_letters.TABLE,
                 dead_letters.dead_letter_row(
-                    doc, error, day, config.run_id, config.read_time_text, config.started_text
+                    doc,
+                    error,
+                    day,
+                    config.run_id,
+                    config.read_time_text,
+                    config.started_text,
+                    protected(spec, doc.data, self._hasher) if self._protects[doc.table] else None,
                 ),
             )
         else:
