@@ -1,0 +1,67 @@
+"""scripts/benchmark.py runs end to end on a small data set (it starts its own emulators).
+
+Times are never asserted: only that every figure is there and the counts add up.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DOCS = 2000
+
+
+@pytest.mark.integration
+def test_benchmark_reports_rows_reads_rss_machine_and_command(tmp_path):
+    out = tmp_path / "bench.json"
+    cmd = [
+        sys.executable, "scripts/benchmark.py", "--docs", str(DOCS), "--repeat", "1",
+        "--naive-single-cap", "50", "--json", str(out), "--state-dir", str(tmp_path / "emu"),
+    ]  # fmt: skip
+    result = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr[-4000:]
+    report = json.loads(out.read_text())
+
+    rows = {r["name"]: r for r in report["rows"]}
+    assert list(rows) == ["floor", "pipeline", "naive"]
+    per_doc = report["naive_per_document"]
+    assert per_doc["extrapolated"] and per_doc["extrapolated_from_docs"] == 50
+    for r in [*rows.values(), per_doc]:
+        assert r["docs"] == DOCS
+        for key in ("wall_seconds", "docs_per_second", "ratio_to_floor"):
+            assert isinstance(r[key], (int, float)), (r["name"], key)
+    assert rows["floor"]["ratio_to_floor"] == 1.0
+    assert rows["pipeline"]["config"] == report["recommended_config"]
+    configs = {c["config"]: c for c in report["pipeline_configs"]}
+    assert set(configs) == {"in_memory", "multi_threading:2", "multi_processing:2"}
+    assert report["failed_configs"] == [], [c["errors"] for c in configs.values()]
+
+    # The pipeline's own count of documents its queries returned: each one exactly once.
+    reads = report["firestore_reads"]
+    assert reads == {**reads, "documents_returned": DOCS, "documents_in_window": DOCS}
+    assert report["reads_per_document"] == 1.0
+    for runs in report["runs"]["pipeline"].values():
+        assert [r["documents_returned"] for r in runs] == [DOCS]
+
+    nightly = report["nightly"]
+    assert nightly["ok"] and nightly["documents_returned"] == DOCS
+    assert 0 < nightly["documents_in_window"] < DOCS
+    assert nightly["reads_per_document"] == pytest.approx(
+        DOCS / nightly["documents_in_window"], abs=0.01
+    )
+
+    assert report["peak_rss_bytes"] > 0
+    assert sum(report["seed"]["per_collection"].values()) == DOCS
+    machine = report["machine"]
+    assert machine["nproc"] >= 1 and machine["ram_gib"] > 0 and machine["cpu_model"]
+    assert machine["python"] == ".".join(map(str, sys.version_info[:3]))
+    assert report["command"].split()[1:] == cmd[1:]
+
+    text = result.stdout
+    for needle in ("floor", "EXTRAPOLATED", "reads per document", "nightly", "peak RSS",
+                   "machine:", "command"):  # fmt: skip
+        assert needle in text, needle
+    assert not (tmp_path / "emu" / "state.json").exists()  # emulators stopped
