@@ -64,8 +64,9 @@ class SyncOptions(PipelineOptions):
         parser.add_argument(
             "--load_batch_rows",
             type=int,
-            default=50_000,
-            help="Rows per BigQuery load job into staging.",
+            default=500_000,
+            help="Rows per BigQuery load job into staging (batches also stop at 256 MB); "
+            "BigQuery allows 1,500 load jobs per table per day.",
         )
         parser.add_argument(
             "--read_time",
@@ -136,7 +137,7 @@ class SyncConfig:
     location: str = "US"
     lookback_days: int = 0
     num_splits: int = 8
-    load_batch_rows: int = 50_000
+    load_batch_rows: int = 500_000
     hash_key_env: str = "F2BQ_HASH_KEY"
     hash_key_secret: str | None = None
     firestore_retry_timeout: float = 300.0

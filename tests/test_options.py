@@ -162,7 +162,7 @@ def test_resolved_config() -> None:
     assert cfg.read_time == NOW and cfg.started_at == NOW
     assert cfg.read_time_text == "2026-11-25T02:00:00.000000Z"
     assert cfg.dry_run is False
-    assert (cfg.lookback_days, cfg.num_splits, cfg.load_batch_rows) == (0, 8, 50_000)
+    assert (cfg.lookback_days, cfg.num_splits, cfg.load_batch_rows) == (0, 8, 500_000)
     assert (cfg.database, cfg.location) == ("(default)", "US")
 
 

@@ -58,6 +58,8 @@ class _ConvertFn(beam.DoFn):
         self._edit_window = config.edit_window
 
     def setup(self) -> None:
+        self._read_time = self._config.read_time_text  # formatted once, not per document
+        self._started = self._config.started_text
         key = hash_key(self._config)
         self._hasher = hmac_hasher(key) if key else None
         self._protects = {
@@ -83,7 +85,7 @@ class _ConvertFn(beam.DoFn):
         tally = self._tallies[doc.table]
         tally.read += 1
         try:
-            row = document_to_row(spec, doc, config.run_id, config.read_time_text, self._hasher)
+            row = document_to_row(spec, doc, config.run_id, self._read_time, self._hasher)
         except ConversionError as error:
             day = document_day(spec, doc)
             if day is not None and not PARTITION_RANGE[0] <= day.isoformat() <= PARTITION_RANGE[1]:
@@ -97,8 +99,8 @@ class _ConvertFn(beam.DoFn):
                     error,
                     day,
                     config.run_id,
-                    config.read_time_text,
-                    config.started_text,
+                    self._read_time,
+                    self._started,
                     protected(spec, doc.data, self._hasher) if self._protects[doc.table] else None,
                 ),
             )
