@@ -100,6 +100,11 @@ def date_literals(days: Iterable[datetime.date]) -> str:
     return ", ".join(out)
 
 
+def column_list(columns: Sequence[str]) -> str:
+    """```a`, `b``` from validated column names."""
+    return ", ".join(f"`{check_identifier(c, 'column')}`" for c in columns)
+
+
 def schema_fields(schema: Sequence[Mapping[str, str]]) -> list[bigquery.SchemaField]:
     return [bigquery.SchemaField.from_api_repr(dict(f)) for f in schema]
 
@@ -256,8 +261,7 @@ def replace_days_sql(
     in case a retried bundle staged a batch twice.
     """
     day_list = date_literals(days)
-    cols = ", ".join(f"`{check_identifier(c, 'column')}`" for c in columns)
-    keys = ", ".join(f"`{check_identifier(c, 'column')}`" for c in key_columns)
+    cols, keys = column_list(columns), column_list(key_columns)
     part = f"DATE(`{check_identifier(partition_column, 'column')}`)"
     target_sql = table_sql(project, dataset, target)
     staging_sql = table_sql(project, dataset, staging)
@@ -270,24 +274,6 @@ def replace_days_sql(
         f"SELECT {cols} FROM {staging_sql} WHERE {part} IN ({day_list})\n"
         f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {keys}) = 1;\n"
         "COMMIT TRANSACTION;"
-    )
-
-
-def append_sql(
-    project: str,
-    dataset: str,
-    target: str,
-    staging: str,
-    columns: Sequence[str],
-    key_columns: Sequence[str],
-) -> str:
-    """Copy staged rows into an append-only table, one row per key."""
-    cols = ", ".join(f"`{check_identifier(c, 'column')}`" for c in columns)
-    keys = ", ".join(f"`{check_identifier(c, 'column')}`" for c in key_columns)
-    return (
-        f"INSERT INTO {table_sql(project, dataset, target)} ({cols})\n"
-        f"SELECT {cols} FROM {table_sql(project, dataset, staging)} WHERE TRUE\n"
-        f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {keys}) = 1"
     )
 
 
@@ -305,8 +291,7 @@ def dead_letters_sql(
     A broken document on a day the run leaves alone was reported when its day
     was last replaced; reporting it every night would drown the new ones.
     """
-    cols = ", ".join(f"`{check_identifier(c, 'column')}`" for c in columns)
-    keys = ", ".join(f"`{check_identifier(c, 'column')}`" for c in key_columns)
+    cols, keys = column_list(columns), column_list(key_columns)
     wanted = ["`partition_day` IS NULL"]
     for table, days in sorted(days_by_table.items()):
         if days:

@@ -10,10 +10,10 @@ import pytest
 from pipelines.bigquery import (
     EMULATOR_ENV,
     UnsafeIdentifier,
-    append_sql,
     check_identifier,
     check_project,
     date_literals,
+    dead_letters_sql,
     emulator_endpoint,
     replace_days_sql,
     staging_table_name,
@@ -71,9 +71,10 @@ def append(**overrides) -> str:
         "staging": "_staging_r1__dead_letters",
         "columns": COLUMNS,
         "key_columns": ["table_name", "document_path"],
+        "days_by_table": {"tasks": [D1], "projects": []},
     }
     args.update(overrides)
-    return append_sql(**args)
+    return dead_letters_sql(**args)
 
 
 # --------------------------------------------------------------------------------------
@@ -161,29 +162,37 @@ def test_replace_days_sql_rejects_non_date_days(day: object) -> None:
 
 
 # --------------------------------------------------------------------------------------
-# append_sql
+# dead_letters_sql
 # --------------------------------------------------------------------------------------
 
 
-def test_append_sql_exact_text() -> None:
+def test_dead_letters_sql_exact_text() -> None:
     cols = "`user_id`, `task_id`, `created_at`, `extra`"
     assert append() == (
         f"INSERT INTO `my-project.analytics._dead_letters` ({cols})\n"
-        f"SELECT {cols} FROM `my-project.analytics._staging_r1__dead_letters` WHERE TRUE\n"
+        f"SELECT {cols} FROM `my-project.analytics._staging_r1__dead_letters`\n"
+        "WHERE `partition_day` IS NULL OR (`table_name` = 'tasks' AND `partition_day` IN "
+        f"(DATE '{D1.isoformat()}'))\n"
         "QUALIFY ROW_NUMBER() OVER (PARTITION BY `table_name`, `document_path`) = 1"
     )
     assert "DELETE" not in append()
 
 
 @pytest.mark.parametrize("value", INJECTIONS, ids=INJECTION_IDS)
+def test_dead_letters_sql_rejects_injection_through_table_names(value: str) -> None:
+    with pytest.raises(UnsafeIdentifier):
+        append(days_by_table={value: [D1]})
+
+
+@pytest.mark.parametrize("value", INJECTIONS, ids=INJECTION_IDS)
 @pytest.mark.parametrize("argument", ["dataset", "target", "staging", "columns", "key_columns"])
-def test_append_sql_rejects_injection(argument: str, value: str) -> None:
+def test_dead_letters_sql_rejects_injection(argument: str, value: str) -> None:
     override = [value] if argument in ("columns", "key_columns") else value
     with pytest.raises(UnsafeIdentifier):
         append(**{argument: override})
 
 
-def test_append_sql_rejects_bad_project() -> None:
+def test_dead_letters_sql_rejects_bad_project() -> None:
     with pytest.raises(UnsafeIdentifier):
         append(project="p`; DROP TABLE x; --")
 
