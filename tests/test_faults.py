@@ -168,7 +168,7 @@ def test_bigquery_failing_on_one_table_leaves_it_whole_and_says_which(
     }
 
 
-def test_two_runs_at_once_on_the_same_window_leave_correct_tables(
+def test_two_runs_at_once_leave_correct_tables_emulator_serialises_them(
     emulators, firestore_db, bq_client
 ):
     """On the emulator the two transactions serialise; on BigQuery one may abort instead."""
