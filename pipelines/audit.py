@@ -10,17 +10,6 @@ TABLE = "_sync_runs"
 PARTITION_COLUMN = "started_at"
 CLUSTERING: tuple[str, ...] = ()
 DESCRIPTION = "One row per Firestore-to-BigQuery sync run: window, outcome and per-table counts."
-#: Values of the ``status`` column; a run writes its row once, when it ends.
-STATUSES = ("succeeded", "failed")
-#: Keys of each object in the ``tables`` JSON list.
-TABLE_STATS_KEYS = (
-    "table",
-    "documents_read",
-    "rows_written",
-    "dead_lettered",
-    "outside_window",
-    "days_replaced",
-)
 SCHEMA: list[dict[str, str]] = [
     {"name": "run_id", "type": "STRING", "mode": "REQUIRED", "description": "Sync run."},
     {
@@ -76,6 +65,6 @@ SCHEMA: list[dict[str, str]] = [
         "type": "JSON",
         "mode": "NULLABLE",
         "description": "Per table: table, documents_read, rows_written, dead_lettered, "
-        "outside_window, days_replaced.",
+        "outside_window, days_replaced, late_edit_days, replaced, rows_per_day, error.",
     },
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 
@@ -142,7 +142,6 @@ class SyncConfig:
     hash_key_secret: str | None = None
     firestore_retry_timeout: float = 300.0
     dry_run: bool = False
-    options: dict = field(default_factory=dict)
 
     @property
     def window_days(self) -> list[datetime.date]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -117,7 +117,6 @@ class TableSpec:
     parent_collection: str = "users"
     user_id_column: str = "user_id"
     description: str = ""
-    options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def column_names(self) -> tuple[str, ...]:

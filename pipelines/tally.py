@@ -12,8 +12,6 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-Day = datetime.date | None
-
 
 @dataclass
 class Tally:
