@@ -54,7 +54,7 @@ def show_tables(project: str, dataset: str) -> None:
     job = bq.run_query(
         client,
         f"SELECT table_name, COUNT(*) AS n FROM {bq.table_sql(project, dataset, '_dead_letters')}"
-        " GROUP BY table_name",
+        " GROUP BY table_name ORDER BY table_name",
     )
     dead = {row["table_name"]: row["n"] for row in job.result()}
     print(f"\n== _dead_letters: {dead or 'none'}")
