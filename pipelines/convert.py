@@ -343,7 +343,7 @@ def document_to_row(
         if is_partition and converted is None:
             # A NULLABLE partition column: a row without a day would crash partition_day.
             raise ConversionError(field_name, "partition value is null")
-        if is_partition and not PARTITION_RANGE[0] <= converted[:10] <= PARTITION_RANGE[1]:
+        if is_partition and not partitionable(converted[:10]):
             # BigQuery puts such rows in __UNPARTITIONED__, where no window ever reaches.
             raise ConversionError(
                 field_name,
@@ -390,6 +390,17 @@ def partition_day(spec: TableSpec, row: Mapping[str, Any]) -> datetime.date:
     return datetime.date.fromisoformat(str(row[spec.partition_column])[:10])
 
 
+def partitionable(day: str) -> bool:
+    """Whether a ``YYYY-MM-DD`` day can have a partition of its own."""
+    return PARTITION_RANGE[0] <= day <= PARTITION_RANGE[1]
+
+
+def dead_letter_day(spec: TableSpec, doc: FirestoreDocument) -> datetime.date | None:
+    """The day a rejected document is filed under: None if no partition could hold it."""
+    day = document_day(spec, doc)
+    return day if day is not None and partitionable(day.isoformat()) else None
+
+
 def document_day(spec: TableSpec, doc: FirestoreDocument) -> datetime.date | None:
     """The partition day of a document that may not convert, or None if it has none."""
     found, value = _lookup(doc.data, spec.partition.source)
@@ -408,10 +419,11 @@ def protected(spec: TableSpec, data: Mapping[str, Any], hasher: Hasher | None) -
     not strings or there is no key), so a dead letter cannot leak what the
     table itself protects.
     """
+    guarded = [c for c in spec.columns if c.policy != "keep"]
+    if not guarded:
+        return dict(data)
     out = dict(data)
-    for column in spec.columns:
-        if column.policy == "keep":
-            continue
+    for column in guarded:
         parent: Any = out
         for part in column.source[:-1]:
             if not isinstance(parent.get(part), Mapping):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 
 from pipelines.bigquery import UnsafeIdentifier, check_identifier, check_project
+from pipelines.convert import format_timestamp
 from pipelines.table_spec import SchemaError, TableSpec, load_specs, select_specs
 
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}\Z"
@@ -108,6 +109,11 @@ def parse_date(value: str, option: str) -> datetime.date:
         raise UsageError(f"--{option} {value!r} is not a real calendar date") from None
 
 
+def day_range(first: datetime.date, last: datetime.date) -> list[datetime.date]:
+    """Every day from ``first`` to ``last``, inclusive."""
+    return [first + datetime.timedelta(days=i) for i in range((last - first).days + 1)]
+
+
 def _parse_time(value: str, option: str, now: datetime.datetime) -> datetime.datetime:
     try:
         parsed = datetime.datetime.fromisoformat(value)
@@ -145,8 +151,12 @@ class SyncConfig:
 
     @property
     def window_days(self) -> list[datetime.date]:
-        n = (self.end_date - self.start_date).days + 1
-        return [self.start_date + datetime.timedelta(days=i) for i in range(n)]
+        return day_range(self.start_date, self.end_date)
+
+    @property
+    def required_days(self) -> list[datetime.date]:
+        """The window and its look-back: replaced whatever the data says."""
+        return day_range(self.rebuild_floor, self.end_date)
 
     @property
     def edit_window(self) -> tuple[datetime.datetime, datetime.datetime]:
@@ -162,11 +172,11 @@ class SyncConfig:
 
     @property
     def read_time_text(self) -> str:
-        return self.read_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return format_timestamp(self.read_time)
 
     @property
     def started_text(self) -> str:
-        return self.started_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return format_timestamp(self.started_at)
 
 
 def resolve(

@@ -14,9 +14,8 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from pipelines import dead_letters
 from pipelines.convert import (
-    PARTITION_RANGE,
     ConversionError,
-    document_day,
+    dead_letter_day,
     document_to_row,
     hmac_hasher,
     partition_day,
@@ -62,10 +61,6 @@ class _ConvertFn(beam.DoFn):
         self._started = self._config.started_text
         key = hash_key(self._config)
         self._hasher = hmac_hasher(key) if key else None
-        self._protects = {
-            name: any(c.policy != "keep" for c in spec.columns)
-            for name, spec in self._specs.items()
-        }
         self._rejected = {
             name: Metrics.counter(NAMESPACE, f"{name}.rejected") for name in self._specs
         }
@@ -87,9 +82,7 @@ class _ConvertFn(beam.DoFn):
         try:
             row = document_to_row(spec, doc, config.run_id, self._read_time, self._hasher)
         except ConversionError as error:
-            day = document_day(spec, doc)
-            if day is not None and not PARTITION_RANGE[0] <= day.isoformat() <= PARTITION_RANGE[1]:
-                day = None  # no partition could ever hold it: always dead-lettered
+            day = dead_letter_day(spec, doc)  # None: no partition could hold it
             tally.bad[day] += 1
             self._rejected[doc.table].inc()
             yield (
@@ -101,7 +94,7 @@ class _ConvertFn(beam.DoFn):
                     config.run_id,
                     self._read_time,
                     self._started,
-                    protected(spec, doc.data, self._hasher) if self._protects[doc.table] else None,
+                    protected(spec, doc.data, self._hasher),
                 ),
             )
         else:

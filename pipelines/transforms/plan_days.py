@@ -8,7 +8,6 @@ partition by Thursday's nightly run. Planning reads no extra documents.
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -20,19 +19,13 @@ from pipelines.tally import TablePlan, add_tallies, plan_table
 from pipelines.transforms.read_firestore import NAMESPACE
 
 
-def required_days(config: SyncConfig) -> list[datetime.date]:
-    """The window and its look-back: replaced whatever the data says."""
-    first = config.rebuild_floor
-    return [first + datetime.timedelta(days=i) for i in range((config.end_date - first).days + 1)]
-
-
 class _PlanFn(beam.DoFn):
     def __init__(self, config: SyncConfig):
         self._config = config
 
     def process(self, element: tuple[str, Mapping[str, Iterable[Any]]]) -> Iterator[TablePlan]:
         table, grouped = element
-        plan = plan_table(table, add_tallies(grouped["tally"]), required_days(self._config))
+        plan = plan_table(table, add_tallies(grouped["tally"]), self._config.required_days)
         counter = lambda name, n: Metrics.counter(NAMESPACE, f"{table}.{name}").inc(n)  # noqa: E731
         counter("rows", plan.rows)
         counter("dead_lettered", plan.dead_lettered)

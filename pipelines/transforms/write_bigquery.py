@@ -24,6 +24,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
+from google.cloud import bigquery
 
 from pipelines import audit, dead_letters
 from pipelines import bigquery as bq
@@ -82,12 +83,16 @@ def prepare_tables(config: SyncConfig) -> None:
 def drop_staging_tables(config: SyncConfig) -> None:
     """Remove this run's staging tables (they would expire on their own anyway)."""
     client = bq.make_client(config.project, config.location)
-    for name in [*(s.name for s in config.tables), dead_letters.TABLE]:
-        client.delete_table(
-            f"{config.project}.{config.dataset}.{bq.staging_table_name(config.run_id, name)}",
-            not_found_ok=True,
-            timeout=bq.CALL_TIMEOUT,
-        )
+    for destination in destination_schemas(config):
+        drop_staging_table(client, config, destination)
+
+
+def drop_staging_table(client: bigquery.Client, config: SyncConfig, destination: str) -> None:
+    client.delete_table(
+        f"{config.project}.{config.dataset}.{bq.staging_table_name(config.run_id, destination)}",
+        not_found_ok=True,
+        timeout=bq.CALL_TIMEOUT,
+    )
 
 
 class _StageRowsFn(beam.DoFn):
@@ -185,7 +190,7 @@ class _CommitFn(beam.DoFn):
             Metrics.counter(NAMESPACE, f"{table}.commit_failed").inc()
             result.update(replaced=False, error=message)
         finally:
-            self._drop(bq.staging_table_name(self._config.run_id, table))
+            drop_staging_table(self._client, self._config, table)
         yield result
 
     def _append_dead_letters(self, staged: int, plans: Mapping[str, TablePlan]) -> None:
@@ -229,13 +234,6 @@ class _CommitFn(beam.DoFn):
         for day, n in written.items():
             Metrics.counter(NAMESPACE, f"{plan.table}.written@{day.isoformat()}").inc(n)
         return written
-
-    def _drop(self, staging: str) -> None:
-        self._client.delete_table(
-            f"{self._config.project}.{self._config.dataset}.{staging}",
-            not_found_ok=True,
-            timeout=bq.CALL_TIMEOUT,
-        )
 
 
 def _first_line(exc: BaseException, limit: int = 300) -> str:
