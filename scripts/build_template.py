@@ -23,26 +23,17 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+# The scripts folder is not a package; its shared checks sit beside each script.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from deploy_args import UsageError, check_location, checked  # noqa: E402
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 IMAGE_NAME = "firestore-to-bq"
 TEMPLATE_OBJECT = "templates/firestore-to-bq.json"
 METADATA_FILE = "deploy/metadata.json"
 
-PROJECT = re.compile(r"^[a-z][a-z0-9\-]{4,28}[a-z0-9]\Z")
-REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+\Z")
-BUCKET = re.compile(r"^[a-z0-9][a-z0-9._\-]{1,220}[a-z0-9]\Z")
 REPOSITORY = re.compile(r"^[a-z]([a-z0-9\-]{0,61}[a-z0-9])?\Z")
 TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}\Z")
-
-
-class UsageError(ValueError):
-    """A bad argument, reported in one line before anything runs."""
-
-
-def checked(value: str, pattern: re.Pattern[str], what: str) -> str:
-    if not pattern.match(value or ""):
-        raise UsageError(f"{what} {value!r} is not valid")
-    return value
 
 
 def default_tag() -> str:
@@ -133,9 +124,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--tag", help="Image tag (default: the git commit).")
     parser.add_argument("--dry_run", action="store_true", help="Print the commands only.")
     args = parser.parse_args(argv)
-    checked(args.project, PROJECT, "--project")
-    checked(args.region, REGION, "--region")
-    checked(args.bucket, BUCKET, "--bucket")
+    check_location(args.project, args.region, args.bucket)
     checked(args.repository, REPOSITORY, "--repository")
     args.tag = checked(args.tag or default_tag(), TAG, "--tag")
     return args

@@ -26,6 +26,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+# The scripts folder is not a package; its shared checks sit beside each script.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from deploy_args import UsageError, check_location  # noqa: E402
+
 from pipelines.bigquery import UnsafeIdentifier, check_identifier
 from pipelines.table_spec import SchemaError, load_specs, select_specs
 
@@ -36,14 +40,7 @@ BODY_FILE = "launch-body.json"
 PIPELINE_SA = "firestore-to-bq"
 SCHEDULER_SA = "firestore-to-bq-scheduler"
 
-PROJECT = re.compile(r"^[a-z][a-z0-9\-]{4,28}[a-z0-9]\Z")
-REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+\Z")
-BUCKET = re.compile(r"^[a-z0-9][a-z0-9._\-]{1,220}[a-z0-9]\Z")
 EMAIL = re.compile(r"^[a-z0-9][a-z0-9\-]*@[a-z0-9.\-]+\.iam\.gserviceaccount\.com\Z")
-
-
-class UsageError(ValueError):
-    """A bad argument, reported in one line before anything runs."""
 
 
 def launch_url(project: str, region: str) -> str:
@@ -161,13 +158,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--dry_run", action="store_true", help="Print, run nothing.")
     args = parser.parse_args(argv)
 
-    for value, pattern, what in (
-        (args.project, PROJECT, "--project"),
-        (args.region, REGION, "--region"),
-        (args.bucket, BUCKET, "--bucket"),
-    ):
-        if not pattern.match(value):
-            raise UsageError(f"{what} {value!r} is not valid")
+    check_location(args.project, args.region, args.bucket)
     try:
         check_identifier(args.dataset, "--dataset")
     except UnsafeIdentifier as exc:
