@@ -105,8 +105,15 @@ class FaultProxy:
 
 
 def _reset(sock: socket.socket) -> None:
-    """Close with RST, as a crashed peer or a dropped path does."""
+    """Close with RST, as a crashed peer or a dropped path does.
+
+    ``shutdown`` first: ``close`` alone does not wake a pump thread blocked in
+    ``recv`` on the same socket, which then keeps it open, so the client would
+    wait on a silent connection until its deadline instead of seeing it drop.
+    """
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
     with contextlib.suppress(OSError):
         sock.close()
