@@ -141,7 +141,7 @@ def run(argv: Sequence[str] | None = None) -> RunSummary:
             # A Flex Template launcher must hand the job over and exit; the job's
             # own RecordRun step writes the outcome to _sync_runs.
             _LOG.info("launched from a Flex Template: submitted run %s", config.run_id)
-            return summarize(config, {})
+            return RunSummary(config, [], submitted=True)
         state = result.wait_until_finish()
         if state not in (None, PipelineState.DONE):
             raise RuntimeError(f"pipeline ended in state {state}")

@@ -35,6 +35,8 @@ class TableSummary:
 class RunSummary:
     config: SyncConfig
     tables: list[TableSummary]
+    #: Handed to the runner without waiting (Flex Template launch): no figures yet.
+    submitted: bool = False
 
     @property
     def reconciles(self) -> bool:
@@ -46,6 +48,11 @@ class RunSummary:
 
     def render(self) -> str:
         c = self.config
+        if self.submitted:
+            return (
+                f"run {c.run_id}: window {c.start_date}..{c.end_date} submitted; "
+                "its outcome and counts are recorded in _sync_runs"
+            )
         mode = "DRY RUN (nothing written)" if c.dry_run else f"dataset {c.project}.{c.dataset}"
         lines = [
             f"run {c.run_id}: window {c.start_date}..{c.end_date}, snapshot {c.read_time_text}, "

@@ -451,3 +451,14 @@ def test_main_hash_key_missing(tmp_path: Path, capsys: pytest.CaptureFixture[str
         "error: a column has policy 'hash' but neither --hash_key_secret nor "
         "$F2BQ_HASH_KEY is set\n"
     )
+
+
+def test_a_submitted_run_reports_where_its_outcome_goes_not_zero_counts() -> None:
+    from pipelines.summary import RunSummary
+
+    summary = RunSummary(config("--run_id", "r1"), [], submitted=True)
+    assert summary.reconciles
+    assert summary.render() == (
+        "run r1: window 2026-11-24..2026-11-24 submitted; "
+        "its outcome and counts are recorded in _sync_runs"
+    )
