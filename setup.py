@@ -24,6 +24,8 @@ DEV = [
     "duckdb-extension-avro==1.5.5",
     "numpy==2.4.6",
     "psutil",
+    # Property tests (tests/test_splits.py).
+    "hypothesis==6.170.17",
 ]
 
 setup(
