@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -18,41 +18,16 @@ from google.api_core import exceptions as api_exceptions
 
 from pipelines import firestore as fs
 from pipelines.document import FirestoreDocument
+from pipelines.splits import (
+    NameRange,
+    name_boundaries,
+    ranges_from_boundaries,
+    sorted_boundaries,
+)
 from pipelines.table_spec import TableSpec
 
 _LOG = logging.getLogger(__name__)
 NAMESPACE = "firestore_to_bq"
-#: Characters auto-generated Firestore ids are drawn from, in Firestore's byte order.
-ID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
-
-@dataclass(frozen=True)
-class NameRange:
-    """Documents of one table with ``start <= name < end`` (None: open end)."""
-
-    table: str
-    start: str | None
-    end: str | None
-
-
-def name_boundaries(spec: TableSpec, num_splits: int) -> list[str]:
-    """Split points on document names when the server has no PartitionQuery.
-
-    Ids are spread over the id alphabet (auto-ids uniformly), so cutting the
-    first character of the top-level id into ``num_splits`` bands balances the
-    ranges without reading a single document.
-    """
-    if num_splits <= 1:
-        return []
-    n = min(num_splits, len(ID_ALPHABET))
-    step = len(ID_ALPHABET) / n
-    prefix = spec.parent_collection if spec.layout == "per_user" else spec.collection
-    return [f"{prefix}/{ID_ALPHABET[round(i * step)]}" for i in range(1, n)]
-
-
-def ranges_from_boundaries(table: str, boundaries: Sequence[str]) -> list[NameRange]:
-    edges: list[str | None] = [None, *boundaries, None]
-    return [NameRange(table, lo, hi) for lo, hi in zip(edges, edges[1:], strict=False)]
 
 
 class _SplitQueryFn(beam.DoFn):
@@ -93,11 +68,28 @@ class _SplitQueryFn(beam.DoFn):
                 group.get_partitions(self._splits, read_time=self._read_time, retry=self._retry)
             )
         except (api_exceptions.MethodNotImplemented, api_exceptions.InvalidArgument) as exc:
-            _LOG.info("PartitionQuery unavailable for %s (%s); splitting on names", spec.name, exc)
+            _note_no_partition_query(exc)
             return None
         # Each partition ends where the next starts; the last one is open-ended.
-        boundaries = [p.end_at.path for p in partitions if p.end_at is not None]
-        return boundaries
+        # The client yields them in page order, not name order: sorted_boundaries.
+        return sorted_boundaries(p.end_at.path for p in partitions if p.end_at is not None)
+
+
+_partition_query_noted = False
+
+
+def _note_no_partition_query(exc: Exception) -> None:
+    """Say once per process that splits fall back to name bands.
+
+    The emulator never has PartitionQuery, so there it is a debug note; on
+    Firestore it is worth an INFO line.
+    """
+    global _partition_query_noted
+    if not _partition_query_noted:
+        _partition_query_noted = True
+        level = logging.DEBUG if os.environ.get(fs.EMULATOR_ENV) else logging.INFO
+        code = getattr(exc, "code", None) or type(exc).__name__
+        _LOG.log(level, "PartitionQuery unavailable (%s); splitting on document names", code)
 
 
 class _ReadRangeFn(beam.DoFn):
