@@ -117,6 +117,9 @@ class TableSpec:
     parent_collection: str = "users"
     user_id_column: str = "user_id"
     description: str = ""
+    #: A TIMESTAMP column the app moves forward on every write (``updated_at``):
+    #: incremental runs find late edits by it. None: only full runs see them.
+    change_field: str | None = None
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -131,6 +134,21 @@ class TableSpec:
     @property
     def partition(self) -> Column:
         return self.column(self.partition_column)
+
+    @property
+    def supports_incremental(self) -> bool:
+        """Range queries need a TIMESTAMP partition stored as one top-level field."""
+        return self.partition.type == "TIMESTAMP" and len(self.partition.source) == 1
+
+    @property
+    def range_fields(self) -> tuple[str, ...]:
+        """Firestore fields incremental queries filter on (each needs an index)."""
+        if not self.supports_incremental:
+            return ()
+        fields = [self.partition.source[0]]
+        if self.change_field:
+            fields.append(self.column(self.change_field).source[0])
+        return tuple(fields)
 
     def bigquery_schema(self) -> list[dict[str, str]]:
         """The table's BigQuery JSON schema, sync columns included."""
@@ -222,6 +240,11 @@ def parse_spec(raw: Mapping[str, Any], origin: str = "<schema>") -> TableSpec:
             ),
             description=str(raw.get("description", "")),
             columns=tuple(columns),
+            change_field=(
+                _identifier(raw["change_field"], f"{origin}: change_field")
+                if raw.get("change_field") is not None
+                else None
+            ),
         )
     except KeyError as exc:
         raise SchemaError(f"{origin}: missing key {exc.args[0]!r}") from None
@@ -230,6 +253,12 @@ def parse_spec(raw: Mapping[str, Any], origin: str = "<schema>") -> TableSpec:
     for col_name in (spec.id_column, spec.partition_column, spec.user_id_column, *spec.clustering):
         if col_name not in seen:
             raise SchemaError(f"{origin}: column {col_name!r} is referenced but not declared")
+    if spec.change_field is not None:
+        if spec.change_field not in seen:
+            raise SchemaError(f"{origin}: change_field {spec.change_field!r} is not declared")
+        change = spec.column(spec.change_field)
+        if change.type != "TIMESTAMP" or change.repeated or len(change.source) != 1:
+            raise SchemaError(f"{origin}: change_field must be a top-level TIMESTAMP column")
     if spec.partition.type not in ("TIMESTAMP", "DATE") or spec.partition.repeated:
         raise SchemaError(f"{origin}: partition column must be a TIMESTAMP or DATE")
     if spec.partition.policy != "keep":
