@@ -28,6 +28,14 @@ from apache_beam.runners.runner import PipelineState
 from google.api_core import exceptions as api_exceptions
 from google.api_core.exceptions import GoogleAPICallError, RetryError
 
+from pipelines.arguments import (
+    HELP,
+    HELP_BEAM,
+    beam_help,
+    check_known,
+    pop_log_level,
+    sync_help,
+)
 from pipelines.options import SyncConfig, SyncOptions, UsageError, resolve
 from pipelines.summary import RunSummary, counters, summarize
 from pipelines.transforms.convert_documents import ConvertDocuments
@@ -71,11 +79,15 @@ def pop_dry_run(argv: Sequence[str]) -> tuple[bool, list[str]]:
 
 
 def parse_options(args: Sequence[str]) -> PipelineOptions:
-    """Beam options, with argparse's multi-line usage dump turned into one UsageError."""
+    """Beam options, with argparse's multi-line usage dump turned into one UsageError.
+
+    An argument no option accepts is refused (Beam would only warn and drop it).
+    """
     options = PipelineOptions(args)
     captured = io.StringIO()
     try:
         with contextlib.redirect_stderr(captured):
+            check_known(args)
             options.view_as(SyncOptions)
             options.view_as(StandardOptions)
     except SystemExit:
@@ -191,12 +203,26 @@ def _failure(config: SyncConfig, runner: str, exc: BaseException) -> RunFailed:
     return RunFailed(message, audit)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+def configure_logging(level: int) -> None:
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(level)
     # Beam's own INFO lines (type-hint notes, runner chatter) drown the summary.
-    logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    beam_level = logging.INFO if level <= logging.DEBUG else logging.WARNING
+    logging.getLogger("apache_beam").setLevel(beam_level)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if any(a in HELP for a in args):
+        print(sync_help())
+        return 0
+    if HELP_BEAM in args:
+        print(beam_help())
+        return 0
     try:
-        summary = run(argv)
+        level, args = pop_log_level(args)
+        configure_logging(level)
+        summary = run(args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

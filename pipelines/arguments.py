@@ -1,0 +1,143 @@
+"""The command line around ``SyncOptions``: unknown arguments, ``--help``, ``--log_level``.
+
+Beam parses options leniently: an argument no ``PipelineOptions`` class
+defines is dropped with an "Unparseable argument" warning, so a misspelled
+``--start-date`` silently syncs yesterday instead. Here every argument is checked
+against the same parser Beam builds (all ``PipelineOptions`` subclasses, ours
+included) and one that fits none is refused, with the closest spelling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import logging
+from collections.abc import Sequence
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipelines.options import SyncOptions, UsageError
+
+PROG = "firestore-to-bq"
+HELP = ("-h", "--help")
+HELP_BEAM = "--help_beam"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+DRY_RUN_HELP = (
+    "Read and convert, print what would be written; write nothing to BigQuery. "
+    "Takes an optional =true/=false."
+)
+LOG_LEVEL_HELP = "Console log level. DEBUG also prints the traceback of a failure. Default: INFO."
+
+
+def beam_parser() -> argparse.ArgumentParser:
+    """The parser Beam itself builds from every ``PipelineOptions`` subclass.
+
+    Taken from ``get_all_options``' hook rather than rebuilt, so it holds
+    exactly the options Beam would parse, whatever classes are loaded.
+    """
+    captured: list[argparse.ArgumentParser] = []
+    PipelineOptions([]).get_all_options(add_extra_args_fn=captured.append)
+    return captured[0]
+
+
+def _entry_point_options() -> list[str]:
+    """Options the entry point takes out before Beam sees the rest."""
+    return ["--dry_run", "--log_level", *HELP, HELP_BEAM]
+
+
+def check_known(args: Sequence[str]) -> None:
+    """Refuse the first argument that no option (Beam's or ours) accepts.
+
+    Raises :class:`UsageError` naming it and, when one is close, the right spelling.
+    """
+    parser = beam_parser()
+    _, unknown = parser.parse_known_args(list(args))
+    if not unknown:
+        return
+    first = next((a for a in unknown if a.startswith("-")), unknown[0])
+    if not first.startswith("-"):
+        raise UsageError(f"unexpected argument {first!r} (options start with --; see --help)")
+    name = first.split("=", 1)[0]
+    known = sorted(
+        {s for a in parser._actions for s in a.option_strings if s.startswith("--")}
+        | set(_entry_point_options())
+    )
+    raise UsageError(f"unknown option {name}{_suggestion(name, known)}")
+
+
+def _suggestion(name: str, known: Sequence[str]) -> str:
+    normalized = "--" + name.lstrip("-").replace("-", "_").lower()
+    if normalized in known:
+        match = normalized
+    else:
+        close = difflib.get_close_matches(normalized, known, n=1, cutoff=0.75)
+        match = close[0] if close else None
+    if match:
+        return f": did you mean {match}?"
+    return f" (run {PROG} --help for the sync's options, {HELP_BEAM} for Beam's)"
+
+
+def pop_log_level(argv: Sequence[str]) -> tuple[int, list[str]]:
+    """Take ``--log_level LEVEL`` (or ``=LEVEL``) out of ``argv``; INFO by default."""
+    level, rest, args = "INFO", [], list(argv)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--log_level":
+            if i + 1 >= len(args):
+                raise UsageError("--log_level needs a value: " + ", ".join(LOG_LEVELS))
+            level, i = args[i + 1], i + 2
+            continue
+        if arg.startswith("--log_level="):
+            level = arg.partition("=")[2]
+        else:
+            rest.append(arg)
+        i += 1
+    if level.upper() not in LOG_LEVELS:
+        raise UsageError(f"--log_level {level!r} is not one of {', '.join(LOG_LEVELS)}")
+    return logging.getLevelName(level.upper()), rest
+
+
+class _DefaultsFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows a default after the help text, when there is one worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        shown = action.default not in (None, "", False, argparse.SUPPRESS)
+        if shown and "default" not in text.lower():
+            text += " (default: %(default)s)"
+        return text
+
+
+def sync_help() -> str:
+    """``--help``: the sync's own options, read from ``SyncOptions``, apart from Beam's."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        formatter_class=_DefaultsFormatter,
+        add_help=False,
+        usage=f"{PROG} --project P --dataset D [--date YYYY-MM-DD | --start_date YYYY-MM-DD "
+        "--end_date YYYY-MM-DD] [options] [Beam options]\n"
+        f"       {PROG} status --project P --dataset D [--max_lag_days N]",
+        description="Sync Firestore collections into day-partitioned BigQuery tables.\n"
+        "With no date it syncs yesterday (UTC).",
+        epilog="Every Apache Beam pipeline option is accepted too (--region, --temp_location,\n"
+        f"--max_num_workers, --direct_num_workers, …): {PROG} {HELP_BEAM} lists them.\n"
+        "Exit codes: 0 success; 1 the run failed or did not reconcile; 2 bad arguments.",
+    )
+    SyncOptions._add_argparse_args(parser.add_argument_group("sync options"))
+    entry = parser.add_argument_group("entry point")
+    entry.add_argument("--dry_run", action="store_true", help=DRY_RUN_HELP)
+    entry.add_argument("--log_level", choices=LOG_LEVELS, default="INFO", help=LOG_LEVEL_HELP)
+    entry.add_argument(*HELP, action="store_true", help="Show this help.")
+    entry.add_argument(HELP_BEAM, action="store_true", help="List every Beam pipeline option.")
+    beam = parser.add_argument_group("Beam options used most")
+    beam.add_argument("--project", help="Google Cloud project of Firestore and BigQuery.")
+    beam.add_argument("--runner", help="DirectRunner (default, in-process) or DataflowRunner.")
+    return parser.format_help()
+
+
+def beam_help() -> str:
+    """``--help_beam``: every option Beam accepts, as Beam describes them."""
+    parser = beam_parser()
+    parser.prog = PROG
+    return parser.format_help()
