@@ -7,6 +7,8 @@ import re
 PROJECT = re.compile(r"^[a-z][a-z0-9\-]{4,28}[a-z0-9]\Z")
 REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+\Z")
 BUCKET = re.compile(r"^[a-z0-9][a-z0-9._\-]{1,220}[a-z0-9]\Z")
+#: ``(default)`` or a named database: 4-63 lowercase letters, digits and hyphens.
+DATABASE = re.compile(r"^(\(default\)|[a-z][a-z0-9\-]{2,61}[a-z0-9])\Z")
 
 
 class UsageError(ValueError):
