@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,7 +30,9 @@ METADATA_PATH = REPO_ROOT / "deploy" / "metadata.json"
 TEMPLATE_NAME = "Firestore to BigQuery"
 TEMPLATE_DESCRIPTION = (
     "Syncs Firestore collections into day-partitioned BigQuery tables, replacing whole "
-    "days from one Firestore snapshot. Without a date it syncs yesterday (UTC)."
+    "days from one Firestore snapshot. Without a date it catches up to yesterday (UTC) from "
+    "the last successful run, reading only what changed (mode incremental); mode full reads "
+    "whole collections."
 )
 #: Parsed by the entry point itself (``pop_dry_run``), not by ``SyncOptions``.
 DRY_RUN = "dry_run"
@@ -48,6 +51,10 @@ LABELS = {
     "run_id": "Run ID",
     "hash_key_env": "Hash key environment variable",
     "firestore_retry_timeout": "Firestore retry timeout (seconds)",
+    "mode": "Mode (incremental or full)",
+    "max_catchup_days": "Most missed days caught up",
+    "verify_days": "Days checked for drift",
+    "allow_shrink": "Allow days to shrink",
     DRY_RUN: "Dry run",
 }
 #: ``resolve()`` refuses to run without these (outside a dry run), though argparse
@@ -73,7 +80,6 @@ REGEXES = {
     "end_date": [portable(DATE_PATTERN)],
     "collections": [COLLECTIONS],
     "run_id": [portable(RUN_ID.pattern)],
-    DRY_RUN: [BOOLEAN],
 }
 TYPE_REGEXES: dict[type | None, list[str]] = {int: [INTEGER], float: [NUMBER]}
 
@@ -93,19 +99,37 @@ def parameter_name(action: argparse.Action) -> str:
     return action.dest
 
 
-def parameter(name: str, help_text: str, kind: type | None, required: bool) -> dict[str, Any]:
+def choice_regex(choices: Sequence[str]) -> str:
+    """Exactly one of ``choices``: Dataflow refuses anything else before launching."""
+    return "^(" + "|".join(re.escape(c) for c in choices) + ")$"
+
+
+def parameter(
+    name: str,
+    help_text: str,
+    kind: type | None,
+    required: bool,
+    choices: Sequence[str] | None = None,
+    boolean: bool = False,
+) -> dict[str, Any]:
+    """One console parameter; a boolean is ``true``/``false``, a choice one of its values."""
     param: dict[str, Any] = {
         "name": name,
         "label": LABELS.get(name, name.replace("_", " ").capitalize()),
         "helpText": help_text,
         "isOptional": not required,
     }
-    regexes = REGEXES.get(name) or TYPE_REGEXES.get(kind, [])
+    if boolean:
+        regexes = [BOOLEAN]
+    elif choices:
+        regexes = [choice_regex(choices)]
+    else:
+        regexes = REGEXES.get(name) or TYPE_REGEXES.get(kind, [])
     if regexes:
         param["regexes"] = list(regexes)
     if kind in (int, float):
         param["paramType"] = "NUMBER"
-    elif name == DRY_RUN:
+    elif boolean:
         param["paramType"] = "BOOLEAN"
     else:
         param["paramType"] = "TEXT"
@@ -120,9 +144,17 @@ def build_metadata() -> dict[str, Any]:
         if not action.help:
             raise ValueError(f"--{name} has no help text; the console would show nothing")
         params.append(
-            parameter(name, action.help, action.type, action.required or name in REQUIRED)
+            parameter(
+                name,
+                action.help,
+                action.type,
+                action.required or name in REQUIRED,
+                choices=action.choices,
+                # A flag's default is a bool whatever parses it (``--flag=false`` too).
+                boolean=isinstance(action.default, bool),
+            )
         )
-    params.append(parameter(DRY_RUN, DRY_RUN_HELP, None, False))
+    params.append(parameter(DRY_RUN, DRY_RUN_HELP, None, False, boolean=True))
     return {
         "name": TEMPLATE_NAME,
         "description": TEMPLATE_DESCRIPTION,

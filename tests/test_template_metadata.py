@@ -80,6 +80,10 @@ def test_check_fails_on_a_stale_file(tmp_path: Path, capsys: pytest.CaptureFixtu
         ("firestore_retry_timeout", ["300", "2.5"], ["-1", "1e3"]),
         ("run_id", ["20261125T030000_ab12cd"], ["has-dash", "a" * 65]),
         ("dry_run", ["true", "false"], ["yes", "1"]),
+        ("mode", ["incremental", "full"], ["Full", "incremental,full", "", "fullx"]),
+        ("max_catchup_days", ["7", "30"], ["-1", "seven"]),
+        ("verify_days", ["0", "35"], ["-1", "3.5"]),
+        ("allow_shrink", ["true", "false"], ["yes", "1", ""]),
     ],
 )
 def test_regexes_accept_and_reject(name: str, good: list[str], bad: list[str]) -> None:
@@ -88,6 +92,22 @@ def test_regexes_accept_and_reject(name: str, good: list[str], bad: list[str]) -
         assert all(re.search(r, value) for r in regexes), (name, value)
     for value in bad:
         assert not all(re.search(r, value) for r in regexes), (name, value)
+
+
+def test_choices_and_flags_become_regexes_and_booleans() -> None:
+    """Dataflow checks parameters before launching: a typo fails there, not in the job."""
+    parser = argparse.ArgumentParser(add_help=False)
+    SyncOptions._add_argparse_args(parser)
+    params = committed()
+    for action in parser._actions:
+        if action.choices:
+            regexes = params[action.dest]["regexes"]
+            for choice in action.choices:
+                assert all(re.search(r, choice) for r in regexes), (action.dest, choice)
+        if isinstance(action.default, bool):
+            assert params[action.dest]["paramType"] == "BOOLEAN", action.dest
+            assert params[action.dest]["regexes"] == ["^(true|false)$"], action.dest
+    assert params["mode"]["regexes"] == ["^(incremental|full)$"]
 
 
 def test_regexes_use_syntax_every_dialect_knows() -> None:
