@@ -40,6 +40,7 @@ def test_the_readme_shows_every_deploy_script_dry_run():
     scripts = {shlex.split(c)[1] for c, _ in _shown_commands()}
     assert scripts == {
         "scripts/setup_bigquery.py",
+        "scripts/create_firestore_indexes.py",
         "scripts/create_service_accounts.sh",
         "scripts/build_template.py",
         "scripts/schedule_nightly.py",

@@ -1,15 +1,18 @@
-"""The nightly Cloud Scheduler job: its launch request and its create-or-update logic."""
+"""The Cloud Scheduler jobs, nightly incremental and weekly full: requests, create or update."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import re
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.script_loader import load_script
+from tests.script_loader import REPO_ROOT, load_script
 
 schedule = load_script("schedule_nightly")
 BASE = [
@@ -24,27 +27,68 @@ BASE = [
 ]
 
 
+def job(args: argparse.Namespace, suffix: str) -> Any:
+    """The scheduled job with this suffix (``nightly``, ``weekly-full``)."""
+    return next(j for j in schedule.jobs(args) if j.suffix == suffix)
+
+
+ENVIRONMENT = {
+    "serviceAccountEmail": "firestore-to-bq@my-proj.iam.gserviceaccount.com",
+    "maxWorkers": 10,
+    "tempLocation": "gs://my-proj-dataflow/temp",
+    "stagingLocation": "gs://my-proj-dataflow/staging",
+}
+
+
 def test_launch_body_defaults() -> None:
     args = schedule.parse_args(BASE)
 
-    assert schedule.launch_body(args) == {
+    assert schedule.launch_body(args, job(args, "nightly")) == {
         "launchParameter": {
-            "jobName": "firestore-to-bq-nightly",
+            "jobName": "firestore-to-bq",
             "containerSpecGcsPath": "gs://my-proj-dataflow/templates/firestore-to-bq.json",
             "parameters": {
                 "project": "my-proj",
                 "dataset": "app_analytics",
+                "mode": "incremental",
                 "lookback_days": "0",
                 "bq_location": "US",
             },
-            "environment": {
-                "serviceAccountEmail": "firestore-to-bq@my-proj.iam.gserviceaccount.com",
-                "maxWorkers": 10,
-                "tempLocation": "gs://my-proj-dataflow/temp",
-                "stagingLocation": "gs://my-proj-dataflow/staging",
-            },
+            "environment": ENVIRONMENT,
         }
     }
+    assert schedule.launch_body(args, job(args, "weekly-full")) == {
+        "launchParameter": {
+            "jobName": "firestore-to-bq",
+            "containerSpecGcsPath": "gs://my-proj-dataflow/templates/firestore-to-bq.json",
+            "parameters": {
+                "project": "my-proj",
+                "dataset": "app_analytics",
+                "mode": "full",
+                "bq_location": "US",
+            },
+            "environment": ENVIRONMENT,
+        }
+    }
+
+
+def test_two_jobs_with_their_own_names_schedules_and_modes() -> None:
+    args = schedule.parse_args(BASE)
+    assert [(j.name(args), j.schedule, j.mode) for j in schedule.jobs(args)] == [
+        ("firestore-to-bq-nightly", "0 3 * * *", "incremental"),
+        ("firestore-to-bq-weekly-full", "0 4 * * 0", "full"),
+    ]
+    args = schedule.parse_args(
+        [*BASE, "--name", "f2bq-eu", "--schedule", "30 2 * * *", "--weekly_schedule", "0 5 * * 6"]
+    )
+    assert [(j.name(args), j.schedule) for j in schedule.jobs(args)] == [
+        ("f2bq-eu-nightly", "30 2 * * *"),
+        ("f2bq-eu-weekly-full", "0 5 * * 6"),
+    ]
+    bodies = [schedule.launch_body(args, j)["launchParameter"] for j in schedule.jobs(args)]
+    # One Dataflow job name: Dataflow refuses a second active job of that name,
+    # so the weekly full run never overlaps a nightly that is still running.
+    assert [b["jobName"] for b in bodies] == ["f2bq-eu", "f2bq-eu"]
 
 
 def test_launch_body_with_options() -> None:
@@ -55,6 +99,10 @@ def test_launch_body_with_options() -> None:
             "tasks, user_interactions",
             "--lookback_days",
             "3",
+            "--max_catchup_days",
+            "14",
+            "--verify_days",
+            "60",
             "--bq_location",
             "EU",
             "--max_workers",
@@ -66,28 +114,64 @@ def test_launch_body_with_options() -> None:
         ]
     )
 
-    launch = schedule.launch_body(args)["launchParameter"]
+    nightly = schedule.launch_body(args, job(args, "nightly"))["launchParameter"]
+    weekly = schedule.launch_body(args, job(args, "weekly-full"))["launchParameter"]
 
-    assert launch["parameters"] == {
+    assert nightly["parameters"] == {
         "project": "my-proj",
         "dataset": "app_analytics",
+        "mode": "incremental",
         "collections": "tasks,user_interactions",
         "lookback_days": "3",
+        "max_catchup_days": "14",
+        "verify_days": "60",
         "bq_location": "EU",
     }
-    assert launch["environment"] == {
-        "serviceAccountEmail": "sync@my-proj.iam.gserviceaccount.com",
-        "maxWorkers": 4,
-        "tempLocation": "gs://my-proj-dataflow/temp",
-        "stagingLocation": "gs://my-proj-dataflow/staging",
-        "machineType": "n2-standard-2",
+    assert weekly["parameters"] == {
+        "project": "my-proj",
+        "dataset": "app_analytics",
+        "mode": "full",
+        "collections": "tasks,user_interactions",
+        "bq_location": "EU",
     }
+    for launch in (nightly, weekly):
+        assert launch["environment"] == {
+            "serviceAccountEmail": "sync@my-proj.iam.gserviceaccount.com",
+            "maxWorkers": 4,
+            "tempLocation": "gs://my-proj-dataflow/temp",
+            "stagingLocation": "gs://my-proj-dataflow/staging",
+            "machineType": "n2-standard-2",
+        }
 
 
-def test_body_has_no_date_so_the_pipeline_syncs_yesterday() -> None:
-    params = schedule.launch_body(schedule.parse_args(BASE))["launchParameter"]["parameters"]
-    assert not {"date", "start_date", "end_date"} & set(params)
-    assert all(isinstance(v, str) for v in params.values()), "launch parameters are strings"
+def test_nightly_can_read_whole_collections_too() -> None:
+    """For apps that want no collection-group indexes (see the README)."""
+    args = schedule.parse_args([*BASE, "--nightly_mode", "full"])
+    nightly = job(args, "nightly")
+    assert nightly.mode == "full"
+    assert nightly.description == "Nightly full Firestore to BigQuery sync into app_analytics"
+    params = schedule.launch_body(args, nightly)["launchParameter"]["parameters"]
+    assert params["mode"] == "full" and "lookback_days" not in params
+
+
+def test_bodies_have_no_date_so_the_pipeline_picks_the_window() -> None:
+    args = schedule.parse_args(BASE)
+    for each in schedule.jobs(args):
+        params = schedule.launch_body(args, each)["launchParameter"]["parameters"]
+        assert not {"date", "start_date", "end_date"} & set(params)
+        assert all(isinstance(v, str) for v in params.values()), "launch parameters are strings"
+
+
+def test_parameters_are_template_parameters() -> None:
+    """Dataflow refuses a launch whose parameter the template does not declare."""
+    metadata = json.loads((REPO_ROOT / "deploy" / "metadata.json").read_text(encoding="utf-8"))
+    declared = {p["name"]: p for p in metadata["parameters"]} | {"project": {}}
+    args = schedule.parse_args([*BASE, "--max_catchup_days", "3", "--verify_days", "9"])
+    for each in schedule.jobs(args):
+        params = schedule.launch_body(args, each)["launchParameter"]["parameters"]
+        assert set(params) <= set(declared), each.suffix
+        for name, value in params.items():
+            assert all(re.search(r, value) for r in declared[name].get("regexes", [])), name
 
 
 @pytest.mark.parametrize(
@@ -96,8 +180,13 @@ def test_body_has_no_date_so_the_pipeline_syncs_yesterday() -> None:
         ["--dataset", "app-analytics"],
         ["--collections", "nope"],
         ["--lookback_days", "-1"],
+        ["--max_catchup_days", "0"],
+        ["--verify_days", "-1"],
         ["--region", "Europe West"],
         ["--oauth-service-account-email", "someone@example.com"],
+        ["--name", "Bad_Name"],
+        ["--weekly_schedule", "0 3 * * *"],
+        ["--nightly_mode", "fast"],
     ],
 )
 def test_bad_arguments_are_refused(extra: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -105,37 +194,55 @@ def test_bad_arguments_are_refused(extra: list[str], capsys: pytest.CaptureFixtu
     assert capsys.readouterr().err.startswith("error: ")
 
 
-def test_dry_run_prints_body_and_commands(capsys: pytest.CaptureFixture[str]) -> None:
-    assert schedule.main([*BASE, "--dry_run"]) == 0
-    out = capsys.readouterr().out
-    body_text = out.split("# Look the job up:")[0].split("\n", 1)[1]
-    assert json.loads(body_text) == schedule.launch_body(schedule.parse_args(BASE))
-    lines = [line for line in out.splitlines() if line.startswith("gcloud ")]
-    url = (
-        "https://dataflow.googleapis.com/v1b3/projects/my-proj/locations/europe-west1"
-        "/flexTemplates:launch"
-    )
-    assert lines[0] == (
-        "gcloud scheduler jobs describe firestore-to-bq-nightly --project my-proj "
-        "--location europe-west1"
-    )
+URL = (
+    "https://dataflow.googleapis.com/v1b3/projects/my-proj/locations/europe-west1"
+    "/flexTemplates:launch"
+)
+
+
+def expected_commands(name: str, schedule_: str, description: str) -> list[str]:
     common = (
-        "firestore-to-bq-nightly --project my-proj --location europe-west1 "
-        f"--schedule '0 3 * * *' --time-zone Etc/UTC --uri {url} --http-method POST "
+        f"{name} --project my-proj --location europe-west1 "
+        f"--schedule '{schedule_}' --time-zone Etc/UTC --uri {URL} --http-method POST "
     )
+    suffix = name.removeprefix("firestore-to-bq-")
     auth = (
-        "--message-body-from-file launch-body.json "
+        f"--message-body-from-file launch-body-{suffix}.json "
         "--oauth-service-account-email firestore-to-bq-scheduler@my-proj.iam.gserviceaccount.com "
         "--oauth-token-scope https://www.googleapis.com/auth/cloud-platform "
-        "--description 'Nightly Firestore to BigQuery sync into app_analytics'"
+        "--max-retry-attempts 4 --min-backoff 30m --max-backoff 1h "
+        f"--description '{description}'"
     )
-    assert lines[1] == (
-        f"gcloud scheduler jobs create http {common}--headers Content-Type=application/json {auth}"
-    )
-    assert lines[2] == (
+    return [
+        f"gcloud scheduler jobs describe {name} --project my-proj --location europe-west1",
+        f"gcloud scheduler jobs create http {common}--headers Content-Type=application/json {auth}",
         f"gcloud scheduler jobs update http {common}"
-        f"--update-headers Content-Type=application/json {auth}"
-    )
+        f"--update-headers Content-Type=application/json {auth}",
+    ]
+
+
+def test_dry_run_prints_bodies_and_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    assert schedule.main([*BASE, "--dry_run"]) == 0
+    out = capsys.readouterr().out
+    args = schedule.parse_args(BASE)
+
+    nightly_text, weekly_text = out.split("# Weekly full ")
+    for text, each in zip((nightly_text, weekly_text), schedule.jobs(args), strict=True):
+        body_text = text.split("# Look the job up:")[0].split(".json):\n", 1)[1]
+        assert json.loads(body_text) == schedule.launch_body(args, each)
+    lines = [line for line in out.splitlines() if line.startswith("gcloud ")]
+    assert lines == [
+        *expected_commands(
+            "firestore-to-bq-nightly",
+            "0 3 * * *",
+            "Nightly incremental Firestore to BigQuery sync into app_analytics",
+        ),
+        *expected_commands(
+            "firestore-to-bq-weekly-full",
+            "0 4 * * 0",
+            "Weekly full Firestore to BigQuery reconcile of app_analytics",
+        ),
+    ]
 
 
 FAKE_GCLOUD = """#!/usr/bin/env python3
@@ -185,11 +292,16 @@ def test_creates_or_updates(
     assert schedule.main(BASE) == 0
 
     made = calls(fake_gcloud)
-    assert [c["args"][:4] for c in made] == [
-        ["scheduler", "jobs", "describe", "firestore-to-bq-nightly"],
-        ["scheduler", "jobs", verb, "http"],
+    assert [c["args"][:5] for c in made] == [
+        ["scheduler", "jobs", "describe", "firestore-to-bq-nightly", "--project"],
+        ["scheduler", "jobs", verb, "http", "firestore-to-bq-nightly"],
+        ["scheduler", "jobs", "describe", "firestore-to-bq-weekly-full", "--project"],
+        ["scheduler", "jobs", verb, "http", "firestore-to-bq-weekly-full"],
     ]
-    assert made[1]["body"] == schedule.launch_body(schedule.parse_args(BASE))
+    args = schedule.parse_args(BASE)
+    assert [made[1]["body"], made[3]["body"]] == [
+        schedule.launch_body(args, each) for each in schedule.jobs(args)
+    ]
 
 
 def test_lookup_error_is_not_taken_for_a_missing_job(
@@ -198,7 +310,7 @@ def test_lookup_error_is_not_taken_for_a_missing_job(
     monkeypatch.setenv("FAKE_JOB", "denied")
 
     assert schedule.main(BASE) == 1
-    assert len(calls(fake_gcloud)) == 1
+    assert len(calls(fake_gcloud)) == 1, "the weekly job is not tried after the nightly failed"
 
 
 def test_dry_run_runs_nothing(fake_gcloud: Path, monkeypatch: pytest.MonkeyPatch) -> None:
