@@ -6,6 +6,15 @@ Defined here, next to the pipeline, so the run that writes these rows and
 
 from __future__ import annotations
 
+import datetime
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from google.cloud import bigquery
+
+from pipelines.windows import TableState
+
 TABLE = "_sync_runs"
 PARTITION_COLUMN = "started_at"
 CLUSTERING: tuple[str, ...] = ()
@@ -52,7 +61,7 @@ SCHEMA: list[dict[str, str]] = [
         "name": "status",
         "type": "STRING",
         "mode": "NULLABLE",
-        "description": "succeeded or failed.",
+        "description": "succeeded, failed or not_reconciled.",
     },
     {
         "name": "error",
@@ -64,7 +73,79 @@ SCHEMA: list[dict[str, str]] = [
         "name": "tables",
         "type": "JSON",
         "mode": "NULLABLE",
-        "description": "Per table: table, documents_read, rows_written, dead_lettered, "
-        "outside_window, days_replaced, late_edit_days, replaced, rows_per_day, error.",
+        "description": "Per table: table, mode, status, replaced, replaced_days, "
+        "advances_watermark, documents_read, documents_returned, rows_written, "
+        "dead_lettered, outside_window, late_edits, drift_days, shrink, rows_per_day, error.",
     },
 ]
+
+
+#: How far back ``table_states`` looks (the partition filter); a table last
+#: synced before that is treated as never synced, i.e. gets a full run.
+HISTORY = datetime.timedelta(days=400)
+SUCCEEDED = "succeeded"
+
+
+def _entries(tables: Any) -> list[dict[str, Any]]:
+    """The ``tables`` JSON cell, which clients return parsed or as text."""
+    if isinstance(tables, str):
+        tables = json.loads(tables or "[]")
+    return [t for t in tables or [] if isinstance(t, dict)]
+
+
+def _days(entry: Mapping[str, Any]) -> list[datetime.date]:
+    days = entry.get("replaced_days")
+    if days is None:  # rows written before per-table statuses: the days it counted
+        days = list(entry.get("rows_per_day") or {}) if entry.get("replaced") else []
+    return [datetime.date.fromisoformat(str(d)[:10]) for d in days]
+
+
+def table_states(
+    client: bigquery.Client,
+    dataset: str,
+    tables: Iterable[str],
+    now: datetime.datetime | None = None,
+) -> dict[str, TableState]:
+    """Each table's newest replaced day, last success, watermark and last failure."""
+    from pipelines import bigquery as bq
+
+    now = now or datetime.datetime.now(datetime.UTC)
+    wanted = list(tables)
+    job = bq.run_query(
+        client,
+        "SELECT run_id, read_time, started_at, status, error, tables "
+        f"FROM {bq.table_sql(client.project, dataset, TABLE)} "
+        f"WHERE {PARTITION_COLUMN} >= @since ORDER BY {PARTITION_COLUMN}",
+        query_parameters=[bigquery.ScalarQueryParameter("since", "TIMESTAMP", now - HISTORY)],
+    )
+    facts: dict[str, dict[str, Any]] = {t: {} for t in wanted}
+    for row in job.result():
+        entries = {e.get("table"): e for e in _entries(row["tables"])}
+        for table in wanted:
+            entry = entries.get(table)
+            if entry is None:
+                if row["status"] != SUCCEEDED and not entries:  # failed before any commit
+                    facts[table].update(
+                        last_failure_run_id=row["run_id"],
+                        last_failure_at=row["started_at"],
+                        last_failure_error=row["error"],
+                    )
+                continue
+            status = entry.get("status") or (
+                SUCCEEDED if row["status"] == SUCCEEDED and entry.get("replaced") else "failed"
+            )
+            fact = facts[table]
+            if status != SUCCEEDED:
+                fact.update(
+                    last_failure_run_id=row["run_id"],
+                    last_failure_at=row["started_at"],
+                    last_failure_error=entry.get("error") or row["error"],
+                )
+                continue
+            fact.update(last_success_run_id=row["run_id"], last_success_read_time=row["read_time"])
+            if entry.get("advances_watermark"):
+                fact["watermark"] = row["read_time"]
+            days = _days(entry)
+            if days and (fact.get("newest_day") is None or max(days) > fact["newest_day"]):
+                fact["newest_day"] = max(days)
+    return {table: TableState(table, **fact) for table, fact in facts.items()}

@@ -22,7 +22,7 @@ from google.api_core import exceptions as api_exceptions
 from google.api_core import retry as api_retry
 from google.cloud import bigquery
 
-from pipelines.table_spec import IDENTIFIER, TableSpec
+from pipelines.table_spec import DOCUMENT_PATH_COLUMN, IDENTIFIER, TableSpec
 
 EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
 PROJECT_ID = re.compile(r"^[a-z][a-z0-9\-]{4,28}[a-z0-9]\Z|^[a-z0-9\-.:]{1,100}\Z")
@@ -252,26 +252,55 @@ def replace_days_sql(
     partition_column: str,
     days: Sequence[datetime.date],
     key_columns: Sequence[str],
+    *,
+    through: datetime.date | None = None,
+    upsert_through: datetime.date | None = None,
+    dead_staging: str | None = None,
 ) -> str:
-    """One transaction: empty the window's days, then refill them from staging.
+    """One transaction: empty the replaced days, then refill them from staging.
+
+    ``days`` are replaced whole; with ``through``, so is every day up to it (a
+    full rebuild). A document's old row goes wherever it is: a row being
+    written removes any row of the same document on another day (it moved).
+    An incremental run (``upsert_through``) also removes the old row of every
+    document it read, and writes each staged row up to that day: its staging
+    holds only replaced days and changed documents. ``dead_staging``: rows of
+    documents that are now dead letters go too.
 
     Partition decorators would be cheaper on BigQuery but the emulator rejects
     them; a DELETE on whole days of a day-partitioned table is a metadata-only
     partition drop on BigQuery anyway. ``QUALIFY`` keeps one row per document
     in case a retried bundle staged a batch twice.
     """
-    day_list = date_literals(days)
     cols, keys = column_list(columns), column_list(key_columns)
     part = f"DATE(`{check_identifier(partition_column, 'column')}`)"
     target_sql = table_sql(project, dataset, target)
     staging_sql = table_sql(project, dataset, staging)
-    if not days:
-        raise ValueError("replace_days_sql needs at least one day")
+    path = column_list([DOCUMENT_PATH_COLUMN])
+    emptied = []
+    if days:
+        emptied.append(f"{part} IN ({date_literals(days)})")
+    if through is not None:
+        emptied.append(f"{part} <= {date_literals([through])}")
+    if upsert_through is not None:
+        written = f"{part} <= {date_literals([upsert_through])}"
+        moved = f"SELECT {path} FROM {staging_sql}"
+    elif emptied:
+        written = " OR ".join(emptied)
+        moved = f"SELECT {path} FROM {staging_sql} WHERE {written}"
+    else:
+        raise ValueError("replace_days_sql needs days, through or upsert_through")
+    gone = [*emptied, f"{path} IN ({moved})"]
+    if dead_staging is not None:
+        gone.append(
+            f"{path} IN (SELECT `document_path` FROM {table_sql(project, dataset, dead_staging)} "
+            f"WHERE `table_name` = '{check_identifier(target, 'table')}')"
+        )
     return (
         "BEGIN TRANSACTION;\n"
-        f"DELETE FROM {target_sql} WHERE {part} IN ({day_list});\n"
+        f"DELETE FROM {target_sql} WHERE {' OR '.join(gone)};\n"
         f"INSERT INTO {target_sql} ({cols})\n"
-        f"SELECT {cols} FROM {staging_sql} WHERE {part} IN ({day_list})\n"
+        f"SELECT {cols} FROM {staging_sql} WHERE {written}\n"
         f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {keys}) = 1;\n"
         "COMMIT TRANSACTION;"
     )
@@ -285,20 +314,26 @@ def dead_letters_sql(
     columns: Sequence[str],
     key_columns: Sequence[str],
     days_by_table: Mapping[str, Sequence[datetime.date]],
+    every_letter_of: Sequence[str] = (),
 ) -> str:
     """Copy the dead letters this run is answerable for: no usable day, or a replaced day.
 
     A broken document on a day the run leaves alone was reported when its day
     was last replaced; reporting it every night would drown the new ones.
+    ``every_letter_of``: tables whose every dead letter is answered for (an
+    incremental run reads only replaced days and changed documents; a full
+    rebuild replaces every day).
     """
     cols, keys = column_list(columns), column_list(key_columns)
     wanted = ["`partition_day` IS NULL"]
     for table, days in sorted(days_by_table.items()):
-        if days:
+        if days and table not in every_letter_of:
             wanted.append(
                 f"(`table_name` = '{check_identifier(table, 'table')}' "
                 f"AND `partition_day` IN ({date_literals(days)}))"
             )
+    for table in sorted(every_letter_of):
+        wanted.append(f"`table_name` = '{check_identifier(table, 'table')}'")
     return (
         f"INSERT INTO {table_sql(project, dataset, target)} ({cols})\n"
         f"SELECT {cols} FROM {table_sql(project, dataset, staging)}\n"
@@ -307,23 +342,72 @@ def dead_letters_sql(
     )
 
 
+def count_rows_elsewhere(
+    client: bigquery.Client,
+    dataset: str,
+    table: str,
+    staging: str,
+    partition_column: str,
+    days: Sequence[datetime.date],
+) -> int:
+    """Rows of staged documents outside ``days``: an incremental run's upserts."""
+    part = f"DATE(`{check_identifier(partition_column, 'column')}`)"
+    path = column_list([DOCUMENT_PATH_COLUMN])
+    outside = f" AND {part} NOT IN ({date_literals(days)})" if days else ""
+    job = run_query(
+        client,
+        f"SELECT COUNT(*) AS n FROM {table_sql(client.project, dataset, table)} "
+        f"WHERE {path} IN (SELECT {path} FROM {table_sql(client.project, dataset, staging)})"
+        f"{outside}",
+    )
+    return int(next(iter(job.result()))["n"])
+
+
 def rows_per_day(
     client: bigquery.Client,
     dataset: str,
     table: str,
     partition_column: str,
-    days: Sequence[datetime.date],
+    days: Sequence[datetime.date] = (),
+    *,
+    through: datetime.date | None = None,
+    paths: tuple[str, Sequence[str]] | None = None,
 ) -> dict[datetime.date, int]:
-    """Row count of each of ``days`` in ``table``; days with no rows count 0."""
-    if not days:
+    """Row count of each of ``days`` (and, with ``through``, of every day up to it).
+
+    Days in ``days`` with no rows count 0. ``paths``: ``(column, values)`` counts
+    only rows whose column is among the values, asked in chunks (each a query
+    parameter) so a long list stays within BigQuery's request size.
+    """
+    if not days and through is None:
         return {}
     part = f"DATE(`{check_identifier(partition_column, 'column')}`)"
-    job = run_query(
-        client,
-        f"SELECT {part} AS day, COUNT(*) AS n FROM {table_sql(client.project, dataset, table)} "
-        f"WHERE {part} IN ({date_literals(days)}) GROUP BY day",
-    )
+    wanted = []
+    if days:
+        wanted.append(f"{part} IN ({date_literals(days)})")
+    if through is not None:
+        wanted.append(f"{part} <= {date_literals([through])}")
+    where = f"({' OR '.join(wanted)})"
     counts = {day: 0 for day in days}
-    for row in job.result():
-        counts[row["day"]] = int(row["n"])
+    if paths is None:
+        chunks: list[list[str] | None] = [None]
+    else:
+        column, values = paths
+        where += f" AND {column_list([column])} IN UNNEST(@paths)"
+        values = sorted(set(values))
+        chunks = [values[i : i + PATHS_PER_QUERY] for i in range(0, len(values), PATHS_PER_QUERY)]
+    for chunk in chunks:
+        params = [] if chunk is None else [bigquery.ArrayQueryParameter("paths", "STRING", chunk)]
+        job = run_query(
+            client,
+            f"SELECT {part} AS day, COUNT(*) AS n FROM {table_sql(client.project, dataset, table)} "
+            f"WHERE {where} GROUP BY day",
+            query_parameters=params,
+        )
+        for row in job.result():
+            counts[row["day"]] = counts.get(row["day"], 0) + int(row["n"])
     return counts
+
+
+#: Document paths per query parameter when counting rows by path.
+PATHS_PER_QUERY = 10_000

@@ -21,6 +21,12 @@ class FirestoreDocument:
     path: str
     data: dict[str, Any]
     update_time: datetime.datetime | None = None
+    #: Returned by an incremental run's change query (changed since the watermark):
+    #: its row is upserted wherever its day is, and its old row removed.
+    changed: bool = False
+    #: Returned again by a range read after the change query returned it: counted
+    #: as a Firestore read, converted once (``data`` is left empty).
+    duplicate: bool = False
 
     @property
     def segments(self) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +17,7 @@ from google.cloud.firestore_v1.base_query import BaseQuery
 from pipelines.document import FirestoreDocument
 from pipelines.table_spec import TableSpec
 
+_LOG = logging.getLogger(__name__)
 #: Errors a read may meet and survive: the client resumes after the last document.
 TRANSIENT = (
     api_exceptions.ServiceUnavailable,
@@ -26,9 +28,12 @@ TRANSIENT = (
 )
 
 
+is_transient = api_retry.if_exception_type(*TRANSIENT)
+
+
 def read_retry(timeout: float) -> api_retry.Retry:
     return api_retry.Retry(
-        predicate=api_retry.if_exception_type(*TRANSIENT),
+        predicate=is_transient,
         initial=0.25,
         maximum=16.0,
         multiplier=2.0,
@@ -59,6 +64,38 @@ def base_query(client: firestore.Client, spec: TableSpec) -> BaseQuery:
     return query.order_by("__name__")
 
 
+def field_range_query(
+    client: firestore.Client,
+    spec: TableSpec,
+    field: str,
+    start: datetime.datetime | None,
+    end: datetime.datetime | None,
+) -> BaseQuery:
+    """Documents with ``start <= field < end``, ordered by the field and then name.
+
+    Only values of Firestore's timestamp type match; the order gives the client
+    a cursor to resume from after a transient error (never an offset).
+    """
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    if spec.layout == "per_user":
+        query = client.collection_group(spec.collection)
+    else:
+        query = client.collection(spec.collection)
+    if start is not None:
+        query = query.where(filter=FieldFilter(field, ">=", start))
+    if end is not None:
+        query = query.where(filter=FieldFilter(field, "<", end))
+    return query.order_by(field).order_by("__name__")
+
+
+def count(query: BaseQuery, read_time: datetime.datetime, retry: api_retry.Retry) -> int:
+    """The number of documents ``query`` matches at ``read_time``: one aggregation,
+    billed as one read per 1,000 documents counted."""
+    result = query.count(alias="n").get(read_time=read_time, retry=retry, timeout=retry.timeout)
+    return int(result[0][0].value)
+
+
 def range_query(
     client: firestore.Client, spec: TableSpec, start: str | None, end: str | None
 ) -> BaseQuery:
@@ -76,6 +113,7 @@ def stream_documents(
     table: str,
     read_time: datetime.datetime,
     retry: api_retry.Retry,
+    changed: bool = False,
 ) -> Iterator[FirestoreDocument]:
     """One streamed query; on a transient error the client reopens the stream
     with ``start_after`` the last document it yielded (with backoff on the
@@ -83,14 +121,53 @@ def stream_documents(
 
     Each RPC gets the retry's deadline: a stream from a server that accepts but
     never answers then ends in DEADLINE_EXCEEDED, and a long healthy stream that
-    reaches it simply resumes, as after any other transient error."""
-    for snapshot in query.stream(read_time=read_time, retry=retry, timeout=retry.timeout):
+    reaches it simply resumes, as after any other transient error.
+
+    Every retry is logged (one line: the table, where the read resumes, the
+    attempt): both the client's reopen after a broken stream and its backoff
+    retries ask the retry's predicate, so the predicate is where it is said."""
+    log = _RetryLog(table)
+    logged = retry.with_predicate(log.retryable)
+    for snapshot in query.stream(read_time=read_time, retry=logged, timeout=retry.timeout):
+        log.last_path = snapshot.reference.path
         yield FirestoreDocument(
             table=table,
             path=snapshot.reference.path,
             data=_detached(snapshot.to_dict() or {}),
             update_time=_as_datetime(snapshot.update_time),
+            changed=changed,
         )
+
+
+class _RetryLog:
+    """A transient-error predicate that says, once per retry, what is being retried."""
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+        self.last_path: str | None = None
+        self.attempts = 0
+
+    def retryable(self, exc: Exception) -> bool:
+        if not is_transient(exc):
+            return False
+        self.attempts += 1
+        where = f"after {self.last_path}" if self.last_path else "at the start of its range"
+        _LOG.warning(
+            "Firestore read of %s, resuming %s: attempt %d failed (%s)",
+            self.table,
+            where,
+            self.attempts,
+            brief_error(exc),
+        )
+        return True
+
+
+def brief_error(exc: BaseException, limit: int = 200) -> str:
+    """``Type: first line of the message``, cut to ``limit`` characters."""
+    lines = (getattr(exc, "message", None) or str(exc)).strip().splitlines()
+    line = lines[0] if lines else ""
+    line = line if len(line) <= limit else line[:limit] + "…"
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
 
 
 def _detached(value: Any) -> Any:

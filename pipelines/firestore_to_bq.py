@@ -16,6 +16,8 @@ the planned days: the window, the look-back, and days holding late edits.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import datetime
 import io
 import logging
 import os
@@ -28,6 +30,7 @@ from apache_beam.runners.runner import PipelineState
 from google.api_core import exceptions as api_exceptions
 from google.api_core.exceptions import GoogleAPICallError, RetryError
 
+from pipelines import bigquery as bq
 from pipelines.arguments import (
     HELP,
     HELP_BEAM,
@@ -36,11 +39,13 @@ from pipelines.arguments import (
     pop_log_level,
     sync_help,
 )
+from pipelines.audit import table_states
 from pipelines.options import SyncConfig, SyncOptions, UsageError, resolve
 from pipelines.summary import RunSummary, counters, summarize
 from pipelines.transforms.convert_documents import ConvertDocuments
 from pipelines.transforms.plan_days import PlanDays
 from pipelines.transforms.read_firestore import ReadFromFirestore
+from pipelines.transforms.read_incremental import ReadIncremental
 from pipelines.transforms.record_run import (
     RecordRun,
     TablesNotReplaced,
@@ -53,6 +58,7 @@ from pipelines.transforms.write_bigquery import (
     drop_staging_tables,
     prepare_tables,
 )
+from pipelines.windows import CatchUpTooLong, plan_windows
 
 _LOG = logging.getLogger("firestore_to_bq")
 _TRUE = {"", "1", "true", "yes"}
@@ -113,27 +119,77 @@ def local_runner(options: PipelineOptions):
 
 
 def build(pipeline: beam.Pipeline, config: SyncConfig, runner: str = "DirectRunner") -> None:
-    """Wire the sync into ``pipeline``: the same graph on every runner."""
-    documents = pipeline | "ReadFirestore" >> ReadFromFirestore(
-        config.project,
-        config.tables,
-        config.read_time,
-        database=config.database,
-        num_splits=config.num_splits,
-        retry_timeout=config.firestore_retry_timeout,
-    )
+    """Wire the sync into ``pipeline``: the same graph on every runner.
+
+    Full-mode tables are read whole; incremental ones by their change and range
+    queries. Both feed the same conversion, planning, write and audit.
+    """
+    full = [s for s in config.tables if not config.window(s.name).incremental]
+    incremental = [config.window(s.name) for s in config.tables if s not in full]
+    reads, read_plans = [], None
+    if full:
+        reads.append(
+            pipeline
+            | "ReadFirestore"
+            >> ReadFromFirestore(
+                config.project,
+                full,
+                config.read_time,
+                database=config.database,
+                num_splits=config.num_splits,
+                retry_timeout=config.firestore_retry_timeout,
+            )
+        )
+    if incremental:
+        changed, read_plans = pipeline | "ReadIncremental" >> ReadIncremental(config, incremental)
+        reads.append(changed)
+    documents = reads[0] if len(reads) == 1 else tuple(reads) | "Documents" >> beam.Flatten()
     rows, tallies = documents | "ConvertDocuments" >> ConvertDocuments(config)
-    plans = tallies | "PlanDays" >> PlanDays(config)
+    plans = tallies | "PlanDays" >> PlanDays(config, read_plans)
     if not config.dry_run:
         commits = rows | "WriteBigQuery" >> WriteDayPartitions(config, plans)
         commits | "RecordRun" >> RecordRun(config, runner, plans)
 
 
-def run(argv: Sequence[str] | None = None) -> RunSummary:
-    """Validate, prepare the tables, run the pipeline and summarise it."""
+def plan_run(config: SyncConfig, now: datetime.datetime) -> SyncConfig:
+    """Give every table its window, mode and watermark from ``_sync_runs``."""
+    states = {}
+    if config.dataset:
+        client = bq.make_client(config.project, config.location)
+        try:
+            states = table_states(client, config.dataset, [t.name for t in config.tables], now)
+        except api_exceptions.NotFound:  # a dry run before the first run: no history
+            states = {}
+    try:
+        windows = plan_windows(
+            config.tables,
+            states,
+            today=now.astimezone(datetime.UTC).date(),
+            mode=config.mode,
+            dates=(config.start_date, config.end_date) if config.explicit_dates else None,
+            max_catchup_days=config.max_catchup_days,
+            verify_days=config.verify_days,
+            backfill_hint=f"--project {config.project} --dataset {config.dataset} ",
+        )
+    except CatchUpTooLong as exc:
+        raise UsageError(str(exc)) from None
+    return dataclasses.replace(
+        config,
+        windows=windows,
+        start_date=min(w.start for w in windows),
+        end_date=max(w.end for w in windows),
+    )
+
+
+def run(argv: Sequence[str] | None = None, now: datetime.datetime | None = None) -> RunSummary:
+    """Validate, prepare the tables, run the pipeline and summarise it.
+
+    ``now``: the moment the run acts as of (its "yesterday"); default: the clock.
+    """
     dry_run, beam_args = pop_dry_run(list(sys.argv[1:] if argv is None else argv))
     options = parse_options(beam_args)
-    config = resolve(options, dry_run=dry_run)
+    now = now or datetime.datetime.now(datetime.UTC)
+    config = resolve(options, dry_run=dry_run, now=now)
     _LOG.info(
         "run %s: %d table(s), window %s..%s, snapshot %s",
         config.run_id,
@@ -144,6 +200,7 @@ def run(argv: Sequence[str] | None = None) -> RunSummary:
     )
     if not dry_run:
         prepare_tables(config)
+    config = plan_run(config, now)
     runner = options.view_as(StandardOptions).runner or "DirectRunner"
     pipeline = beam.Pipeline(runner=local_runner(options), options=options)
     build(pipeline, config, runner)

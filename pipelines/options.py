@@ -28,12 +28,58 @@ class UsageError(ValueError):
     """Bad arguments: reported as one line, before anything runs."""
 
 
+MODES = ("incremental", "full")
+
+
+def _flag(value: str) -> bool:
+    """``--flag``, ``--flag=true`` or ``--flag=false`` (Flex Template parameters are strings)."""
+    text = str(value).strip().lower()
+    if text in ("", "1", "true", "yes"):
+        return True
+    if text in ("0", "false", "no"):
+        return False
+    raise ValueError(f"expected true or false, not {value!r}")
+
+
+_flag.__name__ = "true/false"  # argparse names the type in its error message
+
+
 class SyncOptions(PipelineOptions):
     """What to sync and where; everything else is a standard Beam option."""
 
     @classmethod
     def _add_argparse_args(cls, parser) -> None:
         parser.add_argument("--dataset", help="BigQuery dataset that receives the tables.")
+        parser.add_argument(
+            "--mode",
+            choices=MODES,
+            help="incremental: read only the days being replaced and documents changed since "
+            "the last successful run; full: read whole collections. Default: incremental "
+            "without dates (the nightly), full with --date/--start_date.",
+        )
+        parser.add_argument(
+            "--max_catchup_days",
+            type=int,
+            default=7,
+            help="A run without dates catches up at most this many missed days per table; "
+            "beyond it the run fails and names the backfill to run.",
+        )
+        parser.add_argument(
+            "--verify_days",
+            type=int,
+            default=35,
+            help="A run without dates compares Firestore's count with BigQuery's rows for "
+            "each of this many recent days and rebuilds every day that differs.",
+        )
+        parser.add_argument(
+            "--allow_shrink",
+            type=_flag,
+            nargs="?",
+            const=True,
+            default=False,
+            help="Replace days even when they would lose most of their rows (or a table "
+            "read returned nothing); without it such a table is left as it was.",
+        )
         parser.add_argument(
             "--date", help="Sync this one UTC day (YYYY-MM-DD). Default: yesterday, UTC."
         )
@@ -148,6 +194,26 @@ class SyncConfig:
     hash_key_secret: str | None = None
     firestore_retry_timeout: float = 300.0
     dry_run: bool = False
+    #: Requested mode, or None: incremental without dates, full with dates.
+    mode: str | None = None
+    #: Whether --date/--start_date gave the window (else it comes from _sync_runs).
+    explicit_dates: bool = True
+    max_catchup_days: int = 7
+    verify_days: int = 35
+    allow_shrink: bool = False
+    #: Per-table windows, modes and watermarks (see ``pipelines.windows``); empty
+    #: until the launcher has read ``_sync_runs``, then one per table.
+    windows: tuple = ()
+
+    def window(self, table: str):
+        """This table's :class:`~pipelines.windows.TableWindow` (before planning: the
+        dated window in full mode)."""
+        from pipelines.windows import TableWindow
+
+        for window in self.windows:
+            if window.table == table:
+                return window
+        return TableWindow(table, "full", self.start_date, self.end_date)
 
     @property
     def window_days(self) -> list[datetime.date]:
@@ -212,6 +278,11 @@ def resolve(
         start = end = now.astimezone(UTC).date() - datetime.timedelta(days=1)
     if (end - start).days + 1 > MAX_WINDOW_DAYS:
         raise UsageError(f"window of {(end - start).days + 1} days is too long; split it")
+    explicit = bool(sync.date or sync.start_date)
+    if sync.max_catchup_days < 1:
+        raise UsageError("--max_catchup_days must be 1 or more")
+    if sync.verify_days < 0:
+        raise UsageError("--verify_days must be 0 or more")
     if sync.lookback_days < 0:
         raise UsageError("--lookback_days must be 0 or more")
     if not 1 <= sync.num_splits <= 1000:
@@ -226,7 +297,10 @@ def resolve(
     except SchemaError as exc:
         raise UsageError(str(exc)) from None
 
-    read_time = _parse_time(sync.read_time, "read_time", now) if sync.read_time else now
+    # The snapshot is the clock's now even when ``now`` is given: Firestore
+    # cannot read the future, and ``now`` only says which day is "yesterday".
+    clock = datetime.datetime.now(UTC)
+    read_time = _parse_time(sync.read_time, "read_time", now) if sync.read_time else min(now, clock)
     read_time = read_time.astimezone(UTC)
 
     edits_since = _parse_time(sync.edits_since, "edits_since", now) if sync.edits_since else None
@@ -265,4 +339,9 @@ def resolve(
         hash_key_secret=sync.hash_key_secret,
         firestore_retry_timeout=sync.firestore_retry_timeout,
         dry_run=dry_run,
+        mode=sync.mode,
+        explicit_dates=explicit,
+        max_catchup_days=sync.max_catchup_days,
+        verify_days=sync.verify_days,
+        allow_shrink=bool(sync.allow_shrink),
     )

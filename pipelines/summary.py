@@ -18,6 +18,7 @@ from pipelines.transforms.read_firestore import NAMESPACE
 class TableSummary:
     table: str
     read: int = 0
+    returned: int = 0  # documents Firestore returned (cost); ``read`` counts each once
     rows: int = 0
     dead_lettered: int = 0
     outside_window: int = 0
@@ -46,6 +47,10 @@ class RunSummary:
     def documents_read(self) -> int:
         return sum(t.read for t in self.tables)
 
+    @property
+    def documents_returned(self) -> int:
+        return sum(t.returned for t in self.tables)
+
     def render(self) -> str:
         c = self.config
         if self.submitted:
@@ -69,7 +74,7 @@ class RunSummary:
             per_day = t.rows_per_day if c.dry_run else t.written_per_day
             for day in sorted(per_day):
                 lines.append(f"  {day}: {per_day[day]} rows")
-        lines.append(f"firestore reads: {self.documents_read} documents returned")
+        lines.append(f"firestore reads: {self.documents_returned} documents returned")
         lines.append(
             "read = written + dead-lettered + outside the replaced days: "
             + ("reconciled" if self.reconciles else "NOT reconciled")
@@ -99,6 +104,7 @@ def summarize(config: SyncConfig, values: dict[str, int]) -> RunSummary:
         summary = TableSummary(
             table=name,
             read=values.get(f"{name}.documents_read", 0),
+            returned=values.get(f"{name}.documents_returned", 0),
             rows=values.get(f"{name}.rows", 0),
             dead_lettered=values.get(f"{name}.dead_lettered", 0),
             outside_window=values.get(f"{name}.outside_window", 0),

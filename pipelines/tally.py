@@ -10,21 +10,25 @@ from __future__ import annotations
 import datetime
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass
 class Tally:
     """Counts of one table's documents, by partition day (None: no usable day)."""
 
-    read: int = 0
+    read: int = 0  # distinct documents
+    returned: int = 0  # documents Firestore returned (a duplicate counts again)
     rows: Counter = field(default_factory=Counter)  # converted rows per day
+    changed: Counter = field(default_factory=Counter)  # rows of changed documents per day
     bad: Counter = field(default_factory=Counter)  # dead letters per day (or None)
     edited: set = field(default_factory=set)  # days of documents written in the window
 
     def merge(self, other: Tally) -> Tally:
         self.read += other.read
+        self.returned += other.returned
         self.rows.update(other.rows)
+        self.changed.update(other.changed)
         self.bad.update(other.bad)
         self.edited |= other.edited
         return self
@@ -48,10 +52,24 @@ class TablePlan:
     rows_per_day: dict  # rows to be written, per replaced day (0 for emptied days)
     dead_lettered: int
     outside_window: int
+    mode: str = "full"
+    returned: int = 0
+    #: Rows of changed documents written on days not replaced (upserts).
+    late_rows: int = 0
+    drift_days: tuple[datetime.date, ...] = ()
+    #: Full rebuild: every day up to here is replaced.
+    through: datetime.date | None = None
+    #: Incremental: every staged row up to here is written.
+    upsert_through: datetime.date | None = None
+    count_queries: int = 0
 
     @property
     def rows(self) -> int:
         return sum(self.rows_per_day.values())
+
+    @property
+    def incremental(self) -> bool:
+        return self.mode == "incremental"
 
 
 def plan_table(
@@ -67,7 +85,55 @@ def plan_table(
     """
     required = set(required_days)
     late = {d for d in tally.edited if d is not None} - required
-    days = required | late
+    return _plan(table, tally, required | late, tuple(sorted(late)))
+
+
+def plan_full_rebuild(table: str, tally: Tally, through: datetime.date) -> TablePlan:
+    """Replace every day up to ``through``: the whole table as the snapshot has it."""
+    days = {d for d in (*tally.rows, *tally.bad) if d is not None and d <= through}
+    plan = _plan(table, tally, days | {through}, ())
+    return replace(plan, through=through)
+
+
+def plan_incremental_table(
+    table: str,
+    tally: Tally,
+    days: Iterable[datetime.date],
+    drift_days: Iterable[datetime.date],
+    upsert_through: datetime.date,
+    count_queries: int = 0,
+) -> TablePlan:
+    """Replace ``days``; upsert every changed document up to ``upsert_through``.
+
+    Everything an incremental run reads is answered for: a document is written
+    (on a replaced day, or upserted), dead-lettered, or changed onto a day past
+    ``upsert_through`` (outside: its day's own run will write it).
+    """
+    replaced = set(days)
+    late_rows = sum(
+        n for d, n in tally.changed.items() if d not in replaced and d <= upsert_through
+    )
+    outside = sum(n for d, n in tally.rows.items() if d not in replaced) - late_rows
+    return TablePlan(
+        table=table,
+        days=tuple(sorted(replaced)),
+        late_days=(),
+        read=tally.read,
+        returned=tally.returned,
+        rows_per_day={d: tally.rows.get(d, 0) for d in sorted(replaced)},
+        dead_lettered=sum(tally.bad.values()),
+        outside_window=outside,
+        mode="incremental",
+        late_rows=late_rows,
+        drift_days=tuple(sorted(drift_days)),
+        upsert_through=upsert_through,
+        count_queries=count_queries,
+    )
+
+
+def _plan(
+    table: str, tally: Tally, days: set[datetime.date], late: tuple[datetime.date, ...]
+) -> TablePlan:
     rows_per_day = {d: tally.rows.get(d, 0) for d in sorted(days)}
     dead = sum(n for d, n in tally.bad.items() if d is None or d in days)
     outside = sum(n for d, n in tally.rows.items() if d not in days) + sum(
@@ -76,8 +142,9 @@ def plan_table(
     return TablePlan(
         table=table,
         days=tuple(sorted(days)),
-        late_days=tuple(sorted(late)),
+        late_days=late,
         read=tally.read,
+        returned=tally.returned,
         rows_per_day=rows_per_day,
         dead_lettered=dead,
         outside_window=outside,

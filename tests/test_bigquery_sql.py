@@ -82,6 +82,28 @@ def append(**overrides) -> str:
 # --------------------------------------------------------------------------------------
 
 
+def test_incremental_replace_upserts_and_drops_dead_documents() -> None:
+    sql = replace_sql(
+        days=[D1],
+        upsert_through=datetime.date(2026, 11, 24),
+        dead_staging="_staging_r1__dead_letters",
+    )
+    delete, insert = sql.split(";\n")[1:3]
+    staging = "`my-project.analytics._staging_r1_tasks`"
+    assert f"`_document_path` IN (SELECT `_document_path` FROM {staging})" in delete
+    assert "`table_name` = 'tasks'" in delete
+    assert insert.endswith(
+        "WHERE DATE(`created_at`) <= DATE '2026-11-24'\n"
+        "QUALIFY ROW_NUMBER() OVER (PARTITION BY `_document_path`) = 1"
+    )
+
+
+def test_full_rebuild_replaces_every_day_through_the_last() -> None:
+    sql = replace_sql(days=[], through=datetime.date(2026, 11, 24))
+    target = "`my-project.analytics.tasks`"
+    assert f"DELETE FROM {target} WHERE DATE(`created_at`) <= DATE '2026-11-24'" in sql
+
+
 def test_replace_days_sql_exact_text() -> None:
     target = "`my-project.analytics.tasks`"
     staging = "`my-project.analytics._staging_r1_tasks`"
@@ -89,7 +111,8 @@ def test_replace_days_sql_exact_text() -> None:
     cols = "`user_id`, `task_id`, `created_at`, `extra`"
     assert replace_sql() == (
         "BEGIN TRANSACTION;\n"
-        f"DELETE FROM {target} WHERE DATE(`created_at`) IN ({days});\n"
+        f"DELETE FROM {target} WHERE DATE(`created_at`) IN ({days}) OR `_document_path` IN "
+        f"(SELECT `_document_path` FROM {staging} WHERE DATE(`created_at`) IN ({days}));\n"
         f"INSERT INTO {target} ({cols})\n"
         f"SELECT {cols} FROM {staging} WHERE DATE(`created_at`) IN ({days})\n"
         "QUALIFY ROW_NUMBER() OVER (PARTITION BY `_document_path`) = 1;\n"
@@ -107,8 +130,8 @@ def test_replace_days_sql_is_one_transaction_delete_then_insert_on_the_same_days
     assert delete.startswith("DELETE FROM `my-project.analytics.tasks` ")
     assert insert.startswith("INSERT INTO `my-project.analytics.tasks` ")
     assert sql.index("DELETE") < sql.index("INSERT") < sql.index("COMMIT")
-    day_lists = re.findall(r"IN \(([^)]*)\)", sql)
-    assert day_lists == ["DATE '1999-01-02', DATE '2026-11-23', DATE '2026-11-24'"] * 2
+    day_lists = re.findall(r"DATE\(`created_at`\) IN \(([^)]*)\)", sql)
+    assert day_lists == ["DATE '1999-01-02', DATE '2026-11-23', DATE '2026-11-24'"] * 3
     assert sql.count("BEGIN") == 1 and sql.count("COMMIT") == 1
 
 
@@ -118,7 +141,7 @@ def test_replace_days_sql_single_day_and_date_partition() -> None:
 
 
 def test_replace_days_sql_needs_a_day() -> None:
-    with pytest.raises(ValueError, match="needs at least one day"):
+    with pytest.raises(ValueError, match="needs days, through or upsert_through"):
         replace_sql(days=[])
 
 

@@ -78,6 +78,9 @@ class _ConvertFn(beam.DoFn):
         config = self._config
         spec = self._specs[doc.table]
         tally = self._tallies[doc.table]
+        tally.returned += 1
+        if doc.duplicate:  # the change query already returned it
+            return
         tally.read += 1
         try:
             row = document_to_row(spec, doc, config.run_id, self._read_time, self._hasher)
@@ -100,6 +103,8 @@ class _ConvertFn(beam.DoFn):
         else:
             day = partition_day(spec, row)
             tally.rows[day] += 1
+            if doc.changed:
+                tally.changed[day] += 1
             yield doc.table, row
         # Written (created or edited) during the window: its day must be rebuilt,
         # however old. Firestore's own update time, so no app field is trusted.

@@ -1,9 +1,11 @@
 """Decide, per table, which days this run replaces, from what the read saw.
 
-The window's days, the ``--lookback_days`` before it, and every day holding a
-document Firestore says was written during the window (its ``update_time``):
-a task created on Monday and completed on Thursday is rewritten into Monday's
-partition by Thursday's nightly run. Planning reads no extra documents.
+Full mode with dates: the window's days, the ``--lookback_days`` before it, and
+every day holding a document Firestore says was written during the window (its
+``update_time``): a task created on Monday and completed on Thursday is
+rewritten into Monday's partition. Full mode without dates: every day up to
+yesterday. Incremental mode: the days its read plan chose (the window and the
+drifted days), plus an upsert of every changed document.
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from pipelines.options import SyncConfig
-from pipelines.tally import TablePlan, add_tallies, plan_table
+from pipelines.read_plan import IncrementalPlan
+from pipelines.tally import (
+    TablePlan,
+    add_tallies,
+    plan_full_rebuild,
+    plan_incremental_table,
+    plan_table,
+)
 from pipelines.transforms.read_firestore import NAMESPACE
 
 
@@ -23,11 +32,31 @@ class _PlanFn(beam.DoFn):
     def __init__(self, config: SyncConfig):
         self._config = config
 
-    def process(self, element: tuple[str, Mapping[str, Iterable[Any]]]) -> Iterator[TablePlan]:
+    def process(
+        self,
+        element: tuple[str, Mapping[str, Iterable[Any]]],
+        read_plans: Mapping[str, IncrementalPlan],
+    ) -> Iterator[TablePlan]:
         table, grouped = element
-        plan = plan_table(table, add_tallies(grouped["tally"]), self._config.required_days)
+        tally = add_tallies(grouped["tally"])
+        window = self._config.window(table)
+        if window.incremental:
+            read_plan = read_plans[table]
+            plan = plan_incremental_table(
+                table,
+                tally,
+                read_plan.days,
+                read_plan.drift_days,
+                window.horizon or window.end,
+                read_plan.counts,
+            )
+        elif window.all_days:
+            plan = plan_full_rebuild(table, tally, window.end)
+        else:
+            plan = plan_table(table, tally, self._config.required_days)
         counter = lambda name, n: Metrics.counter(NAMESPACE, f"{table}.{name}").inc(n)  # noqa: E731
-        counter("rows", plan.rows)
+        counter("documents_read", plan.read)
+        counter("rows", plan.rows + plan.late_rows)
         counter("dead_lettered", plan.dead_lettered)
         counter("outside_window", plan.outside_window)
         counter("late_edit_days", len(plan.late_days))
@@ -39,16 +68,26 @@ class _PlanFn(beam.DoFn):
 class PlanDays(beam.PTransform):
     """``TablePlan`` for every table of the run, including tables with no documents."""
 
-    def __init__(self, config: SyncConfig):
+    def __init__(self, config: SyncConfig, read_plans=None):
         super().__init__()
         self._config = config
+        self._read_plans = read_plans
 
     def expand(self, tallies):
+        read_plans = self._read_plans
+        if read_plans is None:
+            read_plans = tallies.pipeline | "NoReadPlans" >> beam.Create([])
         tables = tallies.pipeline | "Tables" >> beam.Create(
             [(spec.name, None) for spec in self._config.tables]
         )
         return (
             {"table": tables, "tally": tallies}
             | "JoinTallies" >> beam.CoGroupByKey()
-            | "Plan" >> beam.ParDo(_PlanFn(self._config))
+            | "Plan"
+            >> beam.ParDo(
+                _PlanFn(self._config),
+                read_plans=beam.pvalue.AsDict(
+                    read_plans | "ReadPlanByTable" >> beam.Map(lambda p: (p.table, p))
+                ),
+            )
         )

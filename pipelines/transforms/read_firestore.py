@@ -106,7 +106,7 @@ class _ReadRangeFn(beam.DoFn):
         self._client = fs.make_client(self._project, self._database)
         self._retry = fs.read_retry(self._timeout)
         self._counters = {
-            name: Metrics.counter(NAMESPACE, f"{name}.documents_read") for name in self._specs
+            name: Metrics.counter(NAMESPACE, f"{name}.documents_returned") for name in self._specs
         }
 
     def process(self, rng: NameRange) -> Iterator[FirestoreDocument]:

@@ -78,6 +78,63 @@ def read_audit_row(config: SyncConfig) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
+def table_verdict(plan: TablePlan, commit: Mapping[str, Any]) -> dict[str, Any]:
+    """One table's audit entry: what was read, written and replaced, and its status.
+
+    ``succeeded`` needs a commit and counts that reconcile: every document read
+    is written, dead-lettered or outside the replaced days, and the table holds
+    exactly the rows planned.
+    """
+    written = commit.get("written") or {}
+    rows_written = sum(written.values()) + int(commit.get("late_written") or 0)
+    accounted = plan.rows + plan.late_rows + plan.dead_lettered + plan.outside_window
+    if commit.get("refused"):
+        status = "refused"
+    elif not commit.get("replaced"):
+        status = "failed"
+    elif plan.read != accounted or rows_written != plan.rows + plan.late_rows:
+        status = "not_reconciled"
+    else:
+        status = "succeeded"
+    error = commit.get("error")
+    if status == "not_reconciled":
+        error = (
+            f"counts do not reconcile: read {plan.read}, planned {plan.rows + plan.late_rows} "
+            f"row(s) + {plan.dead_lettered} dead + {plan.outside_window} outside, "
+            f"table holds {rows_written}"
+        )
+    replaced_days = sorted(set(written) | set(plan.days)) if commit.get("replaced") else []
+    return {
+        "table": plan.table,
+        "mode": plan.mode,
+        "status": status,
+        "replaced": bool(commit.get("replaced")),
+        "replaced_days": [d.isoformat() for d in replaced_days],
+        "documents_read": plan.read,
+        "documents_returned": plan.returned,
+        "count_queries": plan.count_queries,
+        "rows_written": rows_written,
+        "late_edits": plan.late_rows,
+        "dead_lettered": plan.dead_lettered,
+        "outside_window": plan.outside_window,
+        "days_replaced": len(replaced_days),
+        "late_edit_days": [d.isoformat() for d in plan.late_days],
+        "drift_days": [d.isoformat() for d in plan.drift_days],
+        "rows_per_day": {d.isoformat(): n for d, n in sorted(written.items())},
+        "rows_before": {d.isoformat(): n for d, n in sorted((commit.get("before") or {}).items())},
+        "error": error,
+    }
+
+
+def run_status(tables: Sequence[Mapping[str, Any]], dead_letters_ok: bool) -> str:
+    statuses = {t["status"] for t in tables}
+    if not dead_letters_ok or statuses & {"failed", "refused"}:
+        return "failed"
+    if "not_reconciled" in statuses:
+        return "not_reconciled"
+    return "succeeded"
+
+
 class _RecordRunFn(beam.DoFn):
     def __init__(self, config: SyncConfig, runner: str):
         self._config = config
@@ -86,36 +143,31 @@ class _RecordRunFn(beam.DoFn):
     def process(
         self, _: Any, commits: list[dict[str, Any]], plans: Mapping[str, TablePlan]
     ) -> Iterator[dict[str, Any]]:
+        from pipelines import dead_letters
+        from pipelines.transforms.write_bigquery import drop_staging_tables
+
         by_table = {c["table"]: c for c in commits}
         tables = []
         for spec in self._config.tables:
-            commit = by_table.get(spec.name, {})
-            plan = plans[spec.name]
-            written = commit.get("written") or {}
-            tables.append(
-                {
-                    "table": spec.name,
-                    "documents_read": plan.read,
-                    "rows_written": sum(written.values()),
-                    "dead_lettered": plan.dead_lettered,
-                    "outside_window": plan.outside_window,
-                    "days_replaced": len(plan.days) if commit.get("replaced") else 0,
-                    "late_edit_days": [d.isoformat() for d in plan.late_days],
-                    "replaced": bool(commit.get("replaced")),
-                    "rows_per_day": {d.isoformat(): n for d, n in sorted(written.items())},
-                    "error": commit.get("error"),
-                }
-            )
-        failed = [c for c in commits if c.get("error")]
-        error = "; ".join(f"{c['table']}: {c['error']}" for c in failed) or None
-        row = audit_row(
-            self._config, self._runner, "failed" if failed else "succeeded", tables, error
-        )
+            entry = table_verdict(plans[spec.name], by_table.get(spec.name, {}))
+            window = self._config.window(spec.name)
+            succeeded = entry["status"] == "succeeded"
+            entry["advances_watermark"] = succeeded and window.advances_watermark
+            tables.append(entry)
+        letters = by_table.get(dead_letters.TABLE, {})
+        status = run_status(tables, bool(letters.get("replaced")))
+        problems = [f"{t['table']}: {t['error']}" for t in tables if t["status"] != "succeeded"]
+        if letters.get("error"):
+            problems.append(f"{dead_letters.TABLE}: {letters['error']}")
+        error = "; ".join(problems) or None
+        row = audit_row(self._config, self._runner, status, tables, error)
         write_audit_row(self._config, row)
-        if failed:
+        drop_staging_tables(self._config)
+        if status != "succeeded":
             replaced = [t["table"] for t in tables if t["replaced"]]
+            not_replaced = [t["table"] for t in tables if not t["replaced"]]
             raise TablesNotReplaced(
-                f"not replaced: {', '.join(c['table'] for c in failed)}; "
+                f"{status}: not replaced: {', '.join(not_replaced) or 'none'}; "
                 f"replaced: {', '.join(replaced) or 'none'} ({error})"
             )
         yield row

@@ -14,6 +14,7 @@ emulator could not test it; this sink uses the BigQuery client for both:
 from __future__ import annotations
 
 import datetime
+import functools
 import io
 import logging
 import tempfile
@@ -179,9 +180,9 @@ class _CommitFn(beam.DoFn):
         try:
             if table == dead_letters.TABLE:
                 self._append_dead_letters(staged, plans)
+                result["replaced"] = True
             else:
-                result["written"] = self._replace_days(plan, staged)
-            result["replaced"] = True
+                result.update(self._replace_days(plan, staged))
         except Exception as exc:  # noqa: BLE001 - reported per table, re-raised by RecordRun
             # One table failing must not hide which others were replaced: the
             # transaction rolled this one back, and the audit step fails the run.
@@ -190,7 +191,8 @@ class _CommitFn(beam.DoFn):
             Metrics.counter(NAMESPACE, f"{table}.commit_failed").inc()
             result.update(replaced=False, error=message)
         finally:
-            drop_staging_table(self._client, self._config, table)
+            if table != dead_letters.TABLE:  # tables' commits read the dead letters' staging
+                drop_staging_table(self._client, self._config, table)
         yield result
 
     def _append_dead_letters(self, staged: int, plans: Mapping[str, TablePlan]) -> None:
@@ -206,34 +208,96 @@ class _CommitFn(beam.DoFn):
                 bq.staging_table_name(config.run_id, dead_letters.TABLE),
                 [f["name"] for f in dead_letters.SCHEMA],
                 dead_letters.KEY_COLUMNS,
-                {name: plan.days for name, plan in plans.items()},
+                {name: plan.days for name, plan in plans.items() if not plan.incremental},
+                [name for name, plan in plans.items() if plan.incremental or plan.through],
             ),
         )
 
-    def _replace_days(self, plan: TablePlan, staged: int) -> dict[datetime.date, int]:
+    def _replace_days(self, plan: TablePlan, staged: int) -> dict[str, Any]:
         config = self._config
         spec = self._specs[plan.table]
         days = list(plan.days)
+        if not days and not plan.read:
+            return {"replaced": True, "written": {}, "late_written": 0}  # nothing to do
+        count = functools.partial(
+            bq.rows_per_day, self._client, config.dataset, plan.table, spec.partition_column
+        )
+        before = count(days, through=plan.through)
+        refusal = shrink_refusal(plan, before)
+        if refusal and not config.allow_shrink:
+            _LOG.error("%s", refusal)
+            Metrics.counter(NAMESPACE, f"{plan.table}.refused").inc()
+            return {"replaced": False, "refused": True, "error": refusal, "before": before}
+        staging = bq.staging_table_name(config.run_id, plan.table)
         sql = bq.replace_days_sql(
             config.project,
             config.dataset,
             plan.table,
-            bq.staging_table_name(config.run_id, plan.table),
+            staging,
             spec.column_names,
             spec.partition_column,
             days,
             (DOCUMENT_PATH_COLUMN,),
+            through=plan.through,
+            upsert_through=plan.upsert_through,
+            dead_staging=(
+                bq.staging_table_name(config.run_id, dead_letters.TABLE)
+                if plan.incremental
+                else None
+            ),
         )
         bq.run_query(self._client, sql)
-        _LOG.info("replaced %d day(s) of %s from %d staged rows", len(days), plan.table, staged)
-        written = bq.rows_per_day(
-            self._client, config.dataset, plan.table, spec.partition_column, days
-        )
+        _LOG.info("replaced %d day(s) of %s from %d staged row(s)", len(days), plan.table, staged)
+        written = count(days, through=plan.through)
+        late = 0
+        if plan.incremental:
+            late = bq.count_rows_elsewhere(
+                self._client, config.dataset, plan.table, staging, spec.partition_column, days
+            )
         Metrics.counter(NAMESPACE, f"{plan.table}.days_replaced").inc(len(days))
-        Metrics.counter(NAMESPACE, f"{plan.table}.rows_written").inc(sum(written.values()))
+        Metrics.counter(NAMESPACE, f"{plan.table}.rows_written").inc(sum(written.values()) + late)
         for day, n in written.items():
             Metrics.counter(NAMESPACE, f"{plan.table}.written@{day.isoformat()}").inc(n)
-        return written
+        return {"replaced": True, "written": written, "late_written": late, "before": before}
+
+
+#: The shrink guard: a day holding at least this many rows may not lose more than half.
+SHRINK_MIN_ROWS = 100
+
+
+def shrink_refusal(plan: TablePlan, before: Mapping[datetime.date, int]) -> str | None:
+    """Why replacing would lose too much, or None.
+
+    An empty read over days that hold rows (a wrong project, database or
+    collection reads as nothing) or a day losing more than half of its rows.
+    """
+    held = sum(before.values())
+    if plan.read == 0 and held:
+        days = sorted(d for d, n in before.items() if n)
+        return (
+            f"{plan.table}: not replaced: the read returned no documents but "
+            f"{_span(days)} hold {held} row(s); check --project, --firestore_database "
+            "and --collections, or re-run with --allow_shrink to empty them"
+        )
+    after = plan.rows_per_day
+    shrunk = {
+        d: (n, after.get(d, 0))
+        for d, n in sorted(before.items())
+        if n >= SHRINK_MIN_ROWS and after.get(d, 0) < n / 2
+    }
+    if shrunk:
+        detail = ", ".join(f"{d}: {b} -> {a}" for d, (b, a) in shrunk.items())
+        return (
+            f"{plan.table}: not replaced: {len(shrunk)} day(s) would lose more than half "
+            f"their rows ({detail}); re-run with --allow_shrink if that is right"
+        )
+    return None
+
+
+def _span(days: list[datetime.date]) -> str:
+    if not days:
+        return "no days"
+    return f"{days[0]}" if len(days) == 1 else f"{len(days)} days ({days[0]}..{days[-1]})"
 
 
 def _first_line(exc: BaseException, limit: int = 300) -> str:

@@ -1,0 +1,161 @@
+"""What an incremental run reads of one table: pure decisions, tested without a server.
+
+The documents a run must see are those on the days it replaces and those
+changed since the watermark. The change query finds the second kind (and most
+of the first: a document created after the watermark was changed after it);
+range queries on the partition field fill in the rest, and a ``count()``
+aggregation (one read per 1,000 documents) decides whether a stretch of a day
+is already covered by the change query, so a nightly reads each document once.
+
+The drift check compares Firestore's count of each verified day with what
+BigQuery will hold after this run's upserts; a day that differs (a hard delete,
+a document that left the day without a change field to say so) is re-read
+whole and replaced.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+UTC = datetime.UTC
+ONE_DAY = datetime.timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class FieldRange:
+    """Documents of ``table`` with ``start <= field < end`` (None: open end)."""
+
+    table: str
+    field: str
+    start: datetime.datetime | None
+    end: datetime.datetime | None
+    #: The change query: its documents are upserted wherever their day is.
+    changed: bool = False
+
+
+@dataclass(frozen=True)
+class IncrementalPlan:
+    """One table's incremental run, decided before the window is read."""
+
+    table: str
+    days: tuple[datetime.date, ...]  # replaced: the window and drifted days
+    drift_days: tuple[datetime.date, ...] = ()
+    reads: tuple[FieldRange, ...] = ()
+    counts: int = 0  # count() aggregations run
+    covered_days: tuple[datetime.date, ...] = field(default=())  # no range read needed
+
+
+def day_bounds(day: datetime.date) -> tuple[datetime.datetime, datetime.datetime]:
+    start = datetime.datetime.combine(day, datetime.time(), UTC)
+    return start, start + ONE_DAY
+
+
+def time_slices(
+    start: datetime.datetime, end: datetime.datetime, parts: int
+) -> list[tuple[datetime.datetime, datetime.datetime]]:
+    """``[start, end)`` cut into ``parts`` equal, adjacent slices (whole microseconds)."""
+    parts = max(1, parts)
+    step = (end - start) / parts
+    cuts = sorted({start + step * i for i in range(parts)} | {end})
+    return list(zip(cuts, cuts[1:], strict=False))
+
+
+def change_ranges(
+    table: str,
+    field_name: str,
+    watermark: datetime.datetime,
+    read_time: datetime.datetime,
+    parts: int,
+) -> list[FieldRange]:
+    """The change query ``field >= watermark``, split by time for parallel reads.
+
+    The last range is open: a value after the snapshot (a clock ahead of
+    Firestore's) is still a change.
+    """
+    if watermark >= read_time:
+        return [FieldRange(table, field_name, watermark, None, changed=True)]
+    slices = time_slices(watermark, read_time, parts)
+    ranges = [FieldRange(table, field_name, lo, hi, changed=True) for lo, hi in slices]
+    last = ranges[-1]
+    ranges[-1] = FieldRange(table, field_name, last.start, None, changed=True)
+    return ranges
+
+
+def _count_between(
+    sorted_times: Sequence[datetime.datetime], lo: datetime.datetime, hi: datetime.datetime
+) -> int:
+    return bisect.bisect_left(sorted_times, hi) - bisect.bisect_left(sorted_times, lo)
+
+
+def plan_incremental(
+    table: str,
+    partition_field: str,
+    window: Iterable[datetime.date],
+    verify: Iterable[datetime.date],
+    watermark: datetime.datetime | None,
+    changed_times: Iterable[datetime.datetime],
+    count_firestore: Callable[[datetime.datetime, datetime.datetime], int],
+    bigquery_rows: Callable[[Sequence[datetime.date]], Mapping[datetime.date, int]],
+    changed_rows_before: Callable[[Sequence[datetime.date]], Mapping[datetime.date, int]],
+    parts: int = 8,
+) -> IncrementalPlan:
+    """Decide the range reads and the drifted days of one table.
+
+    ``changed_times``: partition values of the documents the change query
+    returned (timestamps only: a range query matches nothing else).
+    ``count_firestore(lo, hi)``: documents with ``lo <= partition < hi`` at the
+    snapshot. ``bigquery_rows(days)``: rows BigQuery holds on those days now;
+    ``changed_rows_before(days)``: how many of them belong to changed documents
+    (they are about to move or be rewritten).
+    """
+    times = sorted(changed_times)
+    window_days = sorted(set(window))
+    counts = 0
+    spans: list[tuple[datetime.datetime, datetime.datetime]] = []
+    covered = []
+    for day in window_days:
+        lo, hi = day_bounds(day)
+        split = max(lo, watermark) if watermark is not None and watermark < hi else None
+        if split is None:
+            spans.append((lo, hi))
+            continue
+        counts += 1
+        if count_firestore(split, hi) == _count_between(times, split, hi):
+            if split > lo:
+                spans.append((lo, split))
+            else:
+                covered.append(day)
+        else:
+            spans.append((lo, hi))
+
+    verify_days = sorted(set(verify) - set(window_days))
+    drift = []
+    if verify_days:
+        held = bigquery_rows(verify_days)
+        leaving = changed_rows_before(verify_days)
+        for day in verify_days:
+            lo, hi = day_bounds(day)
+            counts += 1
+            expected = held.get(day, 0) - leaving.get(day, 0) + _count_between(times, lo, hi)
+            if count_firestore(lo, hi) != expected:
+                drift.append(day)
+                spans.append((lo, hi))
+
+    per_span = max(1, math.ceil(parts / len(spans))) if spans else 1
+    reads = [
+        FieldRange(table, partition_field, a, b)
+        for lo, hi in sorted(spans)
+        for a, b in time_slices(lo, hi, per_span)
+    ]
+    return IncrementalPlan(
+        table=table,
+        days=tuple(sorted(set(window_days) | set(drift))),
+        drift_days=tuple(drift),
+        reads=tuple(reads),
+        counts=counts,
+        covered_days=tuple(covered),
+    )

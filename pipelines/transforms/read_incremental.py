@@ -1,0 +1,183 @@
+"""Read what changed: an incremental run's documents, each once, in parallel.
+
+Shaped like :mod:`read_firestore` (split, reshuffle, query), in two rounds:
+
+1. the change query (``change_field >= watermark``), split by time;
+2. a plan per table (:func:`pipelines.read_plan.plan_incremental`) that knows
+   what the change query returned, counts the days it needs to (``count()``
+   aggregations, and BigQuery's rows for the drift check), and emits the
+   partition-range reads still needed, split by time; a document both rounds
+   return is passed on once.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from pipelines import bigquery as bq
+from pipelines import firestore as fs
+from pipelines.document import FirestoreDocument
+from pipelines.options import SyncConfig
+from pipelines.read_plan import FieldRange, IncrementalPlan, change_ranges, plan_incremental
+from pipelines.table_spec import DOCUMENT_PATH_COLUMN, TableSpec
+from pipelines.transforms.read_firestore import NAMESPACE
+from pipelines.windows import TableWindow
+
+READS = "reads"
+
+
+def partition_time(spec: TableSpec, doc: FirestoreDocument) -> datetime.datetime | None:
+    """The document's partition value if it is a Firestore timestamp (what range queries match)."""
+    value = doc.data.get(spec.partition.source[0])
+    if not isinstance(value, datetime.datetime):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
+
+
+class _ChangeRangesFn(beam.DoFn):
+    def __init__(self, config: SyncConfig):
+        self._config = config
+        self._specs = {s.name: s for s in config.tables}
+
+    def process(self, window: TableWindow) -> Iterator[FieldRange]:
+        spec = self._specs[window.table]
+        if window.watermark is None or not spec.change_field:
+            return
+        field = spec.column(spec.change_field).source[0]
+        yield from change_ranges(
+            spec.name, field, window.watermark, self._config.read_time, self._config.num_splits
+        )
+
+
+class _ReadFieldRangeFn(beam.DoFn):
+    """Stream one field range at the snapshot; transient errors resume at the cursor.
+
+    A range read's document that the change query also returned is passed on
+    marked ``duplicate``, so it is counted as returned but converted once.
+    """
+
+    def __init__(self, config: SyncConfig):
+        self._config = config
+        self._specs = {s.name: s for s in config.tables}
+
+    def setup(self) -> None:
+        self._client = fs.make_client(self._config.project, self._config.database)
+        self._retry = fs.read_retry(self._config.firestore_retry_timeout)
+        self._seen: tuple[int, frozenset] = (0, frozenset())
+
+    def _changed(self, changed: Sequence[tuple[str, str, Any]] | None) -> frozenset:
+        if changed is None:
+            return frozenset()
+        if self._seen[0] != id(changed):
+            self._seen = (id(changed), frozenset((t, p) for t, p, _ in changed))
+        return self._seen[1]
+
+    def process(self, rng: FieldRange, changed=None) -> Iterator[FirestoreDocument]:
+        spec = self._specs[rng.table]
+        seen = self._changed(changed)
+        query = fs.field_range_query(self._client, spec, rng.field, rng.start, rng.end)
+        returned = Metrics.counter(NAMESPACE, f"{rng.table}.documents_returned")
+        for doc in fs.stream_documents(
+            query, spec.name, self._config.read_time, self._retry, changed=rng.changed
+        ):
+            returned.inc()
+            if (doc.table, doc.path) in seen:
+                yield FirestoreDocument(doc.table, doc.path, {}, doc.update_time, duplicate=True)
+            else:
+                yield doc
+
+
+class _PlanFn(beam.DoFn):
+    """Per table: count, compare, and emit the range reads still needed."""
+
+    def __init__(self, config: SyncConfig):
+        self._config = config
+        self._specs = {s.name: s for s in config.tables}
+
+    def setup(self) -> None:
+        self._firestore = fs.make_client(self._config.project, self._config.database)
+        self._bigquery = bq.make_client(self._config.project, self._config.location)
+        self._retry = fs.read_retry(self._config.firestore_retry_timeout)
+
+    def process(self, window: TableWindow, changed: Sequence[tuple[str, str, Any]]):
+        config, spec = self._config, self._specs[window.table]
+        mine = [(path, when) for table, path, when in changed if table == spec.name]
+        field = spec.partition.source[0]
+
+        def count(lo: datetime.datetime, hi: datetime.datetime) -> int:
+            query = fs.field_range_query(self._firestore, spec, field, lo, hi)
+            return fs.count(query, config.read_time, self._retry)
+
+        def held(days):
+            return bq.rows_per_day(
+                self._bigquery, config.dataset, spec.name, spec.partition_column, days
+            )
+
+        def leaving(days):
+            return bq.rows_per_day(
+                self._bigquery,
+                config.dataset,
+                spec.name,
+                spec.partition_column,
+                days,
+                paths=(DOCUMENT_PATH_COLUMN, [path for path, _ in mine]),
+            )
+
+        plan = plan_incremental(
+            spec.name,
+            field,
+            window.days,
+            window.verify,
+            window.watermark,
+            [when for _, when in mine if when is not None],
+            count,
+            held,
+            leaving,
+            config.num_splits,
+        )
+        Metrics.counter(NAMESPACE, f"{spec.name}.count_queries").inc(plan.counts)
+        for rng in plan.reads:
+            yield beam.pvalue.TaggedOutput(READS, rng)
+        yield plan
+
+
+class ReadIncremental(beam.PTransform):
+    """``(documents, plans)`` for the tables of ``windows`` (all incremental)."""
+
+    def __init__(self, config: SyncConfig, windows: Sequence[TableWindow]):
+        super().__init__()
+        self._config = config
+        self._windows = list(windows)
+        self._specs = {s.name: s for s in config.tables}
+
+    def expand(self, pbegin):
+        config, specs = self._config, self._specs
+        windows = pbegin | "Windows" >> beam.Create(self._windows)
+        changed_docs = (
+            windows
+            | "ChangeRanges" >> beam.ParDo(_ChangeRangesFn(config))
+            | "ReshuffleChanges" >> beam.Reshuffle()
+            | "ReadChanges" >> beam.ParDo(_ReadFieldRangeFn(config))
+        )
+        changed = changed_docs | "ChangedKeys" >> beam.Map(
+            lambda d: (d.table, d.path, partition_time(specs[d.table], d))
+        )
+        planned = windows | "PlanReads" >> beam.ParDo(
+            _PlanFn(config), changed=beam.pvalue.AsList(changed)
+        ).with_outputs(READS, main="plans")
+        range_docs = (
+            planned[READS]
+            | "ReshuffleRanges" >> beam.Reshuffle()
+            | "ReadRanges"
+            >> beam.ParDo(_ReadFieldRangeFn(config), changed=beam.pvalue.AsList(changed))
+        )
+        docs = (changed_docs, range_docs) | "AllDocuments" >> beam.Flatten()
+        return docs, planned.plans
+
+
+__all__ = ["IncrementalPlan", "ReadIncremental", "partition_time"]

@@ -1,0 +1,151 @@
+"""Which days each table's run replaces, in which mode, and from which watermark.
+
+Pure functions over what ``_sync_runs`` says of each table (:class:`TableState`),
+so the nightly's catch-up rules are unit-tested without a server:
+
+* with dates, every table gets exactly those days (full mode unless asked);
+* without dates (the nightly), an incremental table's window runs from the day
+  after the newest day it ever had replaced up to yesterday, capped by
+  ``--max_catchup_days``; its change watermark is the snapshot of its last run
+  that saw every change; the ``--verify_days`` before yesterday are drift-checked;
+* a table with no successful run yet, or whose partition cannot be range-queried,
+  gets a full run that replaces every day up to yesterday.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from pipelines.table_spec import TableSpec
+
+#: Edits are looked for from a little before the watermark: the app's clock
+#: (which writes ``updated_at``) may run behind Firestore's. Re-reading a few
+#: documents is harmless; every write is an upsert.
+CLOCK_SKEW = datetime.timedelta(minutes=5)
+ONE_DAY = datetime.timedelta(days=1)
+
+
+class CatchUpTooLong(ValueError):
+    """A table is further behind than ``--max_catchup_days``; a backfill is needed."""
+
+
+@dataclass(frozen=True)
+class TableState:
+    """One table's history, as recorded in ``_sync_runs``."""
+
+    table: str
+    #: Newest day ever replaced by a successful commit of this table.
+    newest_day: datetime.date | None = None
+    #: Last successful run of this table, and its Firestore snapshot.
+    last_success_run_id: str | None = None
+    last_success_read_time: datetime.datetime | None = None
+    #: Snapshot of the last successful run that saw every change up to it
+    #: (an incremental or whole-history run): the change watermark.
+    watermark: datetime.datetime | None = None
+    last_failure_run_id: str | None = None
+    last_failure_at: datetime.datetime | None = None
+    last_failure_error: str | None = None
+
+
+@dataclass(frozen=True)
+class TableWindow:
+    """What one table's run does."""
+
+    table: str
+    mode: str  # "incremental" or "full"
+    start: datetime.date
+    end: datetime.date  # inclusive; start > end is an empty window
+    #: Documents whose change field is at or after this are read (incremental).
+    watermark: datetime.datetime | None = None
+    #: Full mode without dates: every day up to ``end`` that holds data is replaced.
+    all_days: bool = False
+    #: Days before the window whose counts are compared (the drift check).
+    verify: tuple[datetime.date, ...] = ()
+    #: Yesterday: late edits are written on days up to here; later days wait
+    #: for the run whose window holds them, as a full rebuild leaves them out.
+    horizon: datetime.date | None = None
+
+    @property
+    def days(self) -> list[datetime.date]:
+        return [self.start + ONE_DAY * i for i in range((self.end - self.start).days + 1)]
+
+    @property
+    def incremental(self) -> bool:
+        return self.mode == "incremental"
+
+    @property
+    def advances_watermark(self) -> bool:
+        """Whether this run sees every change up to its snapshot."""
+        return self.incremental or self.all_days
+
+
+def plan_windows(
+    specs: Iterable[TableSpec],
+    states: Mapping[str, TableState],
+    *,
+    today: datetime.date,
+    mode: str | None = None,
+    dates: tuple[datetime.date, datetime.date] | None = None,
+    max_catchup_days: int = 7,
+    verify_days: int = 35,
+    backfill_hint: str = "",
+) -> tuple[TableWindow, ...]:
+    """One :class:`TableWindow` per spec; raises :class:`CatchUpTooLong`."""
+    yesterday = today - ONE_DAY
+    windows = []
+    behind = []
+    for spec in specs:
+        state = states.get(spec.name) or TableState(spec.name)
+        watermark = state.watermark - CLOCK_SKEW if state.watermark and spec.change_field else None
+        if dates is not None:
+            chosen = mode or "full"
+            if chosen == "incremental" and spec.supports_incremental:
+                windows.append(
+                    TableWindow(spec.name, chosen, *dates, watermark=watermark, horizon=yesterday)
+                )
+            else:
+                windows.append(TableWindow(spec.name, "full", *dates))
+            continue
+        if (
+            (mode or "incremental") == "full"
+            or state.newest_day is None
+            or not spec.supports_incremental
+        ):
+            windows.append(
+                TableWindow(
+                    spec.name, "full", yesterday, yesterday, all_days=True, horizon=yesterday
+                )
+            )
+            continue
+        start = state.newest_day + ONE_DAY
+        if (yesterday - start).days + 1 > max_catchup_days:
+            behind.append((spec.name, state.newest_day, start))
+            continue
+        window_days = {start + ONE_DAY * i for i in range(max(0, (yesterday - start).days + 1))}
+        verify = tuple(
+            day
+            for day in (yesterday - ONE_DAY * i for i in range(verify_days - 1, -1, -1))
+            if day not in window_days
+        )
+        windows.append(
+            TableWindow(
+                spec.name,
+                "incremental",
+                start,
+                yesterday,
+                watermark,
+                verify=verify,
+                horizon=yesterday,
+            )
+        )
+    if behind:
+        first = min(start for _, _, start in behind)
+        names = ", ".join(f"{t} (last replaced {d})" for t, d, _ in behind)
+        raise CatchUpTooLong(
+            f"{names} more than {max_catchup_days} day(s) behind; backfill first: "
+            f"firestore-to-bq {backfill_hint}--start_date {first} --end_date {yesterday} "
+            f"--collections {','.join(t for t, _, _ in behind)} (or raise --max_catchup_days)"
+        )
+    return tuple(windows)
