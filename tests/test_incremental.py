@@ -65,12 +65,12 @@ def test_first_nightly_is_a_full_rebuild_then_nightlies_read_what_changed(
     now = datetime.datetime.now(UTC)
     # An edit of an old task, a task moved to another day, a new late task for
     # yesterday, and a hard delete of an interaction (which has no change field).
-    firestore_db.document("users/alice/tasks/t4").update(
-        {"completed": True, "updated_at": now}
-    )
+    firestore_db.document("users/alice/tasks/t4").update({"completed": True, "updated_at": now})
     firestore_db.document("users/bob/tasks/t3").update(
-        {"created_at": datetime.datetime.fromisoformat(f"{_day(-2)}T07:00:00+00:00"),
-         "updated_at": now}
+        {
+            "created_at": datetime.datetime.fromisoformat(f"{_day(-2)}T07:00:00+00:00"),
+            "updated_at": now,
+        }
     )
     firestore_db.document("users/bob/tasks/late").set(task(_day(-1), hour=23, updated_at=now))
     firestore_db.document("users/alice/interactions/i2").delete()
@@ -127,8 +127,11 @@ def test_missed_nights_are_caught_up_and_too_many_name_the_backfill(
     paths = {r["_document_path"] for r in table_rows(bq_client, dataset, "user_interactions")}
     assert "users/alice/interactions/today" in paths
 
-    with pytest.raises(UsageError, match=r"more than 7 day\(s\) behind; backfill first: "
-                       r"firestore-to-bq .*--start_date .* --end_date"):
+    with pytest.raises(
+        UsageError,
+        match=r"more than 7 day\(s\) behind; backfill first: "
+        r"firestore-to-bq .*--start_date .* --end_date",
+    ):
         _nightly(dataset, now=later + datetime.timedelta(days=9))
 
 
