@@ -44,6 +44,12 @@ def read_retry(timeout: float) -> api_retry.Retry:
 EMULATOR_ENV = "FIRESTORE_EMULATOR_HOST"
 
 
+def emulator_host() -> str | None:
+    """``FIRESTORE_EMULATOR_HOST`` as ``host:port``, or None when unset."""
+    host = os.environ.get(EMULATOR_ENV, "").strip()
+    return (host.split("://", 1)[1].rstrip("/") if "://" in host else host) or None
+
+
 def make_client(project: str, database: str = "(default)") -> firestore.Client:
     """A client; it talks to the emulator when ``FIRESTORE_EMULATOR_HOST`` is set.
 

@@ -31,6 +31,7 @@ from google.api_core import exceptions as api_exceptions
 from google.api_core.exceptions import GoogleAPICallError, RetryError
 
 from pipelines import bigquery as bq
+from pipelines import reachability
 from pipelines.arguments import (
     HELP,
     HELP_BEAM,
@@ -198,6 +199,7 @@ def run(argv: Sequence[str] | None = None, now: datetime.datetime | None = None)
         config.end_date,
         config.read_time_text,
     )
+    reachability.check(config)
     if not dry_run:
         prepare_tables(config)
     config = plan_run(config, now)
@@ -260,8 +262,27 @@ def _failure(config: SyncConfig, runner: str, exc: BaseException) -> RunFailed:
     return RunFailed(message, audit)
 
 
+class _NoTraceback(logging.Filter):
+    """One line per record: the failure is reported on one ``error:`` line anyway.
+
+    Beam logs a failing step's exception with its traceback (dozens of lines);
+    that record is dropped, and any other record loses its traceback.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.name.startswith("apache_beam"):
+            return False
+        record.exc_info = record.exc_text = record.stack_info = None
+        return True
+
+
 def configure_logging(level: int) -> None:
-    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    """Console logging at ``level``; tracebacks only at DEBUG."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    if level > logging.DEBUG:
+        handler.addFilter(_NoTraceback())
+    logging.basicConfig(handlers=[handler])
     logging.getLogger().setLevel(level)
     # Beam's own INFO lines (type-hint notes, runner chatter) drown the summary.
     beam_level = logging.INFO if level <= logging.DEBUG else logging.WARNING
@@ -284,15 +305,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except RunFailed as exc:
+        _LOG.debug("run failed", exc_info=exc)
         if exc.audit:
             for table in exc.audit.get("tables") or []:
                 state = "replaced" if table.get("replaced") else "NOT replaced"
                 detail = f" ({table['error']})" if table.get("error") else ""
                 print(f"{table['table']}: {state}{detail}", file=sys.stderr)
-        print(f"error: run failed: {exc}", file=sys.stderr)
+        hint = reachability.failure_hint(exc)
+        print(f"error: run failed: {exc}" + (f"; {hint}" if hint else ""), file=sys.stderr)
         return 1
-    except api_exceptions.GoogleAPICallError as exc:
-        print(f"error: {type(exc).__name__}: {exc.message}", file=sys.stderr)
+    except (reachability.Unreachable, GoogleAPICallError, RetryError) as exc:
+        # RetryError: a call that kept failing, e.g. while preparing tables.
+        _LOG.debug("run failed", exc_info=exc)
+        text = exc.message if isinstance(exc, GoogleAPICallError) else str(exc)
+        prefix = "" if isinstance(exc, reachability.Unreachable) else f"{type(exc).__name__}: "
+        print(f"error: {prefix}{text}", file=sys.stderr)
         return 1
     print(summary.render())
     return 0 if summary.reconciles else 1
