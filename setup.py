@@ -34,7 +34,7 @@ setup(
     description="Nightly Beam sync of Firestore collections into partitioned BigQuery tables",
     python_requires=">=3.11",
     packages=["pipelines", "pipelines.transforms", "schemas"],
-    package_data={"schemas": ["*.json"]},
+    package_data={"schemas": ["*.json"], "pipelines": ["sql/*.sql", "sql/views/*.sql"]},
     include_package_data=True,
     install_requires=RUNTIME,
     extras_require={"dev": DEV},

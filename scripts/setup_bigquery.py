@@ -5,7 +5,8 @@
         [--schemas_dir DIR] [--dry_run]
 
 Creates the dataset, one day-partitioned, clustered table per schema in
-``schemas/``, the dead-letter table and the ``_sync_runs`` audit table. On
+``schemas/``, the dead-letter table, the ``_sync_runs`` audit table and the
+dashboard views of ``pipelines/analytics.py`` (rewritten when their SQL changes). On
 existing tables it applies only what cannot lose data: new NULLABLE (or
 REPEATED) columns, REQUIRED columns relaxed to NULLABLE, and descriptions.
 Anything else (a removed column, a type change, a column made REQUIRED,
@@ -18,6 +19,7 @@ changes nothing at all: every table is checked before the first change.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +27,7 @@ from dataclasses import dataclass, field
 from google.api_core import exceptions as api_exceptions
 from google.cloud import bigquery
 
-from pipelines import audit, dead_letters
+from pipelines import analytics, audit, dead_letters
 from pipelines import bigquery as bq
 from pipelines.table_spec import TYPE_ALIASES, SchemaError, TableSpec, load_specs
 
@@ -44,6 +46,10 @@ TYPES = {
     "GEOGRAPHY": "GEOGRAPHY",
 }
 DEAD_LETTERS_DESCRIPTION = "Documents the sync could not turn into rows, and why."
+#: Label holding a hash of a view's SQL. Views are compared by it because
+#: bqemulator does not return a view's query; where BigQuery does, the query is
+#: compared too, so a view edited by hand is put back.
+VIEW_SQL_LABEL = "f2bq_sql_sha256"
 
 
 class Refused(Exception):
@@ -106,6 +112,56 @@ def desired_tables(schemas_dir: str | None) -> list[Desired]:
         )
     )
     return tables
+
+
+@dataclass
+class ViewPlan:
+    """One dashboard view: its SQL and whether to create or update it."""
+
+    name: str
+    sql: str
+    description: str
+    action: str = ""
+    existing: bigquery.Table | None = None
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.sql.encode("utf-8")).hexdigest()[:32]
+
+
+def plan_view(
+    client: bigquery.Client, dataset: str, view: analytics.Sql, description: str
+) -> ViewPlan:
+    plan = ViewPlan(view.name, view.text(client.project, dataset), description)
+    try:
+        existing = client.get_table(
+            f"{client.project}.{dataset}.{view.name}", retry=RETRY, timeout=TIMEOUT
+        )
+    except api_exceptions.NotFound:
+        plan.action = "create"
+        return plan
+    if existing.table_type != "VIEW":
+        raise Refused(f"{dataset}.{view.name} is a {existing.table_type}, not a view")
+    same = (
+        (existing.labels or {}).get(VIEW_SQL_LABEL) == plan.digest
+        and existing.view_query in (None, plan.sql)
+        and (existing.description or "") == description
+    )
+    plan.action, plan.existing = ("" if same else "update"), existing
+    return plan
+
+
+def apply_view(client: bigquery.Client, dataset: str, plan: ViewPlan) -> None:
+    view = plan.existing or bigquery.Table(f"{client.project}.{dataset}.{plan.name}")
+    view.view_query = plan.sql
+    view.description = plan.description
+    view.labels = {VIEW_SQL_LABEL: plan.digest}
+    if plan.existing is None:
+        client.create_table(view, retry=RETRY, timeout=TIMEOUT)
+    else:
+        client.update_table(
+            view, ["view_query", "description", "labels"], retry=RETRY, timeout=TIMEOUT
+        )
 
 
 def normal_type(name: str | None) -> str:
@@ -270,6 +326,12 @@ def run(args: argparse.Namespace) -> int:
             )
         except Refused as exc:
             refusals.append(str(exc))
+    views: list[ViewPlan] = []
+    for view, description in analytics.VIEWS.items() if not refusals else ():
+        try:
+            views.append(plan_view(client, args.dataset, view, description))
+        except Refused as exc:
+            refusals.append(str(exc))
     if refusals:
         for refusal in refusals:
             print(f"refused: {refusal}", file=sys.stderr)
@@ -286,6 +348,9 @@ def run(args: argparse.Namespace) -> int:
                 print(change)
         else:
             print(f"unchanged table {args.dataset}.{plan.desired.name}")
+    for view in views:
+        if view.action:
+            print(f"{view.action} view {args.dataset}.{view.name}")
     if args.dry_run:
         print(f"dry run: nothing changed in {target}")
         return 0
@@ -294,7 +359,12 @@ def run(args: argparse.Namespace) -> int:
         bq.ensure_dataset(client, args.dataset, args.location)
     for plan in plans:
         apply_table(client, args.dataset, plan)
-    changed = create_dataset or any(p.create or p.changes for p in plans)
+    for view in views:
+        if view.action:
+            apply_view(client, args.dataset, view)
+    changed = (
+        create_dataset or any(p.create or p.changes for p in plans) or any(v.action for v in views)
+    )
     print(f"{target}: {'done' if changed else 'already up to date'}")
     return 0
 
