@@ -1,0 +1,105 @@
+"""Unit tests of what an incremental run reads (pipelines.read_plan): no server."""
+
+from __future__ import annotations
+
+import datetime
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pipelines.read_plan import change_ranges, day_bounds, plan_incremental, time_slices
+
+UTC = datetime.UTC
+DAY = datetime.date(2026, 11, 24)
+LO, HI = day_bounds(DAY)
+WATERMARK = LO + datetime.timedelta(hours=3)
+
+
+def _at(hour: float) -> datetime.datetime:
+    return LO + datetime.timedelta(hours=hour)
+
+
+def _plan(firestore: list[datetime.datetime], changed: list[datetime.datetime], **kw):
+    counted = []
+
+    def count(lo, hi):
+        counted.append((lo, hi))
+        return sum(lo <= t < hi for t in firestore)
+
+    args = {
+        "window": [DAY],
+        "verify": [],
+        "watermark": WATERMARK,
+        "bigquery_rows": lambda days: {},
+        "changed_rows_before": lambda days: {},
+        "parts": 1,
+    } | kw
+    plan = plan_incremental(
+        "tasks", "created_at", changed_times=changed, count_firestore=count, **args
+    )
+    return plan, counted
+
+
+def test_a_day_covered_after_the_watermark_reads_only_the_part_before() -> None:
+    firestore = [_at(1), _at(5), _at(20)]
+    plan, counted = _plan(firestore, changed=[_at(5), _at(20)])
+    assert counted == [(WATERMARK, HI)]
+    assert [(r.start, r.end) for r in plan.reads] == [(LO, WATERMARK)]
+    assert plan.days == (DAY,) and plan.counts == 1
+
+
+def test_a_day_not_covered_is_read_whole() -> None:
+    firestore = [_at(1), _at(5), _at(20)]  # _at(20) has no change field newer than the watermark
+    plan, _ = _plan(firestore, changed=[_at(5)])
+    assert [(r.start, r.end) for r in plan.reads] == [(LO, HI)]
+
+
+def test_a_day_wholly_after_the_watermark_and_covered_needs_no_read() -> None:
+    plan, _ = _plan([_at(30 - 24)], changed=[_at(6)], watermark=LO - datetime.timedelta(days=1))
+    assert plan.reads == () and plan.covered_days == (DAY,)
+
+
+def test_without_a_watermark_window_days_are_read_whole_without_counting() -> None:
+    plan, counted = _plan([], changed=[], watermark=None)
+    assert counted == [] and [(r.start, r.end) for r in plan.reads] == [(LO, HI)]
+
+
+def test_drift_is_what_firestore_counts_against_bigquery_after_this_runs_moves() -> None:
+    old = DAY - datetime.timedelta(days=3)
+    old_lo, old_hi = day_bounds(old)
+    # BigQuery holds 3 rows on `old`; one of them belongs to a document that moved
+    # away (changed), and Firestore now counts 2 there: no drift.
+    plan, _ = _plan(
+        [old_lo, old_lo + datetime.timedelta(hours=1)],
+        changed=[],
+        window=[],
+        verify=[old],
+        bigquery_rows=lambda days: {old: 3},
+        changed_rows_before=lambda days: {old: 1},
+    )
+    assert plan.drift_days == () and plan.reads == ()
+    # A hard delete: BigQuery 3, Firestore 2, nothing moved: the day is re-read.
+    plan, _ = _plan(
+        [old_lo, old_lo + datetime.timedelta(hours=1)],
+        changed=[],
+        window=[],
+        verify=[old],
+        bigquery_rows=lambda days: {old: 3},
+    )
+    assert plan.drift_days == (old,) and plan.days == (old,)
+    assert [(r.start, r.end) for r in plan.reads] == [(old_lo, old_hi)]
+
+
+@given(st.integers(1, 64), st.integers(1, 10_000))
+def test_time_slices_cover_the_range_exactly(parts: int, minutes: int) -> None:
+    end = LO + datetime.timedelta(minutes=minutes)
+    slices = time_slices(LO, end, parts)
+    assert slices[0][0] == LO and slices[-1][1] == end
+    assert all(a < b for a, b in slices)
+    assert all(prev[1] == nxt[0] for prev, nxt in zip(slices, slices[1:], strict=False))
+
+
+def test_change_ranges_end_open_for_clocks_ahead_of_firestore() -> None:
+    ranges = change_ranges("tasks", "updated_at", WATERMARK, _at(9), 3)
+    assert [r.start for r in ranges] == [WATERMARK, _at(5), _at(7)]
+    assert ranges[-1].end is None and all(r.changed for r in ranges)

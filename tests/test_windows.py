@@ -1,0 +1,90 @@
+"""Unit tests of the nightly's windows, modes and watermarks (pipelines.windows)."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from pipelines.table_spec import load_specs
+from pipelines.windows import CLOCK_SKEW, CatchUpTooLong, TableState, plan_windows
+
+UTC = datetime.UTC
+TODAY = datetime.date(2026, 11, 25)
+YESTERDAY = TODAY - datetime.timedelta(days=1)
+SPECS = load_specs()
+TASKS, INTERACTIONS = SPECS["tasks"], SPECS["user_interactions"]
+WATERMARK = datetime.datetime(2026, 11, 24, 3, tzinfo=UTC)
+
+
+def _days(n: int) -> datetime.date:
+    return TODAY - datetime.timedelta(days=n)
+
+
+def _state(table: str, newest: datetime.date | None) -> TableState:
+    return TableState(table, newest_day=newest, watermark=WATERMARK)
+
+
+def test_a_table_never_synced_gets_a_full_rebuild() -> None:
+    (window,) = plan_windows([TASKS], {}, today=TODAY)
+    assert window.mode == "full" and window.all_days and window.end == YESTERDAY
+
+
+def test_nightly_runs_from_the_day_after_the_newest_replaced_day_to_yesterday() -> None:
+    (window,) = plan_windows([TASKS], {"tasks": _state("tasks", _days(4))}, today=TODAY)
+    assert window.incremental
+    assert window.days == [_days(3), _days(2), _days(1)]
+    assert window.watermark == WATERMARK - CLOCK_SKEW
+    assert window.horizon == YESTERDAY
+
+
+def test_a_caught_up_table_has_an_empty_window_but_still_verifies_and_reads_changes() -> None:
+    (window,) = plan_windows(
+        [TASKS], {"tasks": _state("tasks", YESTERDAY)}, today=TODAY, verify_days=3
+    )
+    assert window.days == [] and window.watermark is not None
+    assert window.verify == (_days(3), _days(2), _days(1))
+
+
+def test_verified_days_leave_out_the_window() -> None:
+    (window,) = plan_windows(
+        [TASKS], {"tasks": _state("tasks", _days(2))}, today=TODAY, verify_days=4
+    )
+    assert window.days == [YESTERDAY]
+    assert window.verify == (_days(4), _days(3), _days(2))
+
+
+def test_a_table_without_change_field_has_no_watermark() -> None:
+    states = {"user_interactions": _state("user_interactions", _days(2))}
+    (window,) = plan_windows([INTERACTIONS], states, today=TODAY)
+    assert window.incremental and window.watermark is None
+
+
+def test_too_far_behind_fails_and_names_the_backfill() -> None:
+    states = {"tasks": _state("tasks", _days(10)), "user_interactions": _state("x", _days(2))}
+    with pytest.raises(CatchUpTooLong) as caught:
+        plan_windows([TASKS, INTERACTIONS], states, today=TODAY, backfill_hint="--project p ")
+    message = str(caught.value)
+    assert "tasks (last replaced 2026-11-15) more than 7 day(s) behind" in message
+    assert (
+        "firestore-to-bq --project p --start_date 2026-11-16 --end_date 2026-11-24 "
+        "--collections tasks" in message
+    )
+
+
+def test_dates_mean_full_mode_unless_asked_and_exactly_those_days() -> None:
+    dates = (_days(10), _days(8))
+    states = {"tasks": _state("tasks", YESTERDAY)}
+    (full,) = plan_windows([TASKS], states, today=TODAY, dates=dates)
+    assert (
+        full.mode == "full" and not full.all_days and full.days == [_days(10), _days(9), _days(8)]
+    )
+    (inc,) = plan_windows([TASKS], states, today=TODAY, dates=dates, mode="incremental")
+    assert inc.incremental and inc.verify == () and inc.watermark is not None
+    assert not full.advances_watermark and inc.advances_watermark
+
+
+def test_mode_full_without_dates_rebuilds_every_table() -> None:
+    states = {"tasks": _state("tasks", _days(2))}
+    (window,) = plan_windows([TASKS], states, today=TODAY, mode="full")
+    assert window.all_days and window.advances_watermark
