@@ -86,6 +86,12 @@ def _positive(value: int, name: str, most: int) -> int:
     return value
 
 
+def check_user_id(user_id: str) -> str:
+    if not isinstance(user_id, str) or not user_id:
+        raise ValueError(f"user_id must be a non-empty string, not {user_id!r}")
+    return user_id
+
+
 def check_days(days: int) -> int:
     return _positive(days, "days", MAX_DAYS)
 
@@ -194,9 +200,11 @@ class Analytics:
         dry_run: bool = False,
     ) -> bigquery.QueryJob:
         """Start the call's query; every value is checked and passed as a parameter."""
-        if not isinstance(user_id, str) or not user_id:
-            raise ValueError(f"user_id must be a non-empty string, not {user_id!r}")
-        values = {"user_id": user_id, "days": check_days(days), "as_of": check_as_of(as_of)}
+        values = {
+            "user_id": check_user_id(user_id),
+            "days": check_days(days),
+            "as_of": check_as_of(as_of),
+        }
         if call == "chat_history":
             values.update(limit=_positive(limit, "limit", MAX_CHAT_LIMIT), intent=CHAT_INTENT)
         config = bigquery.QueryJobConfig(
@@ -273,6 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         args = parser.parse_args(argv)
+        check_user_id(args.user_id)
         default_days = inspect.signature(getattr(Analytics, args.call)).parameters["days"].default
         days = check_days(default_days if args.days is None else args.days)
         as_of = _parse_as_of(args.as_of) if args.as_of else None
