@@ -3,7 +3,8 @@
 
     .venv/bin/python scripts/benchmark.py [--docs 20000] [--repeat 3] [--json bench-20k.json]
         [--workers in_memory,multi_threading:2,multi_processing:2] [--keep-data]
-        [--profile DIR]
+        [--profile DIR] [--scenario backfill|nightly|all]
+        [--nightly-histories 14,90,365] [--nightly-per-day 200] [--verify_days 35]
 
 Starts its own Firestore emulator and bqemulator (``scripts/emulators.py``) in a
 fresh state dir, seeds ``--docs`` documents over the five collections (many
@@ -46,6 +47,29 @@ nightly run costs: a one-day ``--dry_run`` of the last day is run too, and its
 N / the documents of that day is reported beside it. Every run reads every
 document of every collection at its snapshot, so that figure is about the
 number of days of history held in Firestore (here ``DAYS``).
+
+``--scenario nightly`` (or ``all``) measures the incremental nightly instead
+(or as well). For each ``--nightly-histories`` length, on its own (Firestore
+emptied, a fresh dataset): seed ``--nightly-per-day`` documents a day up to
+yesterday (``updated_at`` = ``created_at``), run a first nightly (a full
+rebuild, untimed); then the next night: one day's new documents on today
+(the next run's "yesterday", times spread over the part of the day that has
+passed), ``--nightly-edit-share`` of a day's documents edited among the older
+ones of tables with a change field (``updated_at`` = now, 30 % of them moved to
+another day), and the nightly, timed (a subprocess of the sync's own ``main``
+with an injected "now"; the snapshot is the real clock). Reported per history:
+documents needed (on the window's day, or changed since the watermark, each
+once), Firestore documents returned (the summary line, and the sum of the
+``_sync_runs`` row's ``documents_returned``) per needed document, count()
+aggregations and their billed reads, rows staged, wall time, and the same
+count queries replayed one after the other and timed (the Firestore emulator
+scans the collection for each). Then a separate night with the same
+yesterday after ``--nightly-deletes`` hard deletes of interactions (no change
+field) inside the verify window: the days the drift check rebuilt and the
+documents it read. Every run's tables are checked against what Firestore
+holds, day by day. ``nightly.reads_per_document`` is the worst history's
+reads per needed document; with ``all``, the backfill's one-day dry run is
+under ``one_day_full_run`` instead.
 
 Caveat of the emulators, visible in the figures: bqemulator snapshots a table
 on every ``insertAll``, so the naive baseline slows down as its tables grow,
@@ -841,7 +865,7 @@ def render(report: dict[str, Any]) -> str:
         f"(= {fr['documents_returned']} documents returned / {fr['documents_in_window']} "
         "in the window)"
     )
-    n = report["nightly"]
+    n = report.get("one_day_full_run") or report["nightly"]
     lines += [
         f"Firestore reads per document, nightly (--date {n['date']}, dry run): "
         f"{n['reads_per_document']} (= {n['documents_returned']} / {n['documents_in_window']} "
@@ -872,6 +896,594 @@ def render(report: dict[str, Any]) -> str:
         )
     if not report["valid"]:
         lines.append("INVALID: a reported run did not read and write every document")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- nightly
+
+
+#: Runs the sync's own ``main`` with an injected "now" (which day is yesterday);
+#: the Firestore snapshot stays the real clock (``pipelines.options.resolve``).
+NIGHTLY_RUNNER = (
+    "import datetime, sys\n"
+    "from pipelines import firestore_to_bq as m\n"
+    "now = datetime.datetime.fromisoformat(sys.argv[1])\n"
+    "run = m.run\n"
+    "m.run = lambda argv=None: run(argv, now=now)\n"
+    "sys.exit(m.main(sys.argv[2:]))\n"
+)
+RUN_ID_LINE = re.compile(r"^run (\S+): window", re.MULTILINE)
+DEFAULT_HISTORIES = "14,90,365"
+TARGET_NIGHTLY_READS = 1.10
+TARGET_NIGHTLY_WALL_RATIO = 1.5
+#: Share of the edited documents that also move to another day.
+MOVED_SHARE = 0.3
+#: Firestore bills a count() aggregation one read per this many documents, at least one.
+COUNT_DOCS_PER_READ = 1000
+
+
+@dataclass
+class Doc:
+    """One seeded document, as the benchmark knows it (to count what a run needs)."""
+
+    path: str
+    spec: TableSpec
+    day: datetime.date
+    at: datetime.datetime
+
+
+@dataclass
+class History:
+    """What is in Firestore for one nightly measurement."""
+
+    days: int
+    per_day: int
+    end: datetime.date  # the last day of the seeded history (the first nightly's yesterday)
+    docs: dict[str, Doc]
+    seed_seconds: float = 0.0
+
+    def per_table_day(self) -> dict[str, collections.Counter[str]]:
+        out: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+        for d in self.docs.values():
+            out[d.spec.name][d.day.isoformat()] += 1
+        return out
+
+
+def day_start(day: datetime.date) -> datetime.datetime:
+    return datetime.datetime.combine(day, datetime.time(), tzinfo=UTC)
+
+
+def spec_by_collection(specs: Iterable[TableSpec]) -> dict[str, TableSpec]:
+    return {s.collection: s for s in specs}
+
+
+def partition_field(spec: TableSpec) -> str:
+    return spec.partition.source[0]
+
+
+def change_field(spec: TableSpec) -> str | None:
+    return spec.column(spec.change_field).source[0] if spec.change_field else None
+
+
+def users_and_per(per_day: int) -> tuple[int, int]:
+    """``users x per_user_per_day == per_day`` (sample_data writes exactly that many a day)."""
+    per = 5 if per_day % 5 == 0 else 1
+    return per_day // per, per
+
+
+def write_parallel(db: Any, pairs: Iterable[tuple[str, dict[str, Any]]], threads: int = 4) -> int:
+    """Batched writes (500 per commit, Firestore's limit), a few commits in flight."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def commit(chunk: list[tuple[str, dict[str, Any]]]) -> int:
+        batch = db.batch()
+        for path, data in chunk:
+            batch.set(db.document(path), data)
+        batch.commit()
+        return len(chunk)
+
+    it = iter(pairs)
+    chunks = iter(lambda: list(itertools.islice(it, 500)), [])
+    with ThreadPoolExecutor(threads) as pool:
+        return sum(pool.map(commit, chunks))
+
+
+def seed_history(
+    db: Any, specs: list[TableSpec], days: int, per_day: int, end: datetime.date
+) -> History:
+    """``per_day`` documents on each of ``days`` days ending at ``end``; ``updated_at`` =
+    ``created_at`` (nothing edited since it was written)."""
+    users, per = users_and_per(per_day)
+    by_collection = spec_by_collection(specs)
+    history = History(days, per_day, end, {})
+
+    def recorded() -> Iterator[tuple[str, dict[str, Any]]]:
+        for path, data in sample_data.documents(users, days, end, per, SEED):
+            spec = by_collection[path.split("/")[2]]
+            at = data[partition_field(spec)]
+            history.docs[path] = Doc(path, spec, at.date(), at)
+            yield path, data
+
+    t0 = time.perf_counter()
+    written = write_parallel(db, recorded())
+    history.seed_seconds = time.perf_counter() - t0
+    if written != days * per_day:
+        raise RuntimeError(f"seeded {written} documents, wanted {days * per_day}")
+    return history
+
+
+def add_new_day(db: Any, specs: list[TableSpec], history: History, day: datetime.date) -> set[str]:
+    """One day's new documents on ``day`` (today, for the next night's "yesterday").
+
+    Their times are spread over the part of ``day`` that has passed (never after
+    the clock), ``updated_at`` = ``created_at`` as an app writes a new document:
+    those written after the last run's snapshot are what the change query finds,
+    the earlier ones what the day's range read finds.
+    """
+    users, per = users_and_per(history.per_day)
+    by_collection = spec_by_collection(specs)
+    origin = day_start(day)
+    elapsed = max(datetime.timedelta(seconds=60), datetime.datetime.now(UTC) - origin)
+    scale = min(1.0, (elapsed - datetime.timedelta(seconds=5)) / datetime.timedelta(days=1))
+    new: set[str] = set()
+    pairs = []
+    for path, data in sample_data.documents(users, 1, day, per, SEED + history.days):
+        spec = by_collection[path.split("/")[2]]
+        field_name = partition_field(spec)
+        at = origin + (data[field_name] - origin) * scale
+        data[field_name] = at
+        if change_field(spec):
+            data[change_field(spec)] = at
+        history.docs[path] = Doc(path, spec, at.date(), at)
+        new.add(path)
+        pairs.append((path, data))
+    write_parallel(db, pairs)
+    return new
+
+
+#: A field each table with a change field gets a new value in when edited.
+EDIT_FIELD = {"tasks": "description", "projects": "description", "routines": "name"}
+
+
+def edit_old_documents(
+    db: Any, history: History, count: int, rng: Any
+) -> tuple[set[str], list[str]]:
+    """Edit ``count`` documents of the history (tables with a change field), ``updated_at``
+    = now; a share of them also move to another day of the history."""
+    candidates = sorted(
+        p for p, d in history.docs.items() if d.spec.change_field and d.day <= history.end
+    )
+    chosen = rng.sample(candidates, min(count, len(candidates)))
+    moved = chosen[: math.ceil(len(chosen) * MOVED_SHARE)] if history.days > 1 else []
+    batch = db.batch()
+    for path in chosen:
+        doc = history.docs[path]
+        now = datetime.datetime.now(UTC)
+        update: dict[str, Any] = {
+            change_field(doc.spec): now,
+            EDIT_FIELD.get(doc.spec.collection, "description"): f"edited {now:%H:%M:%S}",
+        }
+        if path in moved:
+            offset = rng.randrange(1, history.days)
+            new_day = history.end - datetime.timedelta(
+                days=((history.end - doc.day).days + offset) % history.days
+            )
+            at = day_start(new_day) + (doc.at - day_start(doc.day))
+            update[partition_field(doc.spec)] = at
+            history.docs[path] = Doc(path, doc.spec, new_day, at)
+        batch.update(db.document(path), update)
+    batch.commit()
+    return set(chosen), moved
+
+
+def delete_in_verify_window(
+    db: Any, history: History, yesterday: datetime.date, verify_days: int, count: int, rng: Any
+) -> list[Doc]:
+    """Hard-delete ``count`` documents of a table without a change field, one per day,
+    on days the next run's drift check covers."""
+    first = yesterday - datetime.timedelta(days=verify_days - 1)
+    by_day: dict[datetime.date, list[str]] = collections.defaultdict(list)
+    for path, d in history.docs.items():
+        if not d.spec.change_field and d.spec.collection == "interactions":
+            if first <= d.day < yesterday:
+                by_day[d.day].append(path)
+    days = rng.sample(sorted(by_day), min(count, len(by_day)))
+    deleted = [history.docs.pop(rng.choice(sorted(by_day[day]))) for day in days]
+    batch = db.batch()
+    for doc in deleted:
+        batch.delete(db.document(doc.path))
+    batch.commit()
+    return deleted
+
+
+def run_nightly(
+    project: str, dataset: str, now: datetime.datetime, env: dict[str, str], log_dir: Path,
+    name: str, extra: list[str],
+) -> dict[str, Any]:  # fmt: skip
+    """One run without dates (the nightly) as a subprocess, acting as of ``now``."""
+    cmd = [
+        sys.executable, "-c", NIGHTLY_RUNNER, now.isoformat(),
+        "--project", project, "--dataset", dataset, *extra,
+    ]  # fmt: skip
+    code, wall, peak, stdout, stderr = run_sampled(cmd, env, log_dir, name)
+    summary = parse_summary(stdout)
+    run_id = RUN_ID_LINE.search(stdout)
+    ok = code == 0 and summary["reconciled"] and run_id is not None
+    error = None if ok else failure_cause(stderr)
+    if error:
+        log(f"{name} failed (exit {code}): {error}")
+    return {
+        "wall_seconds": round(wall, 3),
+        "peak_rss_bytes": peak,
+        "exit_code": code,
+        "run_id": run_id.group(1) if run_id else None,
+        "documents_returned": summary["documents_returned"],
+        "summary": summary,
+        "error": error,
+        "ok": ok,
+    }
+
+
+def audit_entries(client: Any, dataset: str, run_id: str) -> dict[str, Any]:
+    """The run's ``_sync_runs`` row: its status, snapshot and per-table entries."""
+    from google.cloud import bigquery
+
+    job = bq.run_query(
+        client,
+        "SELECT status, read_time, tables FROM "
+        f"{bq.table_sql(client.project, dataset, '_sync_runs')} WHERE run_id = @run_id",
+        query_parameters=[bigquery.ScalarQueryParameter("run_id", "STRING", run_id)],
+    )
+    rows = [dict(r) for r in job.result()]
+    if len(rows) != 1:
+        raise RuntimeError(f"{len(rows)} _sync_runs rows for run {run_id}")
+    tables = rows[0]["tables"]
+    if isinstance(tables, str):
+        tables = json.loads(tables)
+    return {
+        "status": rows[0]["status"],
+        "read_time": rows[0]["read_time"],
+        "tables": {t["table"]: t for t in tables},
+    }
+
+
+def rows_per_table_day(client: Any, dataset: str, specs: list[TableSpec]) -> dict[str, dict]:
+    out = {}
+    for spec in specs:
+        sql = (
+            f"SELECT CAST(DATE({spec.partition_column}) AS STRING) AS day, COUNT(*) AS n "
+            f"FROM {bq.table_sql(client.project, dataset, spec.name)} GROUP BY day"
+        )
+        out[spec.name] = {r["day"]: r["n"] for r in bq.run_query(client, sql).result()}
+    return out
+
+
+def expected_rows(history: History, specs: list[TableSpec]) -> dict[str, dict[str, int]]:
+    """Rows per table and day a full rebuild would give: Firestore as the benchmark wrote it."""
+    per = history.per_table_day()
+    return {s.name: dict(per.get(s.name, {})) for s in specs}
+
+
+def replay_counts(
+    project: str,
+    specs: list[TableSpec],
+    windows: dict[str, list[datetime.date]],
+    verify: list[datetime.date],
+    watermark: datetime.datetime | None,
+    read_time: datetime.datetime,
+) -> dict[str, Any]:
+    """The run's count() aggregations again, one after the other, timed.
+
+    The same queries the plan runs (``pipelines.read_plan.plan_incremental``):
+    per window day of a table with a change field, the stretch from the
+    watermark to the day's end; per verified day, the whole day.
+    """
+    from pipelines import firestore as fs
+    from pipelines.read_plan import day_bounds
+
+    client = fs.make_client(project)
+    retry = fs.read_retry(120.0)
+    counted, reads, queries = 0, 0, 0
+    t0 = time.perf_counter()
+    for spec in specs:
+        field_name = partition_field(spec)
+        ranges = []
+        for day in windows.get(spec.name, []):
+            lo, hi = day_bounds(day)
+            if spec.change_field and watermark is not None and watermark < hi:
+                ranges.append((max(lo, watermark), hi))
+        ranges += [day_bounds(day) for day in verify if day not in windows.get(spec.name, [])]
+        for lo, hi in ranges:
+            n = fs.count(fs.field_range_query(client, spec, field_name, lo, hi), read_time, retry)
+            counted += n
+            reads += max(1, math.ceil(n / COUNT_DOCS_PER_READ))
+            queries += 1
+    return {
+        "queries": queries,
+        "billed_reads": reads,
+        "documents_counted": counted,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+
+
+def measure_history(
+    args: argparse.Namespace, emu: Any, db: Any, client: Any, specs: list[TableSpec],
+    env: dict[str, str], log_dir: Path, days: int, today: datetime.date,
+) -> dict[str, Any]:  # fmt: skip
+    """Seed ``days`` of history, a first nightly (untimed), then the next night (timed),
+    and a night of hard deletes (timed apart)."""
+    import random
+
+    from pipelines.windows import CLOCK_SKEW
+
+    rng = random.Random(SEED * 1000 + days)
+    project = emu.project
+    dataset = f"bench_nightly_{days}d"
+    drop_dataset(client, dataset)
+    emu.reset_firestore()
+    extra = ["--verify_days", str(args.verify_days)]
+    yesterday = today - datetime.timedelta(days=1)
+    log(f"nightly {days}d: seeding {days} x {args.nightly_per_day} documents")
+    history = seed_history(db, specs, days, args.nightly_per_day, yesterday)
+    log(f"nightly {days}d: seeded {len(history.docs)} in {history.seed_seconds:.1f}s")
+    # The clock's "now" is at most this; an injected "now" later the same day
+    # keeps every run's yesterday fixed even if the benchmark crosses midnight.
+    night = [
+        day_start(today + datetime.timedelta(days=i)) + datetime.timedelta(hours=23, minutes=59)
+        for i in range(2)
+    ]
+
+    first = run_nightly(project, dataset, night[0], env, log_dir, f"nightly-{days}d-first", extra)
+    result: dict[str, Any] = {
+        "history_days": days,
+        "documents_seeded": len(history.docs),
+        "seed_seconds": round(history.seed_seconds, 2),
+        "first_run": {k: first[k] for k in ("wall_seconds", "ok", "error")},
+    }
+    if not first["ok"]:
+        return {**result, "ok": False}
+    first_audit = audit_entries(client, dataset, first["run_id"])
+    watermark = first_audit["read_time"] - CLOCK_SKEW
+
+    # The next night: yesterday's new documents, and edits of older ones.
+    new = add_new_day(db, specs, history, today)
+    edits = max(1, round(args.nightly_per_day * args.nightly_edit_share))
+    edited, moved = edit_old_documents(db, history, edits, rng)
+    changed = {p for p, d in history.docs.items() if p in edited or (
+        d.spec.change_field and p in new and d.at >= watermark)}  # fmt: skip
+    in_window = {p for p, d in history.docs.items() if d.day == today}
+    needed = len(in_window | changed)
+    log(f"nightly {days}d: +{len(new)} new, {len(edited)} edited ({len(moved)} moved); "
+        f"needed {needed}")  # fmt: skip
+    second = run_nightly(project, dataset, night[1], env, log_dir, f"nightly-{days}d", extra)
+    result["run"] = second
+    if not second["ok"]:
+        return {**result, "ok": False}
+    audit = audit_entries(client, dataset, second["run_id"])
+    tables = audit["tables"]
+    returned_audit = sum(t["documents_returned"] for t in tables.values())
+    read_audit = sum(t["documents_read"] for t in tables.values())
+    count_queries = sum(t["count_queries"] for t in tables.values())
+    # The drift check's days: the --verify_days up to yesterday (= today here), less the window.
+    verify = [today - datetime.timedelta(days=i) for i in range(args.verify_days - 1, 0, -1)]
+    replay = replay_counts(
+        project, specs, {s.name: [today] for s in specs}, verify, watermark, audit["read_time"]
+    )
+    held = rows_per_table_day(client, dataset, specs)
+    expected = expected_rows(history, specs)
+    returned = second["documents_returned"]
+    result.update(
+        documents_in_window=len(in_window),
+        documents_changed=len(changed),
+        documents_new=len(new),
+        documents_edited=len(edited),
+        documents_moved=len(moved),
+        documents_needed=needed,
+        documents_returned=returned,
+        documents_returned_audit=returned_audit,
+        documents_read_audit=read_audit,
+        reads_per_needed=round(returned / needed, 4) if returned is not None else None,
+        reads_per_needed_audit=round(returned_audit / needed, 4),
+        count_queries=count_queries,
+        count_reads=replay["billed_reads"],
+        count_replay=replay,
+        rows_staged=sum(t["rows_written"] for t in tables.values()),
+        wall_seconds=second["wall_seconds"],
+        modes=sorted({t["mode"] for t in tables.values()}),
+        drift_days={n: t["drift_days"] for n, t in tables.items() if t["drift_days"]},
+        tables={n: {k: t.get(k) for k in ("mode", "status", "documents_read", "documents_returned",
+                                           "count_queries", "late_edits", "drift_days",
+                                           "replaced_days", "rows_written")}
+                for n, t in tables.items()},
+        tables_equal_firestore=held == expected,
+    )  # fmt: skip
+    ok = (
+        audit["status"] == "succeeded"
+        and result["modes"] == ["incremental"]
+        and held == expected
+        and read_audit == needed
+        and returned == returned_audit
+        and count_queries == replay["queries"]
+    )
+    if not ok:
+        log(f"nightly {days}d: not as expected: status {audit['status']}, modes "
+            f"{result['modes']}, tables equal {held == expected}, read {read_audit} vs needed "
+            f"{needed}, returned {returned} vs audit {returned_audit}, counts {count_queries} "
+            f"vs replayed {replay['queries']}")  # fmt: skip
+
+    # A separate night of hard deletes in a table without a change field: the
+    # same yesterday (nothing new to replace), so what it reads is the drift check's.
+    if args.nightly_deletes:
+        deleted = delete_in_verify_window(
+            db, history, today, args.verify_days, args.nightly_deletes, rng
+        )
+        third = run_nightly(project, dataset, night[1], env, log_dir, f"nightly-{days}d-deletes",
+                            extra)  # fmt: skip
+        deletes: dict[str, Any] = {"deleted": len(deleted), "run": third, "ok": third["ok"]}
+        if third["ok"]:
+            after = audit_entries(client, dataset, third["run_id"])
+            spec = next(s for s in specs if s.collection == "interactions")
+            entry = after["tables"][spec.name]
+            days_hit = sorted({d.day.isoformat() for d in deleted})
+            left = history.per_table_day()[spec.name]
+            expected_read = sum(left[d] for d in days_hit)
+            held = rows_per_table_day(client, dataset, specs)
+            expected = expected_rows(history, specs)
+            deletes.update(
+                table=spec.name,
+                drift_days=entry["drift_days"],
+                drift_rebuild_read=entry["documents_returned"],
+                drift_rebuild_expected=expected_read,
+                documents_returned=third["documents_returned"],
+                count_queries=sum(t["count_queries"] for t in after["tables"].values()),
+                wall_seconds=third["wall_seconds"],
+                tables_equal_firestore=held == expected,
+            )
+            deletes["ok"] = (
+                after["status"] == "succeeded"
+                and entry["drift_days"] == days_hit
+                and entry["documents_returned"] == expected_read
+                and held == expected
+            )
+            if not deletes["ok"]:
+                log(f"nightly {days}d deletes: not as expected: status {after['status']}, drift "
+                    f"{entry['drift_days']} vs {days_hit}, read {entry['documents_returned']} vs "
+                    f"{expected_read}, tables equal {held == expected}")  # fmt: skip
+        result["deletes"] = deletes
+        ok = ok and deletes["ok"]
+    result["ok"] = ok
+    if not args.keep_data:
+        drop_dataset(client, dataset)
+    return result
+
+
+def measure_nightly(
+    args: argparse.Namespace, emu: Any, env: dict[str, str], log_dir: Path
+) -> dict[str, Any]:
+    """Every history length of the nightly scenario, one after the other, each on its own."""
+    from google.cloud import firestore
+
+    db = firestore.Client(project=emu.project)
+    client = bq.make_client(emu.project)
+    specs = list(load_specs().values())
+    today = datetime.datetime.now(UTC).date()
+    warmup = None
+    if args.nightly_warmup:
+        # The emulators' first runs are slower (JIT, caches): an untimed, unreported
+        # 2-day round first, so that the shortest history is not the one paying for it.
+        log("nightly: warm-up round (2 days, not reported)")
+        quiet = argparse.Namespace(**{**vars(args), "nightly_deletes": 0})
+        warm = measure_history(quiet, emu, db, client, specs, env, log_dir, 2, today)
+        warmup = {"history_days": 2, "wall_seconds": warm.get("wall_seconds"), "ok": warm["ok"]}
+    histories = [
+        measure_history(args, emu, db, client, specs, env, log_dir, days, today)
+        for days in args.nightly_histories
+    ]
+    emu.reset_firestore()
+    measured = [h for h in histories if h.get("reads_per_needed") is not None]
+    walls = {h["history_days"]: h["wall_seconds"] for h in measured}
+    shortest, longest = min(args.nightly_histories), max(args.nightly_histories)
+    ratio = (
+        round(walls[longest] / walls[shortest], 3)
+        if longest in walls and shortest in walls and longest != shortest
+        else None
+    )
+    worst = max((h["reads_per_needed"] for h in measured), default=None)
+    worst_audit = max((h["reads_per_needed_audit"] for h in measured), default=None)
+    return {
+        "scenario": "incremental",
+        "per_day": args.nightly_per_day,
+        "edit_share": args.nightly_edit_share,
+        "moved_share": MOVED_SHARE,
+        "deletes": args.nightly_deletes,
+        "verify_days": args.verify_days,
+        "runner": "in_memory (the pipeline's default DirectRunner set-up)",
+        "today": today.isoformat(),
+        "reads_per_document": worst,
+        "reads_per_document_audit": worst_audit,
+        "wall_ratio_longest_to_shortest": ratio,
+        "warmup": warmup,
+        "histories": histories,
+        "targets": {
+            "reads_per_needed_document": TARGET_NIGHTLY_READS,
+            "wall_ratio_longest_to_shortest": TARGET_NIGHTLY_WALL_RATIO,
+            "reads_met": worst is not None and worst <= TARGET_NIGHTLY_READS,
+            "wall_met": ratio is not None and ratio <= TARGET_NIGHTLY_WALL_RATIO,
+        },
+        "ok": len(measured) == len(histories) and all(h["ok"] for h in histories),
+    }
+
+
+def render_nightly(n: dict[str, Any]) -> str:
+    edits = max(1, round(n["per_day"] * n["edit_share"]))
+    lines = [
+        f"nightly (incremental) runs: {n['per_day']} documents a day over the five collections; "
+        f"after a first nightly (full rebuild, untimed):",
+        f"  one new day ({n['per_day']} documents, yesterday) + {edits} older documents edited "
+        f"({math.ceil(edits * n['moved_share'])} moved to another day), then the nightly "
+        f"(timed); --verify_days {n['verify_days']}; {n['runner']}",
+        "",
+        f"{'history':>8}{'docs':>8}{'needed':>8}{'returned':>10}{'reads/needed':>14}"
+        f"{'(audit)':>9}{'count queries':>15}{'count reads':>13}{'rows staged':>13}"
+        f"{'wall s':>9}{'counts s':>10}",
+    ]
+    for h in n["histories"]:
+        if h.get("reads_per_needed") is None:
+            lines.append(
+                f"{h['history_days']:>7}d  FAILED: {h.get('run', h['first_run'])['error']}"
+            )
+            continue
+        lines.append(
+            f"{h['history_days']:>7}d{h['documents_seeded']:>8}{h['documents_needed']:>8}"
+            f"{h['documents_returned']:>10}{h['reads_per_needed']:>14.2f}"
+            f"{h['reads_per_needed_audit']:>9.2f}{h['count_queries']:>15}{h['count_reads']:>13}"
+            f"{h['rows_staged']:>13}{h['wall_seconds']:>9.2f}{h['count_replay']['seconds']:>10.2f}"
+            + ("" if h["ok"] else "  NOT AS EXPECTED")
+        )
+    lines += [
+        "  needed = documents on the window's day + documents changed since the watermark, "
+        "each once; returned = the run's 'firestore reads: N documents returned' (audit: the "
+        "sum of _sync_runs documents_returned)",
+        "  count reads = billed reads of the count() aggregations (1 per 1,000 documents "
+        "counted, at least 1 per query); counts s = those queries replayed one after the "
+        "other at the run's snapshot, timed (on the emulator each scans the collection)",
+    ]
+    with_deletes = [h for h in n["histories"] if h.get("deletes")]
+    if with_deletes:
+        lines += [
+            "hard deletes (a separate night with the same yesterday, so only the drift check "
+            "reads days):",
+            f"{'history':>8}{'deleted':>9}{'drift days':>12}{'drift rebuild read':>20}"
+            f"{'expected':>10}{'returned':>10}{'wall s':>9}",
+        ]
+        for h in with_deletes:
+            d = h["deletes"]
+            if "drift_days" not in d:
+                lines.append(f"{h['history_days']:>7}d  FAILED: {d['run']['error']}")
+                continue
+            lines.append(
+                f"{h['history_days']:>7}d{d['deleted']:>9}{len(d['drift_days']):>12}"
+                f"{d['drift_rebuild_read']:>20}{d['drift_rebuild_expected']:>10}"
+                f"{d['documents_returned']:>10}{d['wall_seconds']:>9.2f}"
+                + ("" if d["ok"] else "  NOT AS EXPECTED")
+            )
+        lines.append(
+            f"  {with_deletes[0]['deletes'].get('table', 'user_interactions')}: one document "
+            "deleted on each of that many days; drift rebuild read = the documents its drifted "
+            "days still hold (expected), returned = the whole run's reads (the change query "
+            "re-reads the edits of the clock allowance)"
+        )
+    t = n["targets"]
+    worst = n["reads_per_document"]
+    ratio = n["wall_ratio_longest_to_shortest"]
+    lines.append(
+        f"targets: reads per needed document, worst history "
+        f"{'n/a' if worst is None else f'{worst:.2f}'} (target <= "
+        f"{t['reads_per_needed_document']:.2f}: {'met' if t['reads_met'] else 'NOT met'}); "
+        f"nightly wall, longest / shortest history "
+        f"{'n/a' if ratio is None else f'{ratio:.2f}x'} (target <= "
+        f"{t['wall_ratio_longest_to_shortest']}x: {'met' if t['wall_met'] else 'NOT met'})"
+    )
     return "\n".join(lines)
 
 
@@ -959,6 +1571,55 @@ def run_benchmark(args: argparse.Namespace, emu: Any, log_dir: Path) -> dict[str
     return report
 
 
+def run_scenarios(args: argparse.Namespace, emu: Any, log_dir: Path) -> dict[str, Any]:
+    """The backfill scenario, the nightly one, or both (``--scenario``).
+
+    With both, ``nightly`` is the incremental scenario's and the backfill's
+    one-day ``--date`` dry run moves to ``one_day_full_run``.
+    """
+    report: dict[str, Any] = {}
+    if args.scenario in ("backfill", "all"):
+        report = run_benchmark(args, emu, log_dir)
+    if args.scenario in ("nightly", "all"):
+        env = {**os.environ, **emu.env()}
+        nightly = measure_nightly(args, emu, env, log_dir)
+        if report:
+            report["one_day_full_run"] = report.pop("nightly")
+            report["valid"] = report["valid"] and nightly["ok"]
+        else:
+            report = {
+                "command": args.command,
+                "cwd": str(Path.cwd()),
+                "machine": machine(),
+                "python_startup_seconds": round(python_startup_seconds(env), 3),
+                "valid": nightly["ok"],
+                "failed_configs": [],
+            }
+        report["scenario"] = args.scenario
+        report["nightly"] = nightly
+    return report
+
+
+def render_all(report: dict[str, Any]) -> str:
+    if "rows" in report:
+        text = render(report)
+        if "one_day_full_run" in report:
+            text += "\n\n" + render_nightly(report["nightly"])
+        return text
+    m = report["machine"]
+    lines = [
+        render_nightly(report["nightly"]),
+        f"every run is a new process: python + imports alone "
+        f"{report['python_startup_seconds']:.2f}s",
+        f"machine: {m['nproc']} CPUs (nproc), {m['ram_gib']} GiB RAM (MemTotal), "
+        f"{m['cpu_model']}, Python {m['python']}",
+        f"command (in {report['cwd']}): {report['command']}",
+    ]
+    if not report["valid"]:
+        lines.append("INVALID: a nightly run failed or its tables or reads were not as expected")
+    return "\n".join(lines)
+
+
 def log(message: str) -> None:
     print(f"benchmark: {message}", file=sys.stderr, flush=True)
 
@@ -991,7 +1652,64 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--profile", type=Path, help="Also run the recommended configuration under py-spy into DIR."
     )
+    nightly = parser.add_argument_group(
+        "nightly scenario", "Incremental nightly runs over histories of several lengths."
+    )
+    nightly.add_argument(
+        "--scenario",
+        choices=("backfill", "nightly", "all"),
+        default="backfill",
+        help="backfill: floor, pipeline and naive on --docs documents (default); nightly: "
+        "the incremental nightly over each --nightly-histories; all: both.",
+    )
+    nightly.add_argument(
+        "--nightly-histories",
+        default=DEFAULT_HISTORIES,
+        help=f"Comma-separated days of history, each measured on its own (default "
+        f"{DEFAULT_HISTORIES}).",
+    )
+    nightly.add_argument(
+        "--nightly-per-day", type=int, default=200, help="Documents a day, history and new day."
+    )
+    nightly.add_argument(
+        "--nightly-edit-share",
+        type=float,
+        default=0.05,
+        help="Older documents edited before the timed night, as a share of a day's new ones "
+        f"({MOVED_SHARE:.0%} of them also move to another day). Default 0.05.",
+    )
+    nightly.add_argument(
+        "--nightly-deletes",
+        type=int,
+        default=3,
+        help="Interactions hard-deleted (one a day, within --verify_days) for a separate, "
+        "timed night; 0 skips it. Default 3.",
+    )
+    nightly.add_argument(
+        "--no-nightly-warmup",
+        dest="nightly_warmup",
+        action="store_false",
+        help="Skip the untimed 2-day warm-up round before the histories.",
+    )
+    nightly.add_argument(
+        "--verify_days",
+        type=int,
+        default=35,
+        help="Passed to every nightly run (the pipeline's default is 35).",
+    )
     args = parser.parse_args(argv)
+    try:
+        args.nightly_histories = sorted(
+            {int(d) for d in args.nightly_histories.split(",") if d.strip()}
+        )
+    except ValueError:
+        parser.error("--nightly-histories takes comma-separated day counts")
+    if not args.nightly_histories or min(args.nightly_histories) < 2:
+        parser.error("--nightly-histories needs day counts of 2 or more")
+    if args.nightly_per_day < 1 or args.verify_days < 1 or args.nightly_deletes < 0:
+        parser.error("--nightly-per-day and --verify_days must be positive")
+    if not 0 < args.nightly_edit_share <= 1:
+        parser.error("--nightly-edit-share must be in (0, 1]")
     args.command = shlex.join(
         [sys.executable, sys.argv[0], *(sys.argv[1:] if argv is None else argv)]
     )
@@ -1017,7 +1735,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(emu.env())
     report: dict[str, Any] | None = None
     try:
-        report = run_benchmark(args, emu, log_dir)
+        report = run_scenarios(args, emu, log_dir)
     finally:
         for key, value in saved.items():
             if value is None:
@@ -1035,7 +1753,7 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.rmtree(state_dir, ignore_errors=True)
             else:
                 log(f"emulators stopped; run logs kept in {log_dir}")
-    print(render(report))
+    print(render_all(report))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")

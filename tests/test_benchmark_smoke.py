@@ -65,3 +65,41 @@ def test_benchmark_reports_rows_reads_rss_machine_and_command(tmp_path):
                    "machine:", "command"):  # fmt: skip
         assert needle in text, needle
     assert not (tmp_path / "emu" / "state.json").exists()  # emulators stopped
+
+
+@pytest.mark.integration
+def test_benchmark_nightly_scenario_reports_reads_per_needed_document(tmp_path):
+    out = tmp_path / "nightly.json"
+    cmd = [
+        sys.executable, "scripts/benchmark.py", "--scenario", "nightly",
+        "--nightly-histories", "3,6", "--nightly-per-day", "20", "--nightly-deletes", "2",
+        "--no-nightly-warmup", "--json", str(out), "--state-dir", str(tmp_path / "emu"),
+    ]  # fmt: skip
+    result = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr[-4000:]
+    report = json.loads(out.read_text())
+    assert report["valid"] and report["scenario"] == "nightly"
+
+    nightly = report["nightly"]
+    assert nightly["ok"] and [h["history_days"] for h in nightly["histories"]] == [3, 6]
+    for h in nightly["histories"]:
+        assert h["ok"] and h["modes"] == ["incremental"] and h["tables_equal_firestore"]
+        # One new day of 20 documents and one edited older document (moved to another day).
+        assert h["documents_new"] == 20 and h["documents_edited"] == h["documents_moved"] == 1
+        assert h["documents_needed"] == 21 == h["documents_read_audit"]
+        assert h["documents_returned"] == h["documents_returned_audit"]
+        assert h["reads_per_needed"] == round(h["documents_returned"] / 21, 4)
+        assert h["count_queries"] == h["count_replay"]["queries"] > 0
+        assert h["count_reads"] >= h["count_queries"]
+        assert h["rows_staged"] >= 21 and h["wall_seconds"] > 0
+        deletes = h["deletes"]
+        assert deletes["ok"] and deletes["deleted"] == 2 and len(deletes["drift_days"]) == 2
+        assert deletes["drift_rebuild_read"] == deletes["drift_rebuild_expected"]
+    assert nightly["reads_per_document"] == max(h["reads_per_needed"] for h in nightly["histories"])
+    assert isinstance(nightly["wall_ratio_longest_to_shortest"], float)
+
+    text = result.stdout
+    for needle in ("nightly (incremental)", "reads/needed", "count queries", "hard deletes",
+                   "targets:", "machine:", "command"):  # fmt: skip
+        assert needle in text, needle
+    assert not (tmp_path / "emu" / "state.json").exists()  # emulators stopped
