@@ -78,3 +78,34 @@ def test_emulator_keeps_bytes_as_their_base64_text(bq_client, table):
         bq_client, f"SELECT b FROM `{bq_client.project}.{dataset}.{name}`"
     ).result()
     assert row["b"] == b"aGk="  # BigQuery decodes base64 in JSON loads: b"hi"
+
+
+def test_emulator_dry_run_reports_zero_bytes(bq_client, table):
+    dataset, name = table
+    bq.load_rows(bq_client, dataset, name, SCHEMA, _rows(100))
+    job = bq_client.query(
+        f"SELECT n FROM `{bq_client.project}.{dataset}.{name}`",
+        job_config=bigquery.QueryJobConfig(dry_run=True, use_query_cache=False),
+        timeout=60,
+    )
+    assert job.total_bytes_processed == 0  # BigQuery: 800 (8 bytes x 100 rows)
+
+
+def test_emulator_does_not_return_a_views_query(bq_client, table):
+    dataset, name = table
+    view = bigquery.Table(f"{bq_client.project}.{dataset}.v")
+    view.view_query = f"SELECT n FROM `{bq_client.project}.{dataset}.{name}`"
+    bq_client.create_table(view, timeout=60)
+    found = bq_client.get_table(view.reference, timeout=60)
+    assert found.table_type == "VIEW"
+    assert found.view_query is None  # BigQuery returns the SQL
+
+
+def test_emulator_counts_parameter_names_in_comments(bq_client, table):
+    dataset, name = table
+    sql = f"-- rows up to @n\nSELECT n FROM `{bq_client.project}.{dataset}.{name}` WHERE n <= @n"
+    with pytest.raises(exceptions.BadRequest, match="Parameter argument/count mismatch"):
+        bq.run_query(
+            bq_client, sql, query_parameters=[bigquery.ScalarQueryParameter("n", "INT64", 1)]
+        )
+
