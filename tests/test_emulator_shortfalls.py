@@ -108,4 +108,3 @@ def test_emulator_counts_parameter_names_in_comments(bq_client, table):
         bq.run_query(
             bq_client, sql, query_parameters=[bigquery.ScalarQueryParameter("n", "INT64", 1)]
         )
-
