@@ -86,7 +86,7 @@ HISTORY = datetime.timedelta(days=400)
 SUCCEEDED = "succeeded"
 
 
-def _entries(tables: Any) -> list[dict[str, Any]]:
+def entries(tables: Any) -> list[dict[str, Any]]:
     """The ``tables`` JSON cell, which clients return parsed or as text."""
     if isinstance(tables, str):
         tables = json.loads(tables or "[]")
@@ -120,11 +120,11 @@ def table_states(
     )
     facts: dict[str, dict[str, Any]] = {t: {} for t in wanted}
     for row in job.result():
-        entries = {e.get("table"): e for e in _entries(row["tables"])}
+        by_table = {e.get("table"): e for e in entries(row["tables"])}
         for table in wanted:
-            entry = entries.get(table)
+            entry = by_table.get(table)
             if entry is None:
-                if row["status"] != SUCCEEDED and not entries:  # failed before any commit
+                if row["status"] != SUCCEEDED and not by_table:  # failed before any commit
                     facts[table].update(
                         last_failure_run_id=row["run_id"],
                         last_failure_at=row["started_at"],

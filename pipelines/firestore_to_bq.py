@@ -22,7 +22,7 @@ import io
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
@@ -31,7 +31,7 @@ from google.api_core import exceptions as api_exceptions
 from google.api_core.exceptions import GoogleAPICallError, RetryError
 
 from pipelines import bigquery as bq
-from pipelines import reachability
+from pipelines import error_text, reachability
 from pipelines.arguments import (
     HELP,
     HELP_BEAM,
@@ -42,7 +42,7 @@ from pipelines.arguments import (
 )
 from pipelines.audit import table_states
 from pipelines.options import SyncConfig, SyncOptions, UsageError, resolve
-from pipelines.summary import RunSummary, counters, summarize
+from pipelines.summary import RunSummary, counters, from_audit, summarize
 from pipelines.transforms.convert_documents import ConvertDocuments
 from pipelines.transforms.plan_days import PlanDays
 from pipelines.transforms.read_firestore import ReadFromFirestore
@@ -218,7 +218,12 @@ def run(argv: Sequence[str] | None = None, now: datetime.datetime | None = None)
             raise RuntimeError(f"pipeline ended in state {state}")
     except Exception as exc:
         raise _failure(config, runner, exc) from exc
-    return summarize(config, counters(result))
+    if config.dry_run:
+        return summarize(config, counters(result))
+    audit = read_audit_row(config)
+    if audit is None:  # cannot happen after RecordRun succeeded, but never report nothing
+        return summarize(config, counters(result))
+    return from_audit(config, audit)
 
 
 class RunFailed(RuntimeError):
@@ -229,8 +234,11 @@ class RunFailed(RuntimeError):
         self.audit = audit
 
 
-def _root_cause(exc: BaseException) -> str:
-    """One line naming what went wrong, not the runner's wrapping of it."""
+def _root_cause(exc: BaseException, keep: Collection[str] = ()) -> str:
+    """One line naming what went wrong, not the runner's wrapping of it.
+
+    Scrubbed of quoted values (see :mod:`pipelines.error_text`); ``keep``: names
+    that may stay."""
     seen: list[BaseException] = []
     current: BaseException | None = exc
     while current is not None and current not in seen:
@@ -240,14 +248,12 @@ def _root_cause(exc: BaseException) -> str:
         e for e in seen if isinstance(e, (TablesNotReplaced, GoogleAPICallError, RetryError))
     ]
     chosen = preferred[0] if preferred else exc
-    lines = str(chosen).strip().splitlines() or [type(chosen).__name__]
-    line = lines[0] if len(lines[0]) <= 400 else lines[0][:400] + "…"
-    return f"{type(chosen).__name__}: {line}"
+    return error_text.one_line(chosen, keep, limit=400)
 
 
 def _failure(config: SyncConfig, runner: str, exc: BaseException) -> RunFailed:
     """Record the failure where possible and leave no staging tables behind."""
-    message = _root_cause(exc)
+    message = _root_cause(exc, error_text.names(config.tables))
     _LOG.error("run %s failed: %s", config.run_id, message)
     if config.dry_run:
         return RunFailed(message)

@@ -1,6 +1,8 @@
 """The end-of-run report: per table, documents read, rows written per day, dead letters.
 
-Built from Beam metrics, so it is the same on the DirectRunner and on Dataflow.
+A run that writes is reported from its ``_sync_runs`` row, the verdict its own
+``RecordRun`` step reached inside the pipeline (one report, on every runner); a
+dry run, which writes no audit row, from Beam metrics.
 """
 
 from __future__ import annotations
@@ -26,8 +28,15 @@ class TableSummary:
     days_replaced: int = 0
     rows_per_day: dict[str, int] = field(default_factory=dict)
     written_per_day: dict[str, int] = field(default_factory=dict)
+    #: From the audit row: the pipeline's own verdict, and what an incremental run did.
+    status: str | None = None
+    mode: str | None = None
+    late_edits: int = 0
+    drift_days: list[str] = field(default_factory=list)
 
     def reconciles(self, dry_run: bool) -> bool:
+        if self.status is not None:
+            return self.status == "succeeded"
         accounted = self.read == self.rows + self.dead_lettered + self.outside_window
         return accounted and (dry_run or self.written == self.rows)
 
@@ -73,7 +82,8 @@ class RunSummary:
             )
             per_day = t.rows_per_day if c.dry_run else t.written_per_day
             for day in sorted(per_day):
-                lines.append(f"  {day}: {per_day[day]} rows")
+                n = per_day[day]
+                lines.append(f"  {day}: {n} {'row' if n == 1 else 'rows'}")
         lines.append(f"firestore reads: {self.documents_returned} documents returned")
         lines.append(
             "read = written + dead-lettered + outside the replaced days: "
@@ -117,4 +127,30 @@ def summarize(config: SyncConfig, values: dict[str, int]) -> RunSummary:
             elif key.startswith(f"{name}.written@"):
                 summary.written_per_day[key.split("@", 1)[1]] = value
         tables.append(summary)
+    return RunSummary(config, tables)
+
+
+def from_audit(config: SyncConfig, row: dict) -> RunSummary:
+    """The report of a run that wrote, from the audit row its pipeline recorded."""
+    from pipelines.audit import entries
+
+    tables = []
+    for t in entries(row.get("tables")):
+        tables.append(
+            TableSummary(
+                table=t["table"],
+                read=int(t.get("documents_read") or 0),
+                returned=int(t.get("documents_returned") or 0),
+                rows=int(t.get("rows_written") or 0),
+                dead_lettered=int(t.get("dead_lettered") or 0),
+                outside_window=int(t.get("outside_window") or 0),
+                written=int(t.get("rows_written") or 0),
+                days_replaced=int(t.get("days_replaced") or 0),
+                written_per_day=dict(t.get("rows_per_day") or {}),
+                status=t.get("status"),
+                mode=t.get("mode"),
+                late_edits=int(t.get("late_edits") or 0),
+                drift_days=list(t.get("drift_days") or []),
+            )
+        )
     return RunSummary(config, tables)
