@@ -156,3 +156,22 @@ def test_pop_log_level(argv: list[str], level: int, rest: list[str]) -> None:
 )
 def test_bad_log_level(args: list[str], fragment: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert fragment in one_error_line([*BASE, *args], capsys)
+
+
+# --------------------------------------------------------------------------------------
+# The summary's wording
+# --------------------------------------------------------------------------------------
+
+
+def test_summary_says_1_row_not_1_rows() -> None:
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipelines.summary import RunSummary, TableSummary
+
+    config = resolve(PipelineOptions([*BASE, "--date", "2026-11-20", "--collections", "tasks"]))
+    table = TableSummary("tasks", read=3, rows=3, written=3)
+    table.written_per_day = {"2026-11-20": 1, "2026-11-21": 2, "2026-11-22": 0}
+    lines = RunSummary(config, [table]).render().splitlines()
+    assert "  2026-11-20: 1 row" in lines
+    assert "  2026-11-21: 2 rows" in lines
+    assert "  2026-11-22: 0 rows" in lines

@@ -151,3 +151,121 @@ def test_document_content_never_reaches_logs_or_console(
         pattern = rf"^{table}\s+{read}\s+{written}\s+{dead_lettered}\s+0\s+ok$"
         assert re.search(pattern, out, re.MULTILINE), (table, out)
     assert "reconciled" in out
+
+
+def _retype_column(bq_client, dataset: str, table: str, column: str, new_type: str) -> None:
+    """Recreate ``table`` empty with ``column`` of another type: the commit's INSERT
+    then fails casting the staged values, and errors of that kind quote the value."""
+    from google.cloud import bigquery
+
+    from pipelines.table_spec import load_specs
+
+    spec = load_specs()[table]
+    ref = f"{bq_client.project}.{dataset}.{table}"
+    bq_client.delete_table(ref, timeout=60)
+    schema = [
+        bigquery.SchemaField.from_api_repr({**f, "type": new_type} if f["name"] == column else f)
+        for f in spec.bigquery_schema()
+    ]
+    broken = bigquery.Table(ref, schema=schema)
+    broken.time_partitioning = bigquery.TimePartitioning(field=spec.partition_column)
+    bq_client.create_table(broken, timeout=60)
+
+
+def test_failure_paths_carry_no_document_content(
+    firestore_db, bq_client, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A commit that fails on a value, reported by the commit step, the audit row's
+    per-table errors on the console and the run's root cause: paths and reasons, no values."""
+    marker = f"SECRET{uuid.uuid4().hex}"
+    docs, _ = marked_documents(marker)
+    seed(firestore_db, docs)
+    dataset = unique_dataset("nologfail")
+    argv = ["--project", PROJECT, "--dataset", dataset, "--start_date", DAYS[0]]
+    argv += ["--end_date", DAYS[-1]]
+    assert main(argv) == 0
+    _retype_column(bq_client, dataset, "tasks", "description", "INT64")
+    caplog.set_level(logging.DEBUG, logger="pipelines")
+    caplog.set_level(logging.DEBUG, logger="firestore_to_bq")
+    capfd.readouterr()
+
+    code = main(argv)
+    out, err = capfd.readouterr()
+    assert code == 1, out + err
+    assert "tasks: NOT replaced" in err
+    assert "error: run failed: " in err
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("commit of tasks failed" in m for m in messages), "the commit did not fail"
+    leaks = [r.getMessage() for r in caplog.records if marker in r.getMessage()]
+    assert not leaks, leaks
+    assert marker not in caplog.text
+    assert marker not in out
+    assert marker not in err
+
+
+# --------------------------------------------------------------------------------------
+# Error messages that quote values (*unit*): BigQuery's and the emulator's wordings
+# --------------------------------------------------------------------------------------
+
+SECRET = "SECRET value of a document"
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        (f"Bad int64 value: {SECRET}", "Bad int64 value: …"),
+        (f"Bad double value: {SECRET}; in column x", "Bad double value: …; in column x"),
+        (f"Could not convert string '{SECRET}' to INT64", "Could not convert string '…' to INT64"),
+        (f'Invalid timestamp string "{SECRET}"', 'Invalid timestamp string "…"'),
+        ("Could not convert string 'SECRETabc' to INT64", "Could not convert string '…' to INT64"),
+        ("Column 'extra' of tasks not found", "Column 'extra' of tasks not found"),
+        ('Referenced column "created_at" not found', 'Referenced column "created_at" not found'),
+        ("Unrecognized name: `extra` at [3:5]", "Unrecognized name: `extra` at [3:5]"),
+    ],
+)
+def test_scrub_redacts_quoted_values_and_keeps_declared_names(message: str, expected: str) -> None:
+    from pipelines.error_text import names, scrub
+    from pipelines.table_spec import load_specs
+
+    assert scrub(message, names(load_specs().values())) == expected
+
+
+def test_a_commit_error_quoting_a_value_is_logged_and_recorded_without_it(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from google.api_core.exceptions import BadRequest
+
+    from pipelines.options import resolve
+    from pipelines.transforms import write_bigquery
+
+    config = resolve(PipelineOptions(["--project", "p", "--dataset", "d", "--date", DAYS[0]]))
+    fn = write_bigquery._CommitFn(config)
+    fn._client = None
+
+    def fails(*_args, **_kwargs):
+        raise BadRequest(f"Bad int64 value: {SECRET}\nat row 3: {SECRET}")
+
+    monkeypatch.setattr(fn, "_replace_days", fails)
+    monkeypatch.setattr(write_bigquery, "drop_staging_table", lambda *_args: None)
+    caplog.set_level(logging.DEBUG, logger="pipelines")
+    [result] = fn.process(("tasks", {"staged": [1]}), {})
+    assert result["replaced"] is False
+    assert result["error"] == "BadRequest: Bad int64 value: …"
+    assert "commit of tasks failed: BadRequest: Bad int64 value: …" in caplog.text
+    assert "SECRET" not in caplog.text
+
+
+def test_the_root_cause_line_carries_no_value() -> None:
+    from google.api_core.exceptions import BadRequest
+
+    from pipelines.firestore_to_bq import _root_cause
+
+    try:
+        try:
+            raise BadRequest(f"Could not convert string '{SECRET}' to INT64")
+        except BadRequest as exc:
+            raise RuntimeError("step failed [while running 'Commit']") from exc
+    except RuntimeError as wrapped:
+        line = _root_cause(wrapped)
+    assert line == "BadRequest: Could not convert string '…' to INT64"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import random
 from typing import Any
 
@@ -259,3 +260,17 @@ def test_range_queries_read_each_document_once(firestore_db, tricky_tasks) -> No
         read += [snap.reference.path for snap in query.stream()]
     assert sorted(read) == sorted(tricky_tasks)
     assert len(read) == len(set(read))
+
+
+def test_no_partition_query_is_said_once_at_debug_level_on_the_emulator(
+    firestore_db, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from pipelines.transforms import read_firestore
+    from tests.sync_helpers import sync, task
+
+    firestore_db.document("users/u1/tasks/t1").set(task("2026-11-20"))
+    monkeypatch.setattr(read_firestore, "_partition_query_noted", False)
+    caplog.set_level(logging.DEBUG, logger="pipelines")
+    sync(None, "--date", "2026-11-20", dry_run=True)
+    notes = [r for r in caplog.records if "PartitionQuery unavailable" in r.getMessage()]
+    assert [r.levelno for r in notes] == [logging.DEBUG]

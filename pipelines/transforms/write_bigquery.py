@@ -27,7 +27,7 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 from google.cloud import bigquery
 
-from pipelines import audit, dead_letters
+from pipelines import audit, dead_letters, error_text
 from pipelines import bigquery as bq
 from pipelines.options import SyncConfig
 from pipelines.table_spec import DOCUMENT_PATH_COLUMN
@@ -186,7 +186,7 @@ class _CommitFn(beam.DoFn):
         except Exception as exc:  # noqa: BLE001 - reported per table, re-raised by RecordRun
             # One table failing must not hide which others were replaced: the
             # transaction rolled this one back, and the audit step fails the run.
-            message = f"{type(exc).__name__}: {_first_line(exc)}"
+            message = error_text.one_line(exc, keep=error_text.names(self._config.tables))
             _LOG.error("commit of %s failed: %s", table, message)
             Metrics.counter(NAMESPACE, f"{table}.commit_failed").inc()
             result.update(replaced=False, error=message)
@@ -298,12 +298,6 @@ def _span(days: list[datetime.date]) -> str:
     if not days:
         return "no days"
     return f"{days[0]}" if len(days) == 1 else f"{len(days)} days ({days[0]}..{days[-1]})"
-
-
-def _first_line(exc: BaseException, limit: int = 300) -> str:
-    text = (getattr(exc, "message", None) or str(exc)).strip().splitlines()
-    line = text[0] if text else type(exc).__name__
-    return line if len(line) <= limit else line[:limit] + "…"
 
 
 class WriteDayPartitions(beam.PTransform):
