@@ -257,6 +257,11 @@ def _parse_as_of(value: str) -> datetime.datetime:
     return parsed
 
 
+def to_json(result: Any, indent: int | None = 2) -> str:
+    """A call's result as JSON: times in RFC 3339 (UTC), days as YYYY-MM-DD."""
+    return json.dumps(result, default=_json_default, indent=indent)
+
+
 def _json_default(value: Any) -> str:
     if isinstance(value, datetime.datetime):
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
@@ -309,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except api_exceptions.GoogleAPICallError as exc:
         print(f"error: {type(exc).__name__}: {exc.message}", file=sys.stderr)
         return 1
-    print(json.dumps(result, default=_json_default, indent=2))
+    print(to_json(result))
     return 0
 
 

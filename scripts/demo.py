@@ -6,7 +6,8 @@
 Starts the Firestore and BigQuery emulators (``scripts/emulators.py``), seeds a
 few users' chats, tasks, memories, projects and routines over several days,
 runs the pipeline as a backfill of those days on the DirectRunner, then prints
-each table's day partitions and a few rows. ``--keep`` leaves the emulators up
+each table's day partitions and a few rows, and ends with one sample user's
+``user_analytics`` and ``task_completion_rate``. ``--keep`` leaves the emulators up
 (their ``export`` lines are printed) so you can query them yourself.
 """
 
@@ -60,6 +61,15 @@ def show_tables(project: str, dataset: str) -> None:
     print(f"\n== _dead_letters: {dead or 'none'}")
 
 
+def show_analytics(project: str, dataset: str, user_id: str) -> None:
+    from pipelines.analytics import Analytics, to_json
+
+    analytics = Analytics(project, dataset)
+    print(f"\n== analytics for user {user_id}  (pipelines/analytics.py)")
+    print(f"user_analytics: {to_json(analytics.user_analytics(user_id), indent=None)}")
+    print(f"task_completion_rate: {to_json(analytics.task_completion_rate(user_id), indent=None)}")
+
+
 def _short(value: object) -> str:
     text = str(value)
     return text if len(text) <= 28 else text[:27] + "…"
@@ -102,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         if code != 0:
             return code
         show_tables(emu.project, DATASET)
+        first_path, _ = next(sample_data.documents(args.users, args.days, end))
+        show_analytics(emu.project, DATASET, first_path.split("/")[1])
     finally:
         if args.keep:
             print("\nemulators left running; to use them:\n" + emu.export_lines())
