@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 from google.cloud import bigquery
 
-from pipelines import audit, dead_letters
+from pipelines import analytics, audit, dead_letters
 from pipelines import bigquery as bq
 from pipelines.table_spec import load_specs
 from tests.script_loader import REPO_ROOT, load_script
@@ -332,3 +332,88 @@ def test_reports_every_refused_table_at_once(
     err = _refused(emulators, bq_client, dataset, schemas, capsys)
     assert f"table {dataset}.tasks: column duration_minutes would change type" in err
     assert f"table {dataset}.projects: column progress is no longer in the schema" in err
+
+
+VIEW_COLUMNS = {
+    "daily_user_activity": [
+        "user_id", "day", "interactions", "total_tokens", "errors", "avg_duration_ms",
+    ],
+    "daily_task_completion": ["user_id", "day", "tasks", "completed", "completion_rate"],
+    "daily_emotional_valence": ["user_id", "day", "memories", "avg_valence"],
+}  # fmt: skip
+
+
+def view_columns(client: bigquery.Client, dataset: str, name: str) -> list[str]:
+    job = client.query(f"SELECT * FROM `{client.project}.{dataset}.{name}` LIMIT 0", timeout=60)
+    return [f.name for f in job.result(timeout=60).schema]
+
+
+def test_creates_the_dashboard_views(
+    emulators: Emulators,
+    bq_client: bigquery.Client,
+    dataset: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(emulators, dataset, capsys=capsys)
+
+    assert code == 0
+    for name, columns in VIEW_COLUMNS.items():
+        assert f"create view {dataset}.{name}\n" in out
+        t = table(bq_client, dataset, name)
+        assert t.table_type == "VIEW" and t.description
+        assert t.labels == {setup.VIEW_SQL_LABEL: _view_digest(emulators.project, dataset, name)}
+        assert view_columns(bq_client, dataset, name) == columns
+    assert set(VIEW_COLUMNS) == {v.name for v in analytics.VIEWS}
+
+
+def _view_digest(project: str, dataset: str, name: str) -> str:
+    (view,) = [v for v in analytics.VIEWS if v.name == name]
+    return setup.ViewPlan(name, view.text(project, dataset), "").digest
+
+
+def test_a_changed_view_is_rewritten_and_dry_run_only_says_so(
+    emulators: Emulators,
+    bq_client: bigquery.Client,
+    dataset: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run(emulators, dataset, capsys=capsys)[0] == 0
+    old = table(bq_client, dataset, "daily_task_completion")
+    old.view_query = f"SELECT user_id FROM `{bq_client.project}.{dataset}.tasks`"
+    old.labels = {setup.VIEW_SQL_LABEL: "an-older-definition"}
+    bq_client.update_table(old, ["view_query", "labels"], timeout=TIMEOUT)
+
+    code, out, _ = run(emulators, dataset, "--dry_run", capsys=capsys)
+    assert code == 0 and f"update view {dataset}.daily_task_completion\n" in out
+    assert view_columns(bq_client, dataset, "daily_task_completion") == ["user_id"]
+
+    code, out, _ = run(emulators, dataset, capsys=capsys)
+
+    assert code == 0
+    assert [line for line in out.splitlines() if "view" in line] == [
+        f"update view {dataset}.daily_task_completion"
+    ]
+    assert out.endswith(": done\n")
+    assert (
+        view_columns(bq_client, dataset, "daily_task_completion")
+        == (VIEW_COLUMNS["daily_task_completion"])
+    )
+    code, out, _ = run(emulators, dataset, capsys=capsys)
+    assert code == 0 and "view" not in out and "already up to date" in out
+
+
+def test_refuses_a_table_where_a_view_belongs(
+    emulators: Emulators,
+    bq_client: bigquery.Client,
+    dataset: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run(emulators, dataset, capsys=capsys)[0] == 0
+    bq_client.delete_table(f"{bq_client.project}.{dataset}.daily_user_activity", timeout=TIMEOUT)
+    bq.ensure_table(bq_client, dataset, "daily_user_activity", audit.SCHEMA, None)
+
+    code, out, err = run(emulators, dataset, capsys=capsys)
+
+    assert code == 1 and out == ""
+    assert f"{dataset}.daily_user_activity is a TABLE, not a view" in err
+    assert table(bq_client, dataset, "daily_user_activity").table_type == "TABLE"
