@@ -62,19 +62,21 @@ def check_known(args: Sequence[str]) -> None:
         {s for a in parser._actions for s in a.option_strings if s.startswith("--")}
         | set(_entry_point_options())
     )
-    raise UsageError(f"unknown option {name}{_suggestion(name, known)}")
+    hint = suggestion(name, known) or (
+        f" (run {PROG} --help for the sync's options, {HELP_BEAM} for Beam's)"
+    )
+    raise UsageError(f"unknown option {name}{hint}")
 
 
-def _suggestion(name: str, known: Sequence[str]) -> str:
+def suggestion(name: str, known: Sequence[str]) -> str:
+    """``: did you mean --x?`` for the closest known option, or ""."""
     normalized = "--" + name.lstrip("-").replace("-", "_").lower()
     if normalized in known:
         match = normalized
     else:
         close = difflib.get_close_matches(normalized, known, n=1, cutoff=0.75)
         match = close[0] if close else None
-    if match:
-        return f": did you mean {match}?"
-    return f" (run {PROG} --help for the sync's options, {HELP_BEAM} for Beam's)"
+    return f": did you mean {match}?" if match else ""
 
 
 def pop_log_level(argv: Sequence[str]) -> tuple[int, list[str]]:

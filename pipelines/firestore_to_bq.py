@@ -297,6 +297,10 @@ def configure_logging(level: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["status"]:
+        from pipelines import status
+
+        return status.main(args[1:])
     if any(a in HELP for a in args):
         print(sync_help())
         return 0

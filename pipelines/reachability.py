@@ -42,7 +42,7 @@ def check(config: SyncConfig) -> None:
     """
     check_firestore(config)
     if config.dataset:
-        check_bigquery(config)
+        check_bigquery(config.project, config.dataset, config.location)
 
 
 def firestore_endpoint(config: SyncConfig) -> str:
@@ -95,17 +95,17 @@ def bigquery_endpoint() -> str:
     return "BigQuery (bigquery.googleapis.com)"
 
 
-def check_bigquery(config: SyncConfig) -> None:
-    """Look the dataset up (missing is fine: the run creates it)."""
+def check_bigquery(project: str, dataset: str, location: str | None = None) -> None:
+    """Look the dataset up (missing is fine: a run creates it)."""
     endpoint = bigquery_endpoint()
     if bq.emulator_endpoint():
         hint = "start the emulator or unset BIGQUERY_EMULATOR_HOST"
     else:
         hint = "check the network, --project, and the credentials"
     try:
-        client = bq.make_client(config.project, config.location)
+        client = bq.make_client(project, location)
         client.get_dataset(
-            f"{config.project}.{config.dataset}",
+            f"{project}.{dataset}",
             retry=bigquery.DEFAULT_RETRY.with_deadline(PROBE_DEADLINE),
             timeout=PROBE_CALL_TIMEOUT,
         )

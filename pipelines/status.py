@@ -1,0 +1,180 @@
+"""``firestore-to-bq status``: is every table up to date? The one command on-call runs.
+
+    firestore-to-bq status --project P --dataset D [--max_lag_days 1]
+
+Per table: the last successful run and its Firestore snapshot, the newest day
+it replaced, how many days that is behind yesterday (UTC), dead letters of the
+last 7 days and the last failure, read from ``_sync_runs`` and ``_dead_letters``
+(query parameters only). Exits 1 when a table is more than ``--max_lag_days``
+behind (or was never synced), so it doubles as a monitoring check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from google.api_core import exceptions as api_exceptions
+from google.cloud import bigquery
+
+from pipelines import audit, dead_letters, reachability
+from pipelines import bigquery as bq
+from pipelines.arguments import suggestion
+from pipelines.convert import format_timestamp
+from pipelines.error_text import names, scrub
+from pipelines.options import UsageError
+from pipelines.table_spec import SchemaError, load_specs
+from pipelines.windows import TableState
+
+PROG = "firestore-to-bq status"
+DEAD_LETTER_DAYS = 7
+UTC = datetime.UTC
+
+
+@dataclass(frozen=True)
+class TableStatus:
+    state: TableState
+    yesterday: datetime.date
+    dead_letters: int
+
+    @property
+    def days_behind(self) -> int | None:
+        """Days between the newest replaced day and yesterday; None: never synced."""
+        if self.state.newest_day is None:
+            return None
+        return max((self.yesterday - self.state.newest_day).days, 0)
+
+    def lagging(self, max_lag_days: int) -> bool:
+        return self.days_behind is None or self.days_behind > max_lag_days
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not argparse's usage dump
+        raise UsageError(message)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description=__doc__.split("\n\n")[0])
+    p.add_argument("--project", required=True, help="Google Cloud project of the dataset.")
+    p.add_argument("--dataset", required=True, help="BigQuery dataset the sync writes to.")
+    p.add_argument(
+        "--max_lag_days",
+        type=int,
+        default=1,
+        help="Exit 1 when a table's newest replaced day is more than this many days before "
+        "yesterday (UTC), or it was never synced (default: 1).",
+    )
+    p.add_argument("--schemas_dir", help="Read table schemas from this folder.")
+    p.add_argument("--bq_location", help="Location of the dataset (default: the client's).")
+    return p
+
+
+def dead_letter_counts(
+    client: bigquery.Client, dataset: str, since: datetime.datetime
+) -> dict[str, int]:
+    """Dead letters per table written since ``since`` (pruned by the partition column)."""
+    job = bq.run_query(
+        client,
+        "SELECT table_name, COUNT(*) AS n "
+        f"FROM {bq.table_sql(client.project, dataset, dead_letters.TABLE)} "
+        f"WHERE {dead_letters.PARTITION_COLUMN} >= @since GROUP BY table_name",
+        query_parameters=[bigquery.ScalarQueryParameter("since", "TIMESTAMP", since)],
+    )
+    return {row["table_name"]: int(row["n"]) for row in job.result()}
+
+
+def collect(
+    client: bigquery.Client, dataset: str, tables: Sequence[str], now: datetime.datetime
+) -> list[TableStatus]:
+    states = audit.table_states(client, dataset, tables, now)
+    try:
+        dead = dead_letter_counts(client, dataset, now - datetime.timedelta(DEAD_LETTER_DAYS))
+    except api_exceptions.NotFound:  # no run has written dead letters yet
+        dead = {}
+    yesterday = now.astimezone(UTC).date() - datetime.timedelta(days=1)
+    return [TableStatus(states[t], yesterday, dead.get(t, 0)) for t in tables]
+
+
+def _time(value: datetime.datetime | None) -> str:
+    return format_timestamp(value) if value else "-"
+
+
+def render(
+    project: str, dataset: str, statuses: Sequence[TableStatus], max_lag_days: int, keep
+) -> str:
+    yesterday = statuses[0].yesterday if statuses else None
+    lines = [
+        f"status of {project}.{dataset}: yesterday (UTC) is {yesterday}; "
+        f"dead letters of the last {DEAD_LETTER_DAYS} days",
+        f"{'table':<20}  {'last success':<24}  {'snapshot':<27}  {'newest day':<10}  "
+        f"{'behind':>6}  {'dead 7d':>7}  check",
+    ]
+    for s in statuses:
+        st = s.state
+        behind = "never" if s.days_behind is None else str(s.days_behind)
+        check = "LATE" if s.lagging(max_lag_days) else "ok"
+        lines.append(
+            f"{st.table:<20}  {st.last_success_run_id or '-':<24}  "
+            f"{_time(st.last_success_read_time):<27}  {str(st.newest_day or '-'):<10}  "
+            f"{behind:>6}  {s.dead_letters:>7}  {check}"
+        )
+        if st.last_failure_run_id:
+            lines_of_error = (st.last_failure_error or "").strip().splitlines()
+            error = scrub(lines_of_error[0], keep) if lines_of_error else ""
+            lines.append(
+                f"  last failure: run {st.last_failure_run_id} at {_time(st.last_failure_at)}"
+                + (f": {error}" if error else "")
+            )
+    late = [s.state.table for s in statuses if s.lagging(max_lag_days)]
+    lines.append(
+        f"{len(late)} table(s) more than {max_lag_days} day(s) behind: {', '.join(late)}"
+        if late
+        else f"every table is at most {max_lag_days} day(s) behind"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str], now: datetime.datetime | None = None) -> int:
+    """Print the status; 0 all tables current, 1 one is late or never synced, 2 bad arguments."""
+    try:
+        try:
+            args, unknown = parser().parse_known_args(list(argv))
+        except SystemExit as done:  # --help
+            return int(done.code or 0)
+        if unknown:
+            name = unknown[0].split("=", 1)[0]
+            known = [s for a in parser()._actions for s in a.option_strings if s[:2] == "--"]
+            hint = suggestion(name, known) or f" (see {PROG} --help)"
+            raise UsageError(f"unknown option {name}{hint}")
+        bq.check_project(args.project)
+        bq.check_identifier(args.dataset, "--dataset")
+        if args.max_lag_days < 0:
+            raise UsageError("--max_lag_days must be 0 or more")
+        specs = load_specs(args.schemas_dir)
+    except (UsageError, bq.UnsafeIdentifier, SchemaError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    now = now or datetime.datetime.now(UTC)
+    tables = list(specs)
+    try:
+        reachability.check_bigquery(args.project, args.dataset, args.bq_location)
+        client = bq.make_client(args.project, args.bq_location)
+        statuses = collect(client, args.dataset, tables, now)
+    except reachability.Unreachable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except api_exceptions.NotFound:
+        print(
+            f"error: {args.project}.{args.dataset}.{audit.TABLE} not found: no run has "
+            "written there yet (check --project and --dataset)",
+            file=sys.stderr,
+        )
+        return 1
+    except api_exceptions.GoogleAPICallError as exc:
+        print(f"error: {type(exc).__name__}: {scrub(exc.message.splitlines()[0])}", file=sys.stderr)
+        return 1
+    print(render(args.project, args.dataset, statuses, args.max_lag_days, names(specs.values())))
+    return 1 if any(s.lagging(args.max_lag_days) for s in statuses) else 0

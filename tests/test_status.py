@@ -1,0 +1,156 @@
+"""``firestore-to-bq status`` after real syncs against the emulators (and its arguments, *unit*)."""
+
+from __future__ import annotations
+
+import datetime
+import re
+
+import pytest
+from google.cloud import bigquery
+
+from pipelines import status
+from pipelines.firestore_to_bq import main
+from pipelines.table_spec import load_specs
+from tests.sync_helpers import PROJECT, interaction, seed, sync, task, unique_dataset
+
+UTC = datetime.UTC
+TABLES = sorted(load_specs())
+
+
+def days_ago(n: int) -> str:
+    return (datetime.datetime.now(UTC).date() - datetime.timedelta(days=n)).isoformat()
+
+
+def table_line(out: str, table: str) -> list[str]:
+    [line] = [x for x in out.splitlines() if x.startswith(f"{table} ")]
+    return line.split()
+
+
+def run_status(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(["status", "--project", PROJECT, *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.integration
+def test_status_after_a_sync_of_yesterday(firestore_db, capsys) -> None:
+    yesterday = days_ago(1)
+    seed(
+        firestore_db,
+        {
+            "users/u1/tasks/t1": task(yesterday),
+            "users/u1/tasks/bad": task(yesterday, origin="nowhere"),
+            "users/u1/interactions/i1": interaction(yesterday),
+        },
+    )
+    dataset = unique_dataset("status")
+    summary = sync(dataset, "--date", yesterday, "--run_id", "status_run")
+    capsys.readouterr()
+
+    code, out, err = run_status(capsys, "--dataset", dataset)
+    assert code == 0, out + err
+    assert out.splitlines()[0] == (
+        f"status of {PROJECT}.{dataset}: yesterday (UTC) is {yesterday}; "
+        "dead letters of the last 7 days"
+    )
+    snapshot = summary.config.read_time_text
+    for table in TABLES:
+        dead = "1" if table == "tasks" else "0"
+        assert table_line(out, table) == [table, "status_run", snapshot, yesterday, "0", dead, "ok"]
+    assert "last failure" not in out
+    assert out.splitlines()[-1] == "every table is at most 1 day(s) behind"
+
+
+@pytest.mark.integration
+def test_status_exits_1_when_a_table_is_more_than_max_lag_days_behind(firestore_db, capsys) -> None:
+    three_days_ago = days_ago(3)
+    seed(firestore_db, {"users/u1/tasks/t1": task(three_days_ago)})
+    dataset = unique_dataset("status_late")
+    sync(dataset, "--date", three_days_ago, "--collections", "tasks")
+    capsys.readouterr()
+
+    code, out, _ = run_status(capsys, "--dataset", dataset)
+    assert code == 1
+    assert table_line(out, "tasks")[-3:] == ["2", "0", "LATE"]
+    # Never synced tables are late too.
+    assert table_line(out, "projects") == ["projects", "-", "-", "-", "never", "0", "LATE"]
+    assert out.splitlines()[-1] == (
+        "5 table(s) more than 1 day(s) behind: emotional_memories, projects, routines, "
+        "tasks, user_interactions"
+    )
+    code, out, _ = run_status(capsys, "--dataset", dataset, "--max_lag_days", "2")
+    assert code == 1  # the never-synced tables
+    assert table_line(out, "tasks")[-1] == "ok"
+
+
+@pytest.mark.integration
+def test_status_names_the_last_failure(firestore_db, bq_client, capsys) -> None:
+    yesterday = days_ago(1)
+    seed(firestore_db, {"users/u1/tasks/t1": task(yesterday)})
+    dataset = unique_dataset("status_fail")
+    sync(dataset, "--date", yesterday, "--collections", "tasks", "--run_id", "good_run")
+    # Drop the tasks table's `extra` column: the next commit of tasks fails.
+    ref = f"{PROJECT}.{dataset}.tasks"
+    table = bq_client.get_table(ref)
+    bq_client.delete_table(ref)
+    broken = bigquery.Table(ref, schema=[f for f in table.schema if f.name != "extra"])
+    broken.time_partitioning = table.time_partitioning
+    bq_client.create_table(broken)
+    args = ["--project", PROJECT, "--dataset", dataset, "--date", yesterday]
+    assert main([*args, "--collections", "tasks", "--run_id", "bad_run"]) == 1
+    capsys.readouterr()
+
+    code, out, err = run_status(capsys, "--dataset", dataset, "--collections_ignored")
+    assert code == 2 and err.startswith("error: unknown option --collections_ignored")
+    code, out, _ = run_status(capsys, "--dataset", dataset)
+    assert table_line(out, "tasks")[1] == "good_run"
+    lines = out.splitlines()
+    failure = lines[lines.index(next(x for x in lines if x.startswith("tasks "))) + 1]
+    assert re.match(r"  last failure: run bad_run at \d{4}-\d\d-\d\dT[\d:.]+Z: \w+", failure)
+
+
+@pytest.mark.integration
+def test_status_of_a_dataset_nothing_synced_to(emulators, capsys) -> None:
+    code, out, err = run_status(capsys, "--dataset", "never_synced_here")
+    assert code == 1 and out == ""
+    assert err == (
+        f"error: {PROJECT}.never_synced_here._sync_runs not found: no run has written there "
+        "yet (check --project and --dataset)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--dataset", "d"], "error: the following arguments are required: --project"),
+        (["--project", "p-1x"], "error: the following arguments are required: --dataset"),
+        (["--project", "my-project", "--dataset", "d;x"], "error: --dataset 'd;x' is not a plain"),
+        (["--project", "my-project", "--dataset", "d", "--max-lag-days", "2"], "did you mean"),
+        (["--project", "my-project", "--dataset", "d", "--max_lag_days", "-1"], "0 or more"),
+    ],
+)
+def test_status_bad_arguments(args: list[str], message: str, capsys) -> None:
+    assert main(["status", *args]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1
+    assert err.startswith("error: ") and message in err
+
+
+def test_dead_letter_count_uses_a_query_parameter() -> None:
+    class Job:
+        def result(self, **_):
+            return [{"table_name": "tasks", "n": 2}]
+
+    class Client:
+        project = "my-project"
+
+        def query(self, sql, job_config=None, **_):
+            self.sql, self.config = sql, job_config
+            return Job()
+
+    client = Client()
+    since = datetime.datetime(2026, 11, 18, tzinfo=UTC)
+    assert status.dead_letter_counts(client, "analytics", since) == {"tasks": 2}
+    assert "@since" in client.sql and "2026" not in client.sql
+    [param] = client.config.query_parameters
+    assert (param.name, param.value) == ("since", since)
