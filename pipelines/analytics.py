@@ -37,6 +37,7 @@ DEFAULT_MAXIMUM_BYTES_BILLED = 10 * 1024**3
 TIMEOUT = 60.0
 RETRY = bigquery.DEFAULT_RETRY.with_timeout(TIMEOUT)
 MAX_DAYS = 3660
+CHAT_LIMIT = 20
 MAX_CHAT_LIMIT = 100
 CHAT_INTENT = "chat"
 
@@ -150,7 +151,7 @@ class Analytics:
         self,
         user_id: str,
         days: int = 7,
-        limit: int = 20,
+        limit: int = CHAT_LIMIT,
         as_of: datetime.datetime | None = None,
     ) -> list[dict[str, Any]]:
         return [dict(row) for row in self._rows("chat_history", user_id, days, as_of, limit)]
@@ -173,7 +174,7 @@ class Analytics:
         user_id: str,
         days: int,
         as_of: datetime.datetime | None = None,
-        limit: int = 20,
+        limit: int = CHAT_LIMIT,
     ) -> int:
         """What ``call`` would scan, from a BigQuery dry run (free, runs nothing)."""
         job = self._job(call, user_id, days, as_of, limit, dry_run=True)
@@ -185,7 +186,7 @@ class Analytics:
         user_id: str,
         days: int,
         as_of: datetime.datetime | None,
-        limit: int = 20,
+        limit: int = CHAT_LIMIT,
     ) -> list[bigquery.Row]:
         job = self._job(call, user_id, days, as_of, limit)
         return list(job.result(timeout=TIMEOUT, retry=RETRY))
@@ -292,7 +293,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         as_of = _parse_as_of(args.as_of) if args.as_of else None
         if args.limit is not None and args.call != "chat_history":
             raise ValueError("--limit applies to chat_history only")
-        limit = _positive(20 if args.limit is None else args.limit, "--limit", MAX_CHAT_LIMIT)
+        limit = _positive(
+            CHAT_LIMIT if args.limit is None else args.limit, "--limit", MAX_CHAT_LIMIT
+        )
         analytics = Analytics(
             args.project,
             args.dataset,
