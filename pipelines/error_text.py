@@ -29,7 +29,8 @@ def scrub(text: str, keep: Collection[str] = ()) -> str:
 
     def quoted(match: re.Match[str]) -> str:
         quote, inner = match.groups()
-        return match.group(0) if inner in keep else f"{quote}{REDACTED}{quote}"
+        step = match.string[: match.start()].endswith("while running ")  # Beam's step label
+        return match.group(0) if inner in keep or step else f"{quote}{REDACTED}{quote}"
 
     def value(match: re.Match[str]) -> str:
         label, rest = match.groups()

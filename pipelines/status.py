@@ -154,7 +154,7 @@ def main(argv: Sequence[str], now: datetime.datetime | None = None) -> int:
         if args.max_lag_days < 0:
             raise UsageError("--max_lag_days must be 0 or more")
         specs = load_specs(args.schemas_dir)
-    except (UsageError, bq.UnsafeIdentifier, SchemaError) as exc:
+    except (UsageError, bq.UnsafeIdentifier, SchemaError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     now = now or datetime.datetime.now(UTC)

@@ -221,6 +221,10 @@ SECRET = "SECRET value of a document"
         ("Column 'extra' of tasks not found", "Column 'extra' of tasks not found"),
         ('Referenced column "created_at" not found', 'Referenced column "created_at" not found'),
         ("Unrecognized name: `extra` at [3:5]", "Unrecognized name: `extra` at [3:5]"),
+        (
+            "failed [while running 'RecordRun/RecordRun']",
+            "failed [while running 'RecordRun/RecordRun']",
+        ),
     ],
 )
 def test_scrub_redacts_quoted_values_and_keeps_declared_names(message: str, expected: str) -> None:
