@@ -1,26 +1,47 @@
 PYTHON := .venv/bin/python
+# Written by the last successful setup; setup runs again when it is missing or older
+# than what it installs from, so `make test` or `make demo` works as the first command.
+STAMP := .venv/.stamp
+UNIT := $(PYTHON) -m pytest -q -p no:bqemulator -m "not integration"
 
-.PHONY: setup test lint emulators-up emulators-down demo bench
+.PHONY: setup test unit lint emulators-up emulators-down demo bench
 
-setup:
+$(STAMP): setup.py scripts/setup_dev.sh
 	bash scripts/setup_dev.sh
+	@touch $@
 
-test:
+# Always runs the setup script (it is safe to repeat), then marks the venv as current.
+setup:
+	@rm -f $(STAMP)
+	@$(MAKE) --no-print-directory $(STAMP)
+
+# The whole suite; starts and stops its own emulators. .ci/run runs the same command.
+test: $(STAMP)
 	$(PYTHON) -m pytest -q -p no:bqemulator
 
-lint:
+# Every test that needs no server (no emulators): two shards at once, one per core.
+unit: $(STAMP)
+	@log=$$(mktemp); \
+	$(UNIT) --shard 2/2 >"$$log" 2>&1 & other=$$!; \
+	trap 'kill $$other 2>/dev/null; rm -f "$$log"' EXIT INT TERM; \
+	echo "== shard 1/2"; $(UNIT) --shard 1/2; first=$$?; \
+	wait $$other; second=$$?; \
+	echo "== shard 2/2"; cat "$$log"; \
+	[ $$first -eq 0 ] && [ $$second -eq 0 ]
+
+lint: $(STAMP)
 	.venv/bin/ruff check .
 
 # Prints export lines; use `eval "$$(python scripts/emulators.py up)"` in your shell instead
 # to get the variables into it.
-emulators-up:
+emulators-up: $(STAMP)
 	$(PYTHON) scripts/emulators.py up
 
-emulators-down:
+emulators-down: $(STAMP)
 	$(PYTHON) scripts/emulators.py down
 
-demo:
+demo: $(STAMP)
 	$(PYTHON) scripts/demo.py
 
-bench:
+bench: $(STAMP)
 	$(PYTHON) scripts/benchmark.py

@@ -35,17 +35,54 @@ emulators_module = _load_emulators_module()
 Emulators = emulators_module.Emulators
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="run only every Nth selected test, starting at the Ith (1-based); "
+        "`make unit` runs two shards at once, one per core",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "integration: needs the local Firestore and BigQuery emulators"
     )
+    if config.getoption("--shard"):
+        config.pluginmanager.register(_Shard(config.getoption("--shard")), "shard")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tag every test that uses the emulators, so `-m "not integration"` skips them."""
+    """Tag every test that uses the emulators, so `-m "not integration"` skips them.
+
+    ``fixturenames`` is the closure, so ``firestore_db`` and ``bq_client`` count too.
+    A test that starts servers or a pipeline subprocess on its own, without the
+    fixture, marks itself (``pytestmark = pytest.mark.integration`` in its module).
+    """
     for item in items:
         if "emulators" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.integration)
+
+
+class _Shard:
+    """``--shard I/N``: keep every Nth of the tests that -m/-k left, from the Ith on."""
+
+    def __init__(self, value: str) -> None:
+        index, _, count = value.partition("/")
+        try:
+            self.index, self.count = int(index), int(count)
+        except ValueError:
+            raise pytest.UsageError(f"--shard {value!r}: expected I/N, e.g. 1/2") from None
+        if not 1 <= self.index <= self.count:
+            raise pytest.UsageError(f"--shard {value!r}: I must be between 1 and N")
+
+    @pytest.hookimpl(trylast=True)  # after -m has deselected: both shards get unit tests
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]):
+        kept = items[self.index - 1 :: self.count]
+        kept_ids = {id(item) for item in kept}
+        config.hook.pytest_deselected(items=[i for i in items if id(i) not in kept_ids])
+        items[:] = kept
 
 
 @pytest.fixture(scope="session")
