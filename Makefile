@@ -4,7 +4,7 @@ PYTHON := .venv/bin/python
 STAMP := .venv/.stamp
 UNIT := $(PYTHON) -m pytest -q -p no:bqemulator -m "not integration"
 
-.PHONY: setup test unit lint emulators-up emulators-down demo bench
+.PHONY: setup test unit lint docs emulators-up emulators-down demo bench
 
 $(STAMP): setup.py scripts/setup_dev.sh
 	bash scripts/setup_dev.sh
@@ -31,6 +31,11 @@ unit: $(STAMP)
 
 lint: $(STAMP)
 	.venv/bin/ruff check .
+
+# Rewrite the README's generated blocks (table docs, code map); tests/test_table_docs.py
+# fails when they are out of date.
+docs: $(STAMP)
+	$(PYTHON) scripts/gen_table_docs.py
 
 # Prints export lines; use `eval "$$(python scripts/emulators.py up)"` in your shell instead
 # to get the variables into it.
