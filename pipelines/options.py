@@ -296,6 +296,8 @@ def resolve(
         tables = select_specs(specs, wanted) if wanted else list(specs.values())
     except SchemaError as exc:
         raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"--schemas_dir: cannot read {exc.filename or sync.schemas_dir}") from None
 
     # The snapshot is the clock's now even when ``now`` is given: Firestore
     # cannot read the future, and ``now`` only says which day is "yesterday".

@@ -462,3 +462,10 @@ def test_a_submitted_run_reports_where_its_outcome_goes_not_zero_counts() -> Non
         "run r1: window 2026-11-24..2026-11-24 submitted; "
         "its outcome and counts are recorded in _sync_runs"
     )
+
+
+def test_an_unreadable_schemas_dir_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="--schemas_dir: cannot read /nonexistent"):
+        resolve(
+            PipelineOptions(["--project", "p", "--dataset", "d", "--schemas_dir", "/nonexistent"])
+        )
