@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
+from google.api_core import exceptions as api_exceptions
 from google.cloud import bigquery
 
+from pipelines import bigquery as bq
 from pipelines.windows import TableState
+
+if TYPE_CHECKING:
+    from pipelines.options import SyncConfig
 
 TABLE = "_sync_runs"
 PARTITION_COLUMN = "started_at"
@@ -107,8 +112,6 @@ def table_states(
     now: datetime.datetime | None = None,
 ) -> dict[str, TableState]:
     """Each table's newest replaced day, last success, watermark and last failure."""
-    from pipelines import bigquery as bq
-
     now = now or datetime.datetime.now(datetime.UTC)
     wanted = list(tables)
     job = bq.run_query(
@@ -149,3 +152,53 @@ def table_states(
             if days and (fact.get("newest_day") is None or max(days) > fact["newest_day"]):
                 fact["newest_day"] = max(days)
     return {table: TableState(table, **fact) for table, fact in facts.items()}
+
+
+def audit_row(
+    config: SyncConfig,
+    runner: str,
+    status: str,
+    tables: Sequence[Mapping[str, Any]],
+    error: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "run_id": config.run_id,
+        "runner": runner,
+        "window_start": config.start_date.isoformat(),
+        "window_end": config.end_date.isoformat(),
+        "read_time": config.read_time_text,
+        "started_at": config.started_text,
+        "finished_at": datetime.datetime.now(datetime.UTC).isoformat(),
+        "status": status,
+        "error": error,
+        "tables": list(tables),
+    }
+
+
+def write_audit_row(config: SyncConfig, row: Mapping[str, Any]) -> None:
+    """Append ``row``; a retried attempt of the same run and status is a no-op."""
+    client = bq.make_client(config.project, config.location)
+    try:
+        bq.load_rows(
+            client,
+            config.dataset,
+            TABLE,
+            SCHEMA,
+            [row],
+            job_id=f"f2bq_audit_{config.run_id}_{row['status']}",
+        )
+    except api_exceptions.Conflict:
+        pass  # this exact row was written by an earlier attempt
+
+
+def read_audit_row(config: SyncConfig) -> dict[str, Any] | None:
+    """The run's audit row, if the pipeline got as far as writing it."""
+    client = bq.make_client(config.project, config.location)
+    job = bq.run_query(
+        client,
+        f"SELECT * FROM {bq.table_sql(config.project, config.dataset, TABLE)} "
+        "WHERE run_id = @run_id ORDER BY finished_at DESC LIMIT 1",
+        query_parameters=[bigquery.ScalarQueryParameter("run_id", "STRING", config.run_id)],
+    )
+    rows = [dict(r) for r in job.result()]
+    return rows[0] if rows else None

@@ -12,6 +12,7 @@ from pipelines.document import FirestoreDocument
 TABLE = "_dead_letters"
 PARTITION_COLUMN = "dead_lettered_at"
 CLUSTERING = ("table_name",)
+DESCRIPTION = "Documents the sync could not turn into rows, and why."
 SCHEMA: list[dict[str, str]] = [
     {"name": "run_id", "type": "STRING", "mode": "REQUIRED", "description": "Sync run."},
     {

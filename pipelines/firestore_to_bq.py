@@ -40,25 +40,17 @@ from pipelines.arguments import (
     pop_log_level,
     sync_help,
 )
-from pipelines.audit import table_states
+from pipelines.audit import audit_row, read_audit_row, table_states, write_audit_row
+from pipelines.metrics import committed
 from pipelines.options import SyncConfig, SyncOptions, UsageError, resolve
-from pipelines.summary import RunSummary, counters, from_audit, summarize
+from pipelines.summary import RunSummary, from_audit, summarize
+from pipelines.tables import drop_staging_tables, prepare_tables
 from pipelines.transforms.convert_documents import ConvertDocuments
 from pipelines.transforms.plan_days import PlanDays
 from pipelines.transforms.read_firestore import ReadFromFirestore
 from pipelines.transforms.read_incremental import ReadIncremental
-from pipelines.transforms.record_run import (
-    RecordRun,
-    TablesNotReplaced,
-    audit_row,
-    read_audit_row,
-    write_audit_row,
-)
-from pipelines.transforms.write_bigquery import (
-    WriteDayPartitions,
-    drop_staging_tables,
-    prepare_tables,
-)
+from pipelines.transforms.record_run import RecordRun, TablesNotReplaced
+from pipelines.transforms.write_bigquery import WriteDayPartitions
 from pipelines.windows import CatchUpTooLong, plan_windows
 
 _LOG = logging.getLogger("firestore_to_bq")
@@ -219,10 +211,10 @@ def run(argv: Sequence[str] | None = None, now: datetime.datetime | None = None)
     except Exception as exc:
         raise _failure(config, runner, exc) from exc
     if config.dry_run:
-        return summarize(config, counters(result))
+        return summarize(config, committed(result))
     audit = read_audit_row(config)
     if audit is None:  # cannot happen after RecordRun succeeded, but never report nothing
-        return summarize(config, counters(result))
+        return summarize(config, committed(result))
     return from_audit(config, audit)
 
 

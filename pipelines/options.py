@@ -205,6 +205,10 @@ class SyncConfig:
     #: until the launcher has read ``_sync_runs``, then one per table.
     windows: tuple = ()
 
+    @property
+    def tables_by_name(self) -> dict[str, TableSpec]:
+        return {spec.name: spec for spec in self.tables}
+
     def window(self, table: str):
         """This table's :class:`~pipelines.windows.TableWindow` (before planning: the
         dated window in full mode)."""

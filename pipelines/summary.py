@@ -7,13 +7,10 @@ dry run, which writes no audit row, from Beam metrics.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 
-from apache_beam.metrics.metric import MetricsFilter
-
+from pipelines import metrics
 from pipelines.options import SyncConfig
-from pipelines.transforms.read_firestore import NAMESPACE
 
 
 @dataclass
@@ -92,41 +89,29 @@ class RunSummary:
         return "\n".join(lines)
 
 
-def counters(result) -> dict[str, int]:
-    """Committed counter values by name (attempted where a runner has no committed)."""
-    totals: dict[str, int] = defaultdict(int)
-    query = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))
-    for counter in query["counters"]:
-        try:
-            value = counter.committed
-        except Exception:  # some runners only report attempted values
-            value = None
-        if value is None:
-            value = counter.attempted
-        totals[counter.key.metric.name] += int(value or 0)
-    return dict(totals)
-
-
 def summarize(config: SyncConfig, values: dict[str, int]) -> RunSummary:
+    """The report from Beam counters (a dry run, which writes no audit row)."""
     tables = []
     for spec in config.tables:
-        name = spec.name
-        summary = TableSummary(
-            table=name,
-            read=values.get(f"{name}.documents_read", 0),
-            returned=values.get(f"{name}.documents_returned", 0),
-            rows=values.get(f"{name}.rows", 0),
-            dead_lettered=values.get(f"{name}.dead_lettered", 0),
-            outside_window=values.get(f"{name}.outside_window", 0),
-            written=values.get(f"{name}.rows_written", 0),
-            days_replaced=values.get(f"{name}.days_replaced", 0),
+        table = spec.name
+
+        def value(what: str, table: str = table) -> int:
+            return values.get(metrics.name(table, what), 0)
+
+        tables.append(
+            TableSummary(
+                table=table,
+                read=value(metrics.DOCUMENTS_READ),
+                returned=value(metrics.DOCUMENTS_RETURNED),
+                rows=value(metrics.ROWS),
+                dead_lettered=value(metrics.DEAD_LETTERED),
+                outside_window=value(metrics.OUTSIDE_WINDOW),
+                written=value(metrics.ROWS_WRITTEN),
+                days_replaced=value(metrics.DAYS_REPLACED),
+                rows_per_day=metrics.per_day(values, table, metrics.ROWS_PER_DAY),
+                written_per_day=metrics.per_day(values, table, metrics.WRITTEN_PER_DAY),
+            )
         )
-        for key, value in values.items():
-            if key.startswith(f"{name}.rows@"):
-                summary.rows_per_day[key.split("@", 1)[1]] = value
-            elif key.startswith(f"{name}.written@"):
-                summary.written_per_day[key.split("@", 1)[1]] = value
-        tables.append(summary)
     return RunSummary(config, tables)
 
 

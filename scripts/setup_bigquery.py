@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from google.api_core import exceptions as api_exceptions
 from google.cloud import bigquery
 
-from pipelines import analytics, audit, dead_letters
+from pipelines import analytics
 from pipelines import bigquery as bq
-from pipelines.table_spec import TYPE_ALIASES, SchemaError, TableSpec, load_specs
+from pipelines.table_spec import TYPE_ALIASES, SchemaError, load_specs
+from pipelines.tables import TableDefinition, definitions
 
 #: Deadline of any one call, retries included: the emulator's 500s would
 #: otherwise be retried by the client for ten minutes.
@@ -45,7 +46,6 @@ TYPES = {
     "DATETIME": "DATETIME",
     "GEOGRAPHY": "GEOGRAPHY",
 }
-DEAD_LETTERS_DESCRIPTION = "Documents the sync could not turn into rows, and why."
 #: Label holding a hash of a view's SQL. Views are compared by it because
 #: bqemulator does not return a view's query; where BigQuery does, the query is
 #: compared too, so a view edited by hand is put back.
@@ -56,23 +56,11 @@ class Refused(Exception):
     """A change that could lose data or needs a migration; the message says which."""
 
 
-@dataclass(frozen=True)
-class Desired:
-    """One table as the code declares it."""
-
-    name: str
-    schema: tuple[Mapping[str, str], ...]
-    partition_column: str
-    clustering: tuple[str, ...] = ()
-    description: str = ""
-    spec: TableSpec | None = None
-
-
 @dataclass
-class TablePlan:
+class TableMigration:
     """What to do to one table; ``create`` or a list of in-place changes."""
 
-    desired: Desired
+    desired: TableDefinition
     create: bool = False
     changes: list[str] = field(default_factory=list)
     schema: list[bigquery.SchemaField] | None = None
@@ -80,38 +68,9 @@ class TablePlan:
     existing: bigquery.Table | None = None
 
 
-def desired_tables(schemas_dir: str | None) -> list[Desired]:
+def desired_tables(schemas_dir: str | None) -> list[TableDefinition]:
     """The synced tables from ``schemas/``, then the dead-letter and audit tables."""
-    tables = [
-        Desired(
-            spec.name,
-            tuple(spec.bigquery_schema()),
-            spec.partition_column,
-            spec.clustering,
-            spec.description,
-            spec,
-        )
-        for spec in load_specs(schemas_dir).values()
-    ]
-    tables.append(
-        Desired(
-            dead_letters.TABLE,
-            tuple(dead_letters.SCHEMA),
-            dead_letters.PARTITION_COLUMN,
-            tuple(dead_letters.CLUSTERING),
-            DEAD_LETTERS_DESCRIPTION,
-        )
-    )
-    tables.append(
-        Desired(
-            audit.TABLE,
-            tuple(audit.SCHEMA),
-            audit.PARTITION_COLUMN,
-            tuple(audit.CLUSTERING),
-            audit.DESCRIPTION,
-        )
-    )
-    return tables
+    return definitions(load_specs(schemas_dir).values())
 
 
 @dataclass
@@ -227,13 +186,13 @@ def plan_schema(
     return schema, changes
 
 
-def plan_table(client: bigquery.Client, dataset: str, desired: Desired) -> TablePlan:
+def plan_table(client: bigquery.Client, dataset: str, desired: TableDefinition) -> TableMigration:
     name = f"{dataset}.{desired.name}"
     ref = f"{client.project}.{name}"
     try:
         existing = client.get_table(ref, retry=RETRY, timeout=TIMEOUT)
     except api_exceptions.NotFound:
-        return TablePlan(desired, create=True)
+        return TableMigration(desired, create=True)
     partitioning = existing.time_partitioning
     have = (partitioning.type_, partitioning.field) if partitioning else None
     if have != ("DAY", desired.partition_column):
@@ -249,7 +208,7 @@ def plan_table(client: bigquery.Client, dataset: str, desired: Desired) -> Table
             f"{list(desired.clustering)}"
         )
     schema, changes = plan_schema(name, existing.schema, desired.schema)
-    plan = TablePlan(desired, existing=existing, changes=changes)
+    plan = TableMigration(desired, existing=existing, changes=changes)
     if changes:
         plan.schema = schema
     if (existing.description or "") != desired.description:
@@ -271,7 +230,7 @@ def plan_dataset(client: bigquery.Client, dataset: str, location: str) -> bool:
     return False
 
 
-def apply_table(client: bigquery.Client, dataset: str, plan: TablePlan) -> None:
+def apply_table(client: bigquery.Client, dataset: str, plan: TableMigration) -> None:
     d = plan.desired
     if plan.create and d.spec is not None:
         bq.ensure_spec_table(client, dataset, d.spec)
@@ -299,7 +258,7 @@ def apply_table(client: bigquery.Client, dataset: str, plan: TablePlan) -> None:
         client.update_table(table, fields, retry=RETRY, timeout=TIMEOUT)
 
 
-def describe_create(dataset: str, d: Desired) -> str:
+def describe_create(dataset: str, d: TableDefinition) -> str:
     extra = f", clustered by {', '.join(d.clustering)}" if d.clustering else ""
     return f"create table {dataset}.{d.name} (partitioned by day on {d.partition_column}{extra})"
 
@@ -312,7 +271,7 @@ def run(args: argparse.Namespace) -> int:
     target = f"{args.project}.{args.dataset}"
 
     refusals: list[str] = []
-    plans: list[TablePlan] = []
+    plans: list[TableMigration] = []
     try:
         create_dataset = plan_dataset(client, args.dataset, args.location)
     except Refused as exc:
@@ -320,7 +279,7 @@ def run(args: argparse.Namespace) -> int:
     for desired in tables if not refusals else ():
         try:
             plans.append(
-                TablePlan(desired, create=True)
+                TableMigration(desired, create=True)
                 if create_dataset
                 else plan_table(client, args.dataset, desired)
             )

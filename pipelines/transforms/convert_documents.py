@@ -8,11 +8,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
-from pipelines import dead_letters
+from pipelines import dead_letters, metrics
 from pipelines.convert import (
     ConversionError,
     dead_letter_day,
@@ -24,7 +23,6 @@ from pipelines.convert import (
 from pipelines.document import FirestoreDocument
 from pipelines.options import SyncConfig
 from pipelines.tally import Tally, add_tallies
-from pipelines.transforms.read_firestore import NAMESPACE
 
 
 def hash_key(config: SyncConfig) -> bytes | None:
@@ -62,7 +60,7 @@ class _ConvertFn(beam.DoFn):
         key = hash_key(self._config)
         self._hasher = hmac_hasher(key) if key else None
         self._rejected = {
-            name: Metrics.counter(NAMESPACE, f"{name}.rejected") for name in self._specs
+            name: metrics.counter(name, metrics.REJECTED) for name in self._specs
         }
 
     def start_bundle(self) -> None:

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 
+from pipelines import metrics
 from pipelines.options import SyncConfig
 from pipelines.read_plan import IncrementalPlan
 from pipelines.tally import (
@@ -25,7 +25,6 @@ from pipelines.tally import (
     plan_incremental_table,
     plan_table,
 )
-from pipelines.transforms.read_firestore import NAMESPACE
 
 
 class _PlanFn(beam.DoFn):
@@ -54,14 +53,13 @@ class _PlanFn(beam.DoFn):
             plan = plan_full_rebuild(table, tally, window.end)
         else:
             plan = plan_table(table, tally, self._config.required_days)
-        counter = lambda name, n: Metrics.counter(NAMESPACE, f"{table}.{name}").inc(n)  # noqa: E731
-        counter("documents_read", plan.read)
-        counter("rows", plan.rows + plan.late_rows)
-        counter("dead_lettered", plan.dead_lettered)
-        counter("outside_window", plan.outside_window)
-        counter("late_edit_days", len(plan.late_days))
+        metrics.counter(table, metrics.DOCUMENTS_READ).inc(plan.read)
+        metrics.counter(table, metrics.ROWS).inc(plan.rows + plan.late_rows)
+        metrics.counter(table, metrics.DEAD_LETTERED).inc(plan.dead_lettered)
+        metrics.counter(table, metrics.OUTSIDE_WINDOW).inc(plan.outside_window)
+        metrics.counter(table, metrics.LATE_EDIT_DAYS).inc(len(plan.late_days))
         for day, n in plan.rows_per_day.items():
-            counter(f"rows@{day.isoformat()}", n)
+            metrics.counter(table, metrics.ROWS_PER_DAY, day).inc(n)
         yield plan
 
 

@@ -13,10 +13,10 @@ import os
 from collections.abc import Iterator, Sequence
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 from google.api_core import exceptions as api_exceptions
 
 from pipelines import firestore as fs
+from pipelines import metrics
 from pipelines.document import FirestoreDocument
 from pipelines.splits import (
     NameRange,
@@ -27,7 +27,6 @@ from pipelines.splits import (
 from pipelines.table_spec import TableSpec
 
 _LOG = logging.getLogger(__name__)
-NAMESPACE = "firestore_to_bq"
 
 
 class _SplitQueryFn(beam.DoFn):
@@ -58,7 +57,7 @@ class _SplitQueryFn(beam.DoFn):
         if boundaries is None:
             boundaries = name_boundaries(spec, self._splits)
         ranges = ranges_from_boundaries(spec.name, boundaries)
-        Metrics.counter(NAMESPACE, f"{spec.name}.ranges").inc(len(ranges))
+        metrics.counter(spec.name, metrics.RANGES).inc(len(ranges))
         yield from ranges
 
     def _partition_query(self, spec: TableSpec) -> list[str] | None:
@@ -106,7 +105,7 @@ class _ReadRangeFn(beam.DoFn):
         self._client = fs.make_client(self._project, self._database)
         self._retry = fs.read_retry(self._timeout)
         self._counters = {
-            name: Metrics.counter(NAMESPACE, f"{name}.documents_returned") for name in self._specs
+            name: metrics.counter(name, metrics.DOCUMENTS_RETURNED) for name in self._specs
         }
 
     def process(self, rng: NameRange) -> Iterator[FirestoreDocument]:

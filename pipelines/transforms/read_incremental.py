@@ -17,15 +17,14 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 
 from pipelines import bigquery as bq
 from pipelines import firestore as fs
+from pipelines import metrics
 from pipelines.document import FirestoreDocument
 from pipelines.options import SyncConfig
 from pipelines.read_plan import FieldRange, IncrementalPlan, change_ranges, plan_incremental
 from pipelines.table_spec import DOCUMENT_PATH_COLUMN, TableSpec
-from pipelines.transforms.read_firestore import NAMESPACE
 from pipelines.windows import TableWindow
 
 READS = "reads"
@@ -81,7 +80,7 @@ class _ReadFieldRangeFn(beam.DoFn):
         spec = self._specs[rng.table]
         seen = self._changed(changed)
         query = fs.field_range_query(self._client, spec, rng.field, rng.start, rng.end)
-        returned = Metrics.counter(NAMESPACE, f"{rng.table}.documents_returned")
+        returned = metrics.counter(rng.table, metrics.DOCUMENTS_RETURNED)
         for doc in fs.stream_documents(
             query, spec.name, self._config.read_time, self._retry, changed=rng.changed
         ):
@@ -140,7 +139,7 @@ class _PlanFn(beam.DoFn):
             leaving,
             config.num_splits,
         )
-        Metrics.counter(NAMESPACE, f"{spec.name}.count_queries").inc(plan.counts)
+        metrics.counter(spec.name, metrics.COUNT_QUERIES).inc(plan.counts)
         for rng in plan.reads:
             yield beam.pvalue.TaggedOutput(READS, rng)
         yield plan

@@ -8,74 +8,18 @@ fails so the job itself shows as failed.
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import apache_beam as beam
-from google.api_core import exceptions as api_exceptions
-from google.cloud import bigquery
 
-from pipelines import audit
-from pipelines import bigquery as bq
+from pipelines.audit import audit_row, write_audit_row
 from pipelines.options import SyncConfig
 from pipelines.tally import TablePlan
-
-UTC = datetime.UTC
 
 
 class TablesNotReplaced(RuntimeError):
     """Some tables' commits failed; the others were replaced."""
-
-
-def audit_row(
-    config: SyncConfig,
-    runner: str,
-    status: str,
-    tables: Sequence[Mapping[str, Any]],
-    error: str | None = None,
-) -> dict[str, Any]:
-    return {
-        "run_id": config.run_id,
-        "runner": runner,
-        "window_start": config.start_date.isoformat(),
-        "window_end": config.end_date.isoformat(),
-        "read_time": config.read_time_text,
-        "started_at": config.started_text,
-        "finished_at": datetime.datetime.now(UTC).isoformat(),
-        "status": status,
-        "error": error,
-        "tables": list(tables),
-    }
-
-
-def write_audit_row(config: SyncConfig, row: Mapping[str, Any]) -> None:
-    """Append ``row``; a retried attempt of the same run and status is a no-op."""
-    client = bq.make_client(config.project, config.location)
-    try:
-        bq.load_rows(
-            client,
-            config.dataset,
-            audit.TABLE,
-            audit.SCHEMA,
-            [row],
-            job_id=f"f2bq_audit_{config.run_id}_{row['status']}",
-        )
-    except api_exceptions.Conflict:
-        pass  # this exact row was written by an earlier attempt
-
-
-def read_audit_row(config: SyncConfig) -> dict[str, Any] | None:
-    """The run's audit row, if the pipeline got as far as writing it."""
-    client = bq.make_client(config.project, config.location)
-    job = bq.run_query(
-        client,
-        f"SELECT * FROM {bq.table_sql(config.project, config.dataset, audit.TABLE)} "
-        "WHERE run_id = @run_id ORDER BY finished_at DESC LIMIT 1",
-        query_parameters=[bigquery.ScalarQueryParameter("run_id", "STRING", config.run_id)],
-    )
-    rows = [dict(r) for r in job.result()]
-    return rows[0] if rows else None
 
 
 def table_verdict(plan: TablePlan, commit: Mapping[str, Any]) -> dict[str, Any]:
@@ -144,7 +88,7 @@ class _RecordRunFn(beam.DoFn):
         self, _: Any, commits: list[dict[str, Any]], plans: Mapping[str, TablePlan]
     ) -> Iterator[dict[str, Any]]:
         from pipelines import dead_letters
-        from pipelines.transforms.write_bigquery import drop_staging_tables
+        from pipelines.tables import drop_staging_tables
 
         by_table = {c["table"]: c for c in commits}
         tables = []

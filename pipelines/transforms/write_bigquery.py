@@ -22,78 +22,21 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
-from google.cloud import bigquery
 
-from pipelines import audit, dead_letters, error_text
 from pipelines import bigquery as bq
+from pipelines import dead_letters, error_text, metrics
 from pipelines.options import SyncConfig
 from pipelines.table_spec import DOCUMENT_PATH_COLUMN
+from pipelines.tables import destination_schemas, drop_staging_table
 from pipelines.tally import TablePlan
-from pipelines.transforms.read_firestore import NAMESPACE
 
 _LOG = logging.getLogger(__name__)
 #: Flush a staging batch at this many bytes of JSON even if it has fewer rows.
 MAX_BATCH_BYTES = 256 * 1024 * 1024
 #: Bytes of a staging batch kept in memory before it spills to a temporary file.
 SPOOL_IN_MEMORY = 4 * 1024 * 1024
-
-
-def destination_schemas(config: SyncConfig) -> dict[str, list[dict[str, str]]]:
-    schemas = {spec.name: spec.bigquery_schema() for spec in config.tables}
-    schemas[dead_letters.TABLE] = dead_letters.SCHEMA
-    return schemas
-
-
-def prepare_tables(config: SyncConfig) -> None:
-    """Create the dataset, the tables and this run's staging tables (launcher side)."""
-    client = bq.make_client(config.project, config.location)
-    bq.ensure_dataset(client, config.dataset, config.location)
-    expires = config.started_at + bq.STAGING_EXPIRY
-    for spec in config.tables:
-        bq.ensure_spec_table(client, config.dataset, spec)
-        # Staging holds every day of the collection: clustered, not partitioned,
-        # so a long history cannot hit the 4,000-partitions-per-job limit.
-        bq.ensure_table(
-            client,
-            config.dataset,
-            bq.staging_table_name(config.run_id, spec.name),
-            spec.bigquery_schema(),
-            None,
-            (spec.partition_column,),
-            expires=expires,
-        )
-    bq.ensure_table(
-        client, config.dataset, audit.TABLE, audit.SCHEMA, audit.PARTITION_COLUMN,
-        description=audit.DESCRIPTION,
-    )  # fmt: skip
-    for name in (dead_letters.TABLE, bq.staging_table_name(config.run_id, dead_letters.TABLE)):
-        bq.ensure_table(
-            client,
-            config.dataset,
-            name,
-            dead_letters.SCHEMA,
-            dead_letters.PARTITION_COLUMN,
-            dead_letters.CLUSTERING,
-            expires=expires if name != dead_letters.TABLE else None,
-        )
-
-
-def drop_staging_tables(config: SyncConfig) -> None:
-    """Remove this run's staging tables (they would expire on their own anyway)."""
-    client = bq.make_client(config.project, config.location)
-    for destination in destination_schemas(config):
-        drop_staging_table(client, config, destination)
-
-
-def drop_staging_table(client: bigquery.Client, config: SyncConfig, destination: str) -> None:
-    client.delete_table(
-        f"{config.project}.{config.dataset}.{bq.staging_table_name(config.run_id, destination)}",
-        not_found_ok=True,
-        timeout=bq.CALL_TIMEOUT,
-    )
 
 
 class _StageRowsFn(beam.DoFn):
@@ -138,7 +81,7 @@ class _StageRowsFn(beam.DoFn):
                 self._schemas[destination],
                 batch.buffer,
             )
-        Metrics.counter(NAMESPACE, f"{destination}.rows_staged").inc(batch.rows)
+        metrics.counter(destination, metrics.ROWS_STAGED).inc(batch.rows)
         return batch.rows
 
 
@@ -188,7 +131,7 @@ class _CommitFn(beam.DoFn):
             # transaction rolled this one back, and the audit step fails the run.
             message = error_text.one_line(exc, keep=error_text.names(self._config.tables))
             _LOG.error("commit of %s failed: %s", table, message)
-            Metrics.counter(NAMESPACE, f"{table}.commit_failed").inc()
+            metrics.counter(table, metrics.COMMIT_FAILED).inc()
             result.update(replaced=False, error=message)
         finally:
             if table != dead_letters.TABLE:  # tables' commits read the dead letters' staging
@@ -226,7 +169,7 @@ class _CommitFn(beam.DoFn):
         refusal = shrink_refusal(plan, before)
         if refusal and not config.allow_shrink:
             _LOG.error("%s", refusal)
-            Metrics.counter(NAMESPACE, f"{plan.table}.refused").inc()
+            metrics.counter(plan.table, metrics.REFUSED).inc()
             return {"replaced": False, "refused": True, "error": refusal, "before": before}
         staging = bq.staging_table_name(config.run_id, plan.table)
         sql = bq.replace_days_sql(
@@ -254,10 +197,10 @@ class _CommitFn(beam.DoFn):
             late = bq.count_rows_elsewhere(
                 self._client, config.dataset, plan.table, staging, spec.partition_column, days
             )
-        Metrics.counter(NAMESPACE, f"{plan.table}.days_replaced").inc(len(days))
-        Metrics.counter(NAMESPACE, f"{plan.table}.rows_written").inc(sum(written.values()) + late)
+        metrics.counter(plan.table, metrics.DAYS_REPLACED).inc(len(days))
+        metrics.counter(plan.table, metrics.ROWS_WRITTEN).inc(sum(written.values()) + late)
         for day, n in written.items():
-            Metrics.counter(NAMESPACE, f"{plan.table}.written@{day.isoformat()}").inc(n)
+            metrics.counter(plan.table, metrics.WRITTEN_PER_DAY, day).inc(n)
         return {"replaced": True, "written": written, "late_written": late, "before": before}
 
 

@@ -1,0 +1,62 @@
+"""The run's Beam counters: every name in one place, built and parsed here only.
+
+Counters are named ``<table>.<what>`` (``tasks.documents_returned``) or, per
+day, ``<table>.<what>@<YYYY-MM-DD>``; the dry-run summary reads them back.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import MetricsFilter
+
+NAMESPACE = "firestore_to_bq"
+
+DOCUMENTS_RETURNED = "documents_returned"  # by Firestore, a duplicate counted again
+DOCUMENTS_READ = "documents_read"  # distinct documents
+RANGES = "ranges"
+COUNT_QUERIES = "count_queries"
+REJECTED = "rejected"
+ROWS = "rows"  # rows planned to be written
+ROWS_PER_DAY = "rows"  # per day: rows@YYYY-MM-DD
+DEAD_LETTERED = "dead_lettered"
+OUTSIDE_WINDOW = "outside_window"
+LATE_EDIT_DAYS = "late_edit_days"
+ROWS_STAGED = "rows_staged"
+COMMIT_FAILED = "commit_failed"
+REFUSED = "refused"
+DAYS_REPLACED = "days_replaced"
+ROWS_WRITTEN = "rows_written"
+WRITTEN_PER_DAY = "written"  # per day: written@YYYY-MM-DD
+
+
+def name(table: str, what: str, day: datetime.date | None = None) -> str:
+    return f"{table}.{what}" if day is None else f"{table}.{what}@{day.isoformat()}"
+
+
+def counter(table: str, what: str, day: datetime.date | None = None):
+    """The Beam counter ``table.what`` (``@day`` when per day)."""
+    return Metrics.counter(NAMESPACE, name(table, what, day))
+
+
+def per_day(values: dict[str, int], table: str, what: str) -> dict[str, int]:
+    """``{day: value}`` of the ``table.what@day`` counters in ``values``."""
+    prefix = f"{table}.{what}@"
+    return {k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}
+
+
+def committed(result) -> dict[str, int]:
+    """Committed counter values by name (attempted where a runner has no committed)."""
+    totals: dict[str, int] = {}
+    query = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))
+    for found in query["counters"]:
+        try:
+            value = found.committed
+        except Exception:  # some runners only report attempted values
+            value = None
+        if value is None:
+            value = found.attempted
+        key = found.key.metric.name
+        totals[key] = totals.get(key, 0) + int(value or 0)
+    return totals
