@@ -313,27 +313,21 @@ def dead_letters_sql(
     staging: str,
     columns: Sequence[str],
     key_columns: Sequence[str],
-    days_by_table: Mapping[str, Sequence[datetime.date]],
-    every_letter_of: Sequence[str] = (),
+    answered: Sequence[Any],
 ) -> str:
-    """Copy the dead letters this run is answerable for: no usable day, or a replaced day.
+    """Copy the dead letters this run answers for (``dead_letters.Answered``, per table).
 
-    A broken document on a day the run leaves alone was reported when its day
-    was last replaced; reporting it every night would drown the new ones.
-    ``every_letter_of``: tables whose every dead letter is answered for (an
-    incremental run reads only replaced days and changed documents; a full
-    rebuild replaces every day).
+    The SQL form of ``Answered.covers``: no usable day, or the table answers for
+    every letter, or the letter's day is one the run replaces.
     """
     cols, keys = column_list(columns), column_list(key_columns)
     wanted = ["`partition_day` IS NULL"]
-    for table, days in sorted(days_by_table.items()):
-        if days and table not in every_letter_of:
-            wanted.append(
-                f"(`table_name` = '{check_identifier(table, 'table')}' "
-                f"AND `partition_day` IN ({date_literals(days)}))"
-            )
-    for table in sorted(every_letter_of):
-        wanted.append(f"`table_name` = '{check_identifier(table, 'table')}'")
+    for rule in sorted(answered, key=lambda a: a.table):
+        table = f"`table_name` = '{check_identifier(rule.table, 'table')}'"
+        if rule.every:
+            wanted.append(table)
+        elif rule.days:
+            wanted.append(f"({table} AND `partition_day` IN ({date_literals(rule.days)}))")
     return (
         f"INSERT INTO {table_sql(project, dataset, target)} ({cols})\n"
         f"SELECT {cols} FROM {table_sql(project, dataset, staging)}\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pipelines.convert import ConversionError, raw_document_json
@@ -50,6 +51,25 @@ SCHEMA: list[dict[str, str]] = [
     },
 ]
 KEY_COLUMNS = ("table_name", "document_path")
+
+
+@dataclass(frozen=True)
+class Answered:
+    """Which of a table's dead letters a run reports: the one rule, used both to
+    count them (``pipelines.tally``) and to copy them (``bigquery.dead_letters_sql``).
+
+    A broken document with no usable day is always reported; one on a day the
+    run replaces, too; one on a day the run leaves alone was reported when its day
+    was last replaced, and reporting it every night would drown the new ones. An
+    incremental run answers for every document it read (``every``).
+    """
+
+    table: str
+    days: tuple[datetime.date, ...] = ()
+    every: bool = False
+
+    def covers(self, day: datetime.date | None) -> bool:
+        return day is None or self.every or day in self.days
 
 
 def dead_letter_row(

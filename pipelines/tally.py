@@ -12,6 +12,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+from pipelines.dead_letters import Answered
+
 
 @dataclass
 class Tally:
@@ -68,6 +70,11 @@ class TablePlan:
         return sum(self.rows_per_day.values())
 
     @property
+    def answered(self) -> Answered:
+        """The dead letters this run reports for the table."""
+        return Answered(self.table, self.days, every=self.incremental)
+
+    @property
     def incremental(self) -> bool:
         return self.mode == "incremental"
 
@@ -121,7 +128,7 @@ def plan_incremental_table(
         read=tally.read,
         returned=tally.returned,
         rows_per_day={d: tally.rows.get(d, 0) for d in sorted(replaced)},
-        dead_lettered=sum(tally.bad.values()),
+        dead_lettered=sum(tally.bad.values()),  # Answered(every=True): all of them
         outside_window=outside,
         mode="incremental",
         late_rows=late_rows,
@@ -135,9 +142,10 @@ def _plan(
     table: str, tally: Tally, days: set[datetime.date], late: tuple[datetime.date, ...]
 ) -> TablePlan:
     rows_per_day = {d: tally.rows.get(d, 0) for d in sorted(days)}
-    dead = sum(n for d, n in tally.bad.items() if d is None or d in days)
+    answered = Answered(table, tuple(sorted(days)))
+    dead = sum(n for d, n in tally.bad.items() if answered.covers(d))
     outside = sum(n for d, n in tally.rows.items() if d not in days) + sum(
-        n for d, n in tally.bad.items() if d is not None and d not in days
+        n for d, n in tally.bad.items() if not answered.covers(d)
     )
     return TablePlan(
         table=table,

@@ -19,6 +19,7 @@ from pipelines.bigquery import (
     staging_table_name,
     table_sql,
 )
+from pipelines.dead_letters import Answered
 
 D1, D2, D3 = datetime.date(2026, 11, 23), datetime.date(2026, 11, 24), datetime.date(1999, 1, 2)
 COLUMNS = ["user_id", "task_id", "created_at", "extra"]
@@ -71,7 +72,7 @@ def append(**overrides) -> str:
         "staging": "_staging_r1__dead_letters",
         "columns": COLUMNS,
         "key_columns": ["table_name", "document_path"],
-        "days_by_table": {"tasks": [D1], "projects": []},
+        "answered": [Answered("tasks", (D1,)), Answered("projects")],
     }
     args.update(overrides)
     return dead_letters_sql(**args)
@@ -201,10 +202,21 @@ def test_dead_letters_sql_exact_text() -> None:
     assert "DELETE" not in append()
 
 
+def test_dead_letters_sql_and_answered_covers_agree() -> None:
+    """The SQL is the one rule of ``Answered.covers``, table by table."""
+    rules = [Answered("tasks", (D1,)), Answered("projects", every=True), Answered("routines")]
+    sql = append(answered=rules)
+    assert "(`table_name` = 'tasks' AND `partition_day` IN (DATE '2026-11-23'))" in sql
+    assert "OR `table_name` = 'projects'" in sql and "'routines'" not in sql
+    assert [r.covers(D1) for r in rules] == [True, True, False]
+    assert [r.covers(D2) for r in rules] == [False, True, False]
+    assert all(r.covers(None) for r in rules)
+
+
 @pytest.mark.parametrize("value", INJECTIONS, ids=INJECTION_IDS)
 def test_dead_letters_sql_rejects_injection_through_table_names(value: str) -> None:
     with pytest.raises(UnsafeIdentifier):
-        append(days_by_table={value: [D1]})
+        append(answered=[Answered(value, (D1,))])
 
 
 @pytest.mark.parametrize("value", INJECTIONS, ids=INJECTION_IDS)

@@ -151,8 +151,7 @@ class _CommitFn(beam.DoFn):
                 bq.staging_table_name(config.run_id, dead_letters.TABLE),
                 [f["name"] for f in dead_letters.SCHEMA],
                 dead_letters.KEY_COLUMNS,
-                {name: plan.days for name, plan in plans.items() if not plan.incremental},
-                [name for name, plan in plans.items() if plan.incremental or plan.through],
+                [plan.answered for plan in plans.values()],
             ),
         )
 
