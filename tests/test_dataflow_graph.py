@@ -39,3 +39,37 @@ def test_dataflow_translates_the_same_transforms_as_local_runs():
         "WriteBigQuery/Commit",
         "RecordRun/RecordRun",
     } <= names
+
+
+def test_dataflow_translates_a_nightly_with_incremental_and_full_tables():
+    """A nightly mixes modes: incremental tables and a first-time full rebuild."""
+    import dataclasses
+    import datetime
+
+    from pipelines.windows import TableState, plan_windows
+
+    options = parse_options([a for a in ARGS if a not in ("--date", "2026-11-24")])
+    now = datetime.datetime(2026, 11, 25, 3, tzinfo=datetime.UTC)
+    config = resolve(options, now=now)
+    states = {
+        "tasks": TableState("tasks", newest_day=datetime.date(2026, 11, 23), watermark=now),
+        "user_interactions": TableState("user_interactions", newest_day=now.date()),
+    }
+    windows = plan_windows(config.tables, states, today=now.date())
+    config = dataclasses.replace(config, windows=windows)
+    options.view_as(TestOptions).dry_run = True
+    pipeline = beam.Pipeline(options=options)
+    build(pipeline, config, "DataflowRunner")
+    result = pipeline.run()
+
+    names = {t.unique_name for t in result.job.proto_pipeline.components.transforms.values()}
+    assert {
+        "ReadFirestore/ReadRange",  # tables never synced: full rebuild
+        "ReadIncremental/ChangeRanges",
+        "ReadIncremental/ReadChanges",
+        "ReadIncremental/PlanReads",
+        "ReadIncremental/ReadRanges",
+        "Documents",
+        "PlanDays/Plan",
+        "RecordRun/RecordRun",
+    } <= names
