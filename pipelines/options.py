@@ -94,8 +94,8 @@ class SyncOptions(PipelineOptions):
             "--lookback_days",
             type=int,
             default=0,
-            help="Also rebuild this many days before the window (catches late edits and "
-            "hard deletes of tables without an updated field).",
+            help="Full runs with dates: also rebuild this many days before the window "
+            "(incremental runs find hard deletes with the drift check instead).",
         )
         parser.add_argument(
             "--edits_since",
