@@ -115,8 +115,11 @@ from google.api_core import retry as api_retry
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "scripts")]
 
-import emulators  # noqa: E402
-import sample_data  # noqa: E402
+try:  # the dev tools' home; scripts/ holds their entry points
+    from devtools import emulators, sample_data  # noqa: E402
+except ImportError:
+    import emulators  # noqa: E402
+    import sample_data  # noqa: E402
 
 from pipelines import bigquery as bq  # noqa: E402
 from pipelines.convert import ConversionError, document_to_row  # noqa: E402
