@@ -98,7 +98,9 @@ def plan_incremental(
     verify: Iterable[datetime.date],
     watermark: datetime.datetime | None,
     changed_times: Iterable[datetime.datetime],
-    count_firestore: Callable[[datetime.datetime, datetime.datetime], int],
+    count_firestore: Callable[
+        [Sequence[tuple[datetime.datetime, datetime.datetime]]], Sequence[int]
+    ],
     bigquery_rows: Callable[[Sequence[datetime.date]], Mapping[datetime.date, int]],
     changed_rows_before: Callable[[Sequence[datetime.date]], Mapping[datetime.date, int]],
     parts: int = 8,
@@ -107,43 +109,49 @@ def plan_incremental(
 
     ``changed_times``: partition values of the documents the change query
     returned (timestamps only: a range query matches nothing else).
-    ``count_firestore(lo, hi)``: documents with ``lo <= partition < hi`` at the
-    snapshot. ``bigquery_rows(days)``: rows BigQuery holds on those days now;
-    ``changed_rows_before(days)``: how many of them belong to changed documents
-    (they are about to move or be rewritten).
+    ``count_firestore(ranges)``: for each ``(lo, hi)``, the documents with
+    ``lo <= partition < hi`` at the snapshot. ``bigquery_rows(days)``: rows
+    BigQuery holds on those days now; ``changed_rows_before(days)``: how many
+    of them belong to changed documents (they are about to move or be rewritten).
     """
     times = sorted(changed_times)
     window_days = sorted(set(window))
-    counts = 0
+    verify_days = sorted(set(verify) - set(window_days))
+    # Every count this plan needs, asked at once (the caller may run them in parallel).
+    splits = {
+        day: max(day_bounds(day)[0], watermark)
+        for day in window_days
+        if watermark is not None and watermark < day_bounds(day)[1]
+    }
+    ranges = [(splits[day], day_bounds(day)[1]) for day in window_days if day in splits]
+    ranges += [day_bounds(day) for day in verify_days]
+    counted = dict(zip(ranges, count_firestore(ranges), strict=True)) if ranges else {}
+
     spans: list[tuple[datetime.datetime, datetime.datetime]] = []
     covered = []
     for day in window_days:
         lo, hi = day_bounds(day)
-        split = max(lo, watermark) if watermark is not None and watermark < hi else None
+        split = splits.get(day)
         if split is None:
             spans.append((lo, hi))
-            continue
-        counts += 1
-        if count_firestore(split, hi) == _count_between(times, split, hi):
-            if split > lo:
-                spans.append((lo, split))
-            else:
-                covered.append(day)
-        else:
+        elif counted[(split, hi)] != _count_between(times, split, hi):
             spans.append((lo, hi))
+        elif split > lo:
+            spans.append((lo, split))
+        else:
+            covered.append(day)
 
-    verify_days = sorted(set(verify) - set(window_days))
     drift = []
     if verify_days:
         held = bigquery_rows(verify_days)
         leaving = changed_rows_before(verify_days)
         for day in verify_days:
             lo, hi = day_bounds(day)
-            counts += 1
             expected = held.get(day, 0) - leaving.get(day, 0) + _count_between(times, lo, hi)
-            if count_firestore(lo, hi) != expected:
+            if counted[(lo, hi)] != expected:
                 drift.append(day)
                 spans.append((lo, hi))
+    counts = len(ranges)
 
     per_span = max(1, math.ceil(parts / len(spans))) if spans else 1
     reads = [

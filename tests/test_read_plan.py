@@ -22,9 +22,9 @@ def _at(hour: float) -> datetime.datetime:
 def _plan(firestore: list[datetime.datetime], changed: list[datetime.datetime], **kw):
     counted = []
 
-    def count(lo, hi):
-        counted.append((lo, hi))
-        return sum(lo <= t < hi for t in firestore)
+    def count(ranges):
+        counted.extend(ranges)
+        return [sum(lo <= t < hi for t in firestore) for lo, hi in ranges]
 
     args = {
         "window": [DAY],
