@@ -3,7 +3,14 @@
 Dataflow workers install this package, so ``pipelines`` and the table schemas in
 ``schemas/`` (package data) reach every worker. Runtime pins match the versions
 the tests run against.
+
+``devtools`` (the code behind ``scripts/``: emulators, sample data, deploy steps) is
+declared only for an editable install (``pip install -e``), so it is importable in a
+development checkout but is in neither the sdist Beam builds for the workers nor a
+wheel; tests/test_packaging.py checks both.
 """
+
+import sys
 
 from setuptools import setup
 
@@ -13,6 +20,10 @@ RUNTIME = [
     "google-cloud-bigquery==3.47.0",
     "google-api-core==2.44.0",
 ]
+SHIPPED = ["pipelines", "pipelines.transforms", "schemas"]
+#: setuptools builds an editable install with the ``editable_wheel`` command (``develop``
+#: in the legacy path); only then is ``devtools`` part of the package.
+EDITABLE = bool({"editable_wheel", "develop"} & set(sys.argv[1:]))
 DEV = [
     "pytest==9.2.0",
     "ruff==0.17.6",
@@ -33,7 +44,7 @@ setup(
     version="0.1.0",
     description="Nightly Beam sync of Firestore collections into partitioned BigQuery tables",
     python_requires=">=3.11",
-    packages=["pipelines", "pipelines.transforms", "schemas"],
+    packages=SHIPPED + (["devtools"] if EDITABLE else []),
     package_data={"schemas": ["*.json"], "pipelines": ["sql/*.sql", "sql/views/*.sql"]},
     include_package_data=True,
     install_requires=RUNTIME,

@@ -3,7 +3,7 @@
 
     make demo        # or: .venv/bin/python scripts/demo.py [--users 4] [--days 5] [--keep]
 
-Starts the Firestore and BigQuery emulators (``scripts/emulators.py``), seeds a
+Starts the Firestore and BigQuery emulators (``devtools/emulators.py``), seeds a
 few users' chats, tasks, memories, projects and routines over several days,
 runs the pipeline as a backfill of those days on the DirectRunner, then prints
 each table's day partitions and a few rows, and ends with one sample user's
@@ -19,11 +19,7 @@ import os
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "scripts")]
-
-import emulators  # noqa: E402
-import sample_data  # noqa: E402
+from devtools import REPO_ROOT, emulators, sample_data
 
 DATASET = "app_analytics"
 

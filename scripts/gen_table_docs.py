@@ -7,7 +7,7 @@ Two blocks of README.md are written by this script, each between marker comments
   (the columns the sync adds) and the schemas in ``pipelines/dead_letters.py`` and
   ``pipelines/audit.py``, with partitioning, clustering and change field;
 * ``<!-- code-map:begin -->`` … ``<!-- code-map:end -->``: one line per module of
-  ``pipelines/``, ``pipelines/transforms/`` and ``scripts/``, the first paragraph of
+  ``pipelines/``, ``pipelines/transforms/``, ``scripts/`` and ``devtools/``, the first paragraph of
   its docstring (the first comment line for a shell script), and the files of
   ``schemas/``.
 
@@ -38,7 +38,12 @@ CODE_MAP_DIRS: tuple[tuple[str, str], ...] = (
     ("pipelines", ""),
     ("pipelines/transforms", ""),
     ("schemas", "The table declarations, one JSON file per table (see [Tables](#tables))."),
-    ("scripts", "Programs run by hand, by CI or by the deploy steps (not shipped to workers)."),
+    (
+        "scripts",
+        "Programs run by hand, by CI or by the deploy steps (not shipped to workers); "
+        "those whose code is imported elsewhere are thin entry points into `devtools/`.",
+    ),
+    ("devtools", ""),
 )
 
 

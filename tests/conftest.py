@@ -2,38 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING
 
 import pytest
 
+from devtools import emulators as emulators_module
+from devtools.emulators import Emulators
+
 if TYPE_CHECKING:
     from google.cloud import bigquery, firestore
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def _load_emulators_module() -> ModuleType:
-    """Load scripts/emulators.py by path: scripts/ is not a package and is not installed."""
-    name = "firestore_to_bigquery_emulators"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "scripts" / "emulators.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses resolves the module while executing it
-    spec.loader.exec_module(module)
-    return module
-
-
-emulators_module = _load_emulators_module()
-Emulators = emulators_module.Emulators
-
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(

@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 from google.cloud import bigquery, firestore
 
+from devtools import REPO_ROOT
+from devtools import setup_bigquery as setup
 from pipelines import analytics
-from tests.script_loader import REPO_ROOT, load_script
 from tests.sync_helpers import PROJECT, interaction, memory, seed, sync, task, unique_dataset
 
 pytestmark = pytest.mark.integration
@@ -122,7 +123,6 @@ def synced(emulators) -> tuple[str, analytics.Analytics]:
         docs.update({f"users/{user}/{collection}/{k}": v for k, v in items.items()})
     seed(db, docs)
     dataset = unique_dataset("analytics")
-    setup = load_script("setup_bigquery")
     assert setup.main(["--project", PROJECT, "--dataset", dataset]) == 0
     summary = sync(dataset, "--start_date", "2026-11-01", "--end_date", "2026-11-12")
     assert summary.reconciles

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.script_loader import load_script
+from devtools import backfill
 
-backfill = load_script("backfill")
 D = datetime.date
 
 #: Logs each run's arguments; fails (exit 3) on the chunk starting at $FAIL_ON.

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.script_loader import REPO_ROOT, SCRIPTS, load_script
+from devtools import REPO_ROOT
+from devtools import build_template as build
 
+SCRIPTS = REPO_ROOT / "scripts"
 SA_SCRIPT = SCRIPTS / "create_service_accounts.sh"
 PIPELINE_SA = "serviceAccount:firestore-to-bq@my-proj.iam.gserviceaccount.com"
 SCHEDULER_SA = "serviceAccount:firestore-to-bq-scheduler@my-proj.iam.gserviceaccount.com"
@@ -27,7 +29,6 @@ FLAGS = [
     "--bucket",
     "my-proj-dataflow",
 ]
-build = load_script("build_template")
 
 #: Records its arguments; a lookup (describe/show) fails if it names anything in $FAKE_MISSING.
 FAKE_TOOL = """

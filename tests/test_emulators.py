@@ -1,17 +1,21 @@
-"""Smoke tests for the emulator tooling: both emulators answer the real client libraries."""
+"""Smoke tests for the emulator tooling: both emulators answer the real client libraries;
+``down`` forgets both emulators' data, ``down --keep_data`` keeps both."""
 
 from __future__ import annotations
 
 import io
 import json
 import uuid
-from typing import TYPE_CHECKING
+from pathlib import Path
 
+import google.auth.credentials
 import pytest
+from google.api_core import exceptions
+from google.api_core.client_options import ClientOptions
 from google.cloud import bigquery, firestore
 
-if TYPE_CHECKING:
-    from conftest import Emulators
+from devtools import emulators as emulators_cli
+from devtools.emulators import Emulators
 
 pytestmark = pytest.mark.integration
 
@@ -99,3 +103,59 @@ def test_bigquery_restart_keeps_port_and_data(
     # Data lives in the persistent data dir, so the dataset survives the restart.
     dataset = bq_client.get_dataset(dataset_id, timeout=BQ_TIMEOUT)
     assert dataset.dataset_id == dataset_id.split(".")[1]
+
+
+def _clients(emu: Emulators, monkeypatch: pytest.MonkeyPatch):
+    for key, value in emu.env().items():
+        monkeypatch.setenv(key, value)
+    bq = bigquery.Client(
+        project=emu.project,
+        credentials=google.auth.credentials.AnonymousCredentials(),
+        client_options=ClientOptions(api_endpoint=emu.bigquery_endpoint),
+    )
+    return firestore.Client(project=emu.project), bq
+
+
+def _has_data(emu: Emulators, monkeypatch: pytest.MonkeyPatch) -> tuple[bool, bool]:
+    """(the Firestore document is there, the BigQuery dataset is there)."""
+    db, bq = _clients(emu, monkeypatch)
+    try:
+        bq.get_dataset(f"{emu.project}.kept", timeout=BQ_TIMEOUT)
+        dataset = True
+    except exceptions.NotFound:
+        dataset = False
+    return db.document("users/u/tasks/t").get().exists, dataset
+
+
+def test_down_forgets_both_emulators_data_unless_told_to_keep_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = tmp_path / "state"
+
+    def up() -> Emulators:
+        assert emulators_cli.main(["up", "--state-dir", str(state)]) == 0
+        emu = emulators_cli.emulators_from_state(state)
+        assert emu is not None
+        return emu
+
+    def down(*flags: str) -> None:
+        assert emulators_cli.main(["down", "--state-dir", str(state), *flags]) == 0
+
+    emu = up()
+    try:
+        db, bq = _clients(emu, monkeypatch)
+        db.document("users/u/tasks/t").set({"description": "kept?"})
+        bq.create_dataset(f"{emu.project}.kept", timeout=BQ_TIMEOUT)
+        assert _has_data(emu, monkeypatch) == (True, True)
+
+        down("--keep_data")
+        assert not (emu.firestore_alive() or emu.bigquery_alive())
+        emu = up()
+        assert _has_data(emu, monkeypatch) == (True, True)
+
+        down()
+        assert not (state / "firestore").exists() and not (state / "bigquery").exists()
+        emu = up()
+        assert _has_data(emu, monkeypatch) == (False, False)
+    finally:
+        emu.stop()

@@ -11,18 +11,14 @@ import datetime
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from devtools import REPO_ROOT, sample_data
 from pipelines import firestore_to_bq
 from pipelines.table_spec import load_specs
 from tests.fault_proxy import FaultProxy
 from tests.sync_helpers import PROJECT, seed, sync, table_rows, unique_dataset
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT / "scripts"))
-import sample_data  # noqa: E402
 
 pytestmark = pytest.mark.integration
 START, END = "2026-11-01", "2026-11-05"

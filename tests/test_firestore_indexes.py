@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from devtools import REPO_ROOT
+from devtools import create_firestore_indexes as create
 from pipelines.firestore_indexes import DEFAULT_INDEXES, GROUP_INDEX, index_config, render
 from pipelines.table_spec import load_specs
-from tests.script_loader import REPO_ROOT, load_script
 
-create = load_script("create_firestore_indexes")
 INDEX_FILE = REPO_ROOT / "deploy" / "firestore.indexes.json"
 SCHEMAS = REPO_ROOT / "schemas"
 ARGS = ["--project", "my-proj"]

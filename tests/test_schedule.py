@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.script_loader import REPO_ROOT, load_script
+from devtools import REPO_ROOT
+from devtools import schedule_nightly as schedule
 
-schedule = load_script("schedule_nightly")
 BASE = [
     "--project",
     "my-proj",

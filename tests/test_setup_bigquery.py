@@ -11,17 +11,17 @@ from typing import TYPE_CHECKING
 import pytest
 from google.cloud import bigquery
 
+from devtools import REPO_ROOT
+from devtools import setup_bigquery as setup
 from pipelines import analytics, audit, dead_letters
 from pipelines import bigquery as bq
 from pipelines.table_spec import load_specs
-from tests.script_loader import REPO_ROOT, load_script
 
 if TYPE_CHECKING:
-    from conftest import Emulators
+    from devtools.emulators import Emulators
 
 pytestmark = pytest.mark.integration
 
-setup = load_script("setup_bigquery")
 TIMEOUT = 30
 
 

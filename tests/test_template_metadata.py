@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from devtools import REPO_ROOT
+from devtools import gen_template_metadata as gen
 from pipelines.options import SyncOptions
-from tests.script_loader import REPO_ROOT, load_script
 
 METADATA = REPO_ROOT / "deploy" / "metadata.json"
-gen = load_script("gen_template_metadata")
 
 
 def pipeline_options() -> dict[str, str]:
