@@ -233,16 +233,36 @@ def test_build_template_repository_option(capsys: pytest.CaptureFixture[str]) ->
     assert "europe-west1-docker.pkg.dev/my-proj/dataflow/firestore-to-bq:v1" in out
 
 
-def test_build_template_tags_with_the_commit_by_default(capsys: pytest.CaptureFixture[str]) -> None:
-    sha = subprocess.run(
-        ["git", "rev-parse", "--short=12", "HEAD"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+def _repo(root: Path) -> Path:
+    """A one-commit git repository whose commit id is fixed: same content, names and dates."""
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com",
+        "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z",
+    }  # fmt: skip
+    root.mkdir()
+    (root / "a.txt").write_text("a\n")
+    for args in (["init", "-q"], ["add", "a.txt"], ["commit", "-q", "--no-gpg-sign", "-m", "a"]):
+        subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True)
+    return root
+
+
+def test_build_template_tags_with_the_commit_by_default(tmp_path: Path) -> None:
+    repo = _repo(tmp_path / "repo")
+    assert build.default_tag(repo) == "0165bea0a755"
+    (repo / "a.txt").write_text("changed\n")
+    assert build.default_tag(repo) == "0165bea0a755-dirty"
+    with pytest.raises(build.UsageError, match="pass --tag"):
+        build.default_tag(tmp_path)
+
+
+def test_build_template_dry_run_without_a_tag_names_the_checkout_commit(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(build, "default_tag", lambda: "0123456789ab")
     assert build.main([*BUILD_ARGS[:-2], "--dry_run"]) == 0
-    assert f"/firestore-to-bq:{sha}" in capsys.readouterr().out
+    assert "/firestore-to-bq:0123456789ab " in capsys.readouterr().out
 
 
 def test_build_template_runs_the_commands_in_order(fake_tools: dict[str, str]) -> None:
