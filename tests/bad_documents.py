@@ -30,6 +30,9 @@ from typing import Any
 
 from google.cloud.firestore_v1 import GeoPoint
 
+from tests import documents
+from tests.documents import at
+
 UTC = datetime.UTC
 DAYS = ("2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04", "2026-11-05")
 START, END = DAYS[0], DAYS[-1]
@@ -75,10 +78,6 @@ class BadDoc:
         return self.expect[1]
 
 
-def at(day: str, hour: int = 12, minute: int = 0) -> datetime.datetime:
-    return datetime.datetime.fromisoformat(f"{day}T{hour:02d}:{minute:02d}:00+00:00")
-
-
 def nested(levels: int, leaf: Any = "leaf") -> dict[str, Any]:
     """``{"l0": {"l1": … {"l<levels-1>": leaf}}}``: ``levels`` maps deep."""
     value: Any = leaf
@@ -98,80 +97,28 @@ def materialize(value: Any, client: Any) -> Any:
     return value
 
 
-# Valid base documents; each corpus entry breaks (or stresses) one thing.
+# Valid documents (tests/documents.py), one per collection and day of the window; each
+# corpus entry breaks (or stresses) one thing.
 
 
 def interaction(day: str = DAYS[0], hour: int = 12, **fields: Any) -> dict[str, Any]:
-    data = {
-        "timestamp": at(day, hour),
-        "message_in": "hello",
-        "message_out": "hi",
-        "intent": "small_talk",
-        "language": "en",
-        "duration_ms": 100,
-        "model_used": "m",
-        "tokens_in": 1,
-        "tokens_out": 2,
-    }
-    data.update(fields)
-    return data
+    return documents.interaction(day, hour, **fields)
 
 
 def task(day: str = DAYS[1], hour: int = 12, **fields: Any) -> dict[str, Any]:
-    data = {
-        "description": "Hostile task",
-        "date": day,
-        "time": "09:30",
-        "duration_minutes": 15,
-        "completed": False,
-        "origin": "user_added",
-        "created_at": at(day, hour),
-        "updated_at": at(day, hour),
-    }
-    data.update(fields)
-    return data
+    return documents.task(day, hour, **fields)
 
 
 def memory(day: str = DAYS[2], hour: int = 12, **fields: Any) -> dict[str, Any]:
-    data = {
-        "description": "Felt something",
-        "emotional_valence": 0.5,
-        "trigger": "t",
-        "context": "c",
-        "timestamp": at(day, hour),
-    }
-    data.update(fields)
-    return data
+    return documents.memory(day, hour, **fields)
 
 
 def project(day: str = DAYS[3], hour: int = 12, **fields: Any) -> dict[str, Any]:
-    data = {
-        "name": "Hostile project",
-        "status": "active",
-        "priority": 3,
-        "due_date": "2027-01-01",
-        "progress": 0.5,
-        "task_ids": ["t1"],
-        "created_at": at(day, hour),
-        "updated_at": at(day, hour),
-    }
-    data.update(fields)
-    return data
+    return documents.project(day, hour, **fields)
 
 
 def routine(day: str = DAYS[4], hour: int = 12, **fields: Any) -> dict[str, Any]:
-    data = {
-        "name": "Hostile routine",
-        "frequency": "daily",
-        "days_of_week": [1, 2, 3],
-        "start_time": "07:30",
-        "active": True,
-        "items": [{"routine_item_id": "stretch", "duration_minutes": 10}],
-        "created_at": at(day, hour),
-        "updated_at": at(day, hour),
-    }
-    data.update(fields)
-    return data
+    return documents.routine(day, hour, **fields)
 
 
 def _without(data: dict[str, Any], *keys: str) -> dict[str, Any]:

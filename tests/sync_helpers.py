@@ -21,54 +21,6 @@ def unique_dataset(prefix: str) -> str:
     return f"{prefix}_{next(_datasets)}_{datetime.datetime.now(UTC):%H%M%S%f}"
 
 
-def at(day: str, hour: int = 12, minute: int = 0) -> datetime.datetime:
-    return datetime.datetime.fromisoformat(f"{day}T{hour:02d}:{minute:02d}:00+00:00")
-
-
-def task(day: str, hour: int = 12, **fields: Any) -> dict[str, Any]:
-    data = {
-        "description": "Water the plants",
-        "date": day,
-        "time": "09:30",
-        "duration_minutes": 15,
-        "completed": False,
-        "origin": "user_added",
-        "created_at": at(day, hour),
-        "updated_at": at(day, hour),
-    }
-    data.update(fields)
-    return data
-
-
-def interaction(day: str, hour: int = 12, **fields: Any) -> dict[str, Any]:
-    data = {
-        "timestamp": at(day, hour),
-        "message_in": "What's on today?",
-        "message_out": "Two tasks and a call.",
-        "intent": "plan_day",
-        "language": "en",
-        "duration_ms": 420,
-        "model_used": "gemini-2.5-flash",
-        "tokens_in": 12,
-        "tokens_out": 30,
-        "error_code": None,
-    }
-    data.update(fields)
-    return data
-
-
-def memory(day: str, hour: int = 12, **fields: Any) -> dict[str, Any]:
-    data = {
-        "description": "Nervous before the interview",
-        "emotional_valence": -0.4,
-        "trigger": "interview",
-        "context": "Morning",
-        "timestamp": at(day, hour),
-    }
-    data.update(fields)
-    return data
-
-
 def seed(db, docs: dict[str, dict[str, Any]]) -> None:
     batch = db.batch()
     for i, (path, data) in enumerate(docs.items(), 1):

@@ -20,7 +20,8 @@ from google.cloud import bigquery, firestore
 from devtools import REPO_ROOT
 from devtools import setup_bigquery as setup
 from pipelines import analytics
-from tests.sync_helpers import PROJECT, interaction, memory, seed, sync, task, unique_dataset
+from tests.documents import interaction, memory, task
+from tests.sync_helpers import PROJECT, seed, sync, unique_dataset
 
 pytestmark = pytest.mark.integration
 

@@ -41,7 +41,8 @@ from tests.bad_documents import (
     materialize,
     table_of,
 )
-from tests.sync_helpers import interaction, memory, seed, sync, table_rows, task, unique_dataset
+from tests.documents import interaction, memory, task
+from tests.sync_helpers import seed, sync, table_rows, unique_dataset
 
 pytestmark = pytest.mark.integration
 TRUNCATED = "…[truncated]"

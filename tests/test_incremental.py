@@ -9,7 +9,8 @@ import pytest
 
 from pipelines import firestore_to_bq
 from pipelines.options import UsageError
-from tests.sync_helpers import PROJECT, interaction, seed, table_rows, task, unique_dataset
+from tests.documents import interaction, task
+from tests.sync_helpers import PROJECT, seed, table_rows, unique_dataset
 
 pytestmark = pytest.mark.integration
 UTC = datetime.UTC

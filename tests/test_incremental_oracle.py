@@ -22,7 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipelines import firestore_to_bq
-from tests.sync_helpers import PROJECT, interaction, table_rows, task, unique_dataset
+from tests.documents import interaction, task
+from tests.sync_helpers import PROJECT, table_rows, unique_dataset
 
 pytestmark = pytest.mark.integration
 UTC = datetime.UTC

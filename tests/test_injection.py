@@ -27,17 +27,8 @@ from google.cloud import firestore as firestore_lib
 from pipelines import bigquery as bq
 from pipelines import firestore as fs
 from pipelines.firestore_to_bq import main
-from tests.sync_helpers import (
-    PROJECT,
-    at,
-    interaction,
-    memory,
-    seed,
-    sync,
-    table_rows,
-    task,
-    unique_dataset,
-)
+from tests.documents import at, interaction, memory, task
+from tests.sync_helpers import PROJECT, seed, sync, table_rows, unique_dataset
 
 REPO_SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 DAYS = ["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04", "2026-11-05"]

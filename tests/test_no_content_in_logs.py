@@ -19,16 +19,8 @@ from typing import Any
 import pytest
 
 from pipelines.firestore_to_bq import main
-from tests.sync_helpers import (
-    PROJECT,
-    at,
-    interaction,
-    memory,
-    seed,
-    table_rows,
-    task,
-    unique_dataset,
-)
+from tests.documents import at, interaction, memory, task
+from tests.sync_helpers import PROJECT, seed, table_rows, unique_dataset
 
 pytestmark = pytest.mark.integration
 DAYS = ["2026-11-01", "2026-11-02", "2026-11-03"]

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.sync_helpers import interaction, seed, sync, table_rows, unique_dataset
+from tests.documents import interaction
+from tests.sync_helpers import seed, sync, table_rows, unique_dataset
 
 pytestmark = pytest.mark.integration
 DAY = "2026-11-03"

@@ -266,7 +266,8 @@ def test_no_partition_query_is_said_once_at_debug_level_on_the_emulator(
     firestore_db, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     from pipelines.transforms import read_firestore
-    from tests.sync_helpers import sync, task
+    from tests.documents import task
+    from tests.sync_helpers import sync
 
     firestore_db.document("users/u1/tasks/t1").set(task("2026-11-20"))
     monkeypatch.setattr(read_firestore, "_partition_query_noted", False)

@@ -11,7 +11,8 @@ from google.cloud import bigquery
 from pipelines import status
 from pipelines.firestore_to_bq import main
 from pipelines.table_spec import load_specs
-from tests.sync_helpers import PROJECT, interaction, seed, sync, task, unique_dataset
+from tests.documents import interaction, task
+from tests.sync_helpers import PROJECT, seed, sync, unique_dataset
 
 UTC = datetime.UTC
 TABLES = sorted(load_specs())

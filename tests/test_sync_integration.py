@@ -12,17 +12,8 @@ from google.cloud import firestore
 from google.cloud.firestore_v1 import GeoPoint
 
 from pipelines.table_spec import load_specs
-from tests.sync_helpers import (
-    at,
-    interaction,
-    memory,
-    rows_by_day,
-    seed,
-    sync,
-    table_rows,
-    task,
-    unique_dataset,
-)
+from tests.documents import at, interaction, memory, task
+from tests.sync_helpers import rows_by_day, seed, sync, table_rows, unique_dataset
 
 pytestmark = pytest.mark.integration
 DAYS = ["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04", "2026-11-05"]
