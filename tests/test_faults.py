@@ -185,6 +185,12 @@ def test_two_runs_at_once_leave_correct_tables_emulator_serialises_them(
         p.stdout.close()
         p.stderr.close()
     assert 0 in outcomes and set(outcomes) <= {0, 1}
+    # Both runs left an audit row; their start..finish intervals overlap, so the runs
+    # really were concurrent (not one after the other because the second started late).
+    first, *runs = table_rows(bq_client, dataset, "_sync_runs", keep_run_metadata=True)
+    assert len(runs) == 2, runs
+    assert all(first["finished_at"] < run["started_at"] for run in runs)
+    assert max(r["started_at"] for r in runs) < min(r["finished_at"] for r in runs), runs
     clean = unique_dataset("clean")
     sync(clean, *WINDOW)
     assert _tables(bq_client, dataset) == _tables(bq_client, clean)
