@@ -112,19 +112,11 @@ from typing import Any
 
 from google.api_core import retry as api_retry
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "scripts")]
-
-try:  # the dev tools' home; scripts/ holds their entry points
-    from devtools import emulators, sample_data  # noqa: E402
-except ImportError:
-    import emulators  # noqa: E402
-    import sample_data  # noqa: E402
-
-from pipelines import bigquery as bq  # noqa: E402
-from pipelines.convert import ConversionError, document_to_row  # noqa: E402
-from pipelines.document import FirestoreDocument  # noqa: E402
-from pipelines.table_spec import EXTRA_COLUMN, TableSpec, load_specs  # noqa: E402
+from devtools import REPO_ROOT, emulators, sample_data
+from pipelines import bigquery as bq
+from pipelines.convert import ConversionError, document_to_row
+from pipelines.document import FirestoreDocument
+from pipelines.table_spec import EXTRA_COLUMN, TableSpec, load_specs
 
 UTC = datetime.UTC
 DAYS = 14
