@@ -1,0 +1,129 @@
+"""Paths of the write and the snapshot that a plain sync does not take.
+
+Spilling a staging batch to disk, several load jobs per table, a load retried
+after it had landed (staged twice), the Secret Manager key, and one snapshot
+pinned across two tables.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import sys
+import types
+
+import pytest
+
+from pipelines import bigquery as bq
+from pipelines.options import SyncConfig
+from pipelines.transforms import convert_documents, write_bigquery
+from pipelines.transforms.write_bigquery import _Batch
+from tests.documents import interaction, task
+from tests.sync_helpers import seed, sync, table_rows, unique_dataset
+
+DAYS = ("2026-11-01", "2026-11-02")
+WINDOW = ("--start_date", DAYS[0], "--end_date", DAYS[1])
+
+
+def test_a_batch_spills_to_a_temporary_file_past_its_memory_limit(monkeypatch) -> None:
+    monkeypatch.setattr(write_bigquery, "SPOOL_IN_MEMORY", 100)
+    batch = _Batch()
+    lines = [f'{{"n": {i}, "pad": "{"x" * 20}"}}\n'.encode() for i in range(10)]
+    for line in lines[:2]:
+        batch.write(line)
+    assert isinstance(batch.buffer, io.BytesIO)  # 2 lines: still under 100 bytes
+    for line in lines[2:]:
+        batch.write(line)
+    assert not isinstance(batch.buffer, io.BytesIO)  # spilled
+    batch.buffer.seek(0)
+    assert batch.buffer.read() == b"".join(lines)
+    assert (batch.rows, batch.size) == (10, sum(map(len, lines)))
+    batch.buffer.close()
+
+
+def test_the_secret_manager_key_is_read_from_the_named_version(monkeypatch) -> None:
+    asked = []
+
+    class FakeClient:
+        def access_secret_version(self, name: str):
+            asked.append(name)
+            return types.SimpleNamespace(payload=types.SimpleNamespace(data=b"k3y"))
+
+    fake = types.ModuleType("google.cloud.secretmanager")
+    fake.SecretManagerServiceClient = FakeClient
+    monkeypatch.setitem(sys.modules, "google.cloud.secretmanager", fake)
+    monkeypatch.setattr("google.cloud.secretmanager", fake, raising=False)
+    monkeypatch.setenv("F2BQ_HASH_KEY", "not this one")
+    version = "projects/p/secrets/f2bq-hash-key/versions/3"
+    config = SyncConfig(
+        project="p", dataset="d", start_date=datetime.date(2026, 11, 1),
+        end_date=datetime.date(2026, 11, 1), tables=(), run_id="r",
+        read_time=datetime.datetime(2026, 11, 2, tzinfo=datetime.UTC),
+        started_at=datetime.datetime(2026, 11, 2, tzinfo=datetime.UTC),
+        hash_key_secret=version,
+    )  # fmt: skip
+    assert convert_documents.hash_key(config) == b"k3y"
+    assert asked == [version]
+
+
+def _seed_days(db) -> dict:
+    docs = {}
+    for i, day in enumerate(DAYS):
+        for user in ("alice", "bob"):
+            for n in range(3):
+                docs[f"users/{user}/tasks/t{i}{n}"] = task(day, hour=8 + n)
+                docs[f"users/{user}/interactions/i{i}{n}"] = interaction(day, hour=9 + n)
+    seed(db, docs)
+    return docs
+
+
+@pytest.mark.integration
+def test_several_load_batches_per_table_and_a_batch_staged_twice(
+    emulators, firestore_db, bq_client, monkeypatch
+) -> None:
+    """``--load_batch_rows 2`` cuts each table's rows into several load jobs; the
+    first batch of tasks is loaded twice, as a retried bundle would after its
+    load had landed. The commit keeps one row per document."""
+    _seed_days(firestore_db)
+    clean = unique_dataset("batches_clean")
+    sync(clean, *WINDOW)
+
+    real_load = bq.load_file
+    loads: list[str] = []
+
+    def load_twice_the_first(client, dataset, table, schema, source, job_id=None):
+        loads.append(table)
+        real_load(client, dataset, table, schema, source, job_id=job_id)
+        if table.endswith("_tasks") and loads.count(table) == 1:
+            real_load(client, dataset, table, schema, source, job_id=job_id)
+
+    monkeypatch.setattr(bq, "load_file", load_twice_the_first)
+    batched = unique_dataset("batches")
+    summary = sync(batched, *WINDOW, "--collections", "tasks,interactions",
+                   "--load_batch_rows", "2")  # fmt: skip
+    staged_tasks = [t for t in loads if t.endswith("_tasks")]
+    assert len(staged_tasks) >= 6, loads  # 12 rows in batches of 2
+    assert summary.reconciles
+    for table in ("tasks", "user_interactions"):
+        assert table_rows(bq_client, batched, table) == table_rows(bq_client, clean, table)
+
+
+@pytest.mark.integration
+def test_one_snapshot_is_pinned_across_two_tables(emulators, firestore_db, bq_client) -> None:
+    _seed_days(firestore_db)
+    pinned = datetime.datetime.now(datetime.UTC)
+    # Written after the snapshot: invisible to a run reading at it, in both tables.
+    firestore_db.document("users/alice/tasks/t00").update({"completed": True})
+    firestore_db.document("users/alice/interactions/i00").update({"intent": "later"})
+    firestore_db.document("users/alice/tasks/new").set(task(DAYS[0]))
+    firestore_db.document("users/bob/interactions/i10").delete()
+
+    dataset = unique_dataset("pinned")
+    sync(dataset, *WINDOW, "--collections", "tasks,interactions",
+         "--read_time", pinned.isoformat())  # fmt: skip
+    tasks = {r["_document_path"]: r for r in table_rows(bq_client, dataset, "tasks")}
+    chats = {r["_document_path"]: r for r in table_rows(bq_client, dataset, "user_interactions")}
+    assert len(tasks) == 12 and "users/alice/tasks/new" not in tasks
+    assert tasks["users/alice/tasks/t00"]["completed"] is False
+    assert len(chats) == 12 and "users/bob/interactions/i10" in chats
+    assert chats["users/alice/interactions/i00"]["intent"] == "plan_day"
