@@ -335,6 +335,7 @@ def test_emulator_endpoint(
 
 
 def test_emulator_endpoint_unset(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(EMULATOR_ENV, raising=False)
-    assert EMULATOR_ENV == "BIGQUERY_EMULATOR_HOST"
+    monkeypatch.delenv("BIGQUERY_EMULATOR_HOST", raising=False)  # the variable users set
     assert emulator_endpoint() is None
+    monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", "localhost:9050")
+    assert emulator_endpoint() == "http://localhost:9050"
