@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 UTC = datetime.UTC
 ONE_DAY = datetime.timedelta(days=1)
+#: Documents one range query should return before it is worth splitting further.
+DOCS_PER_SLICE = 2_000
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,12 @@ def time_slices(
     return list(zip(cuts, cuts[1:], strict=False))
 
 
+def slices_for(documents: int, parts: int) -> int:
+    """Time slices for a range holding ``documents``: one per ``DOCS_PER_SLICE``,
+    at least one, at most ``parts`` (``--num_splits``)."""
+    return max(1, min(parts, math.ceil(documents / DOCS_PER_SLICE)))
+
+
 def change_ranges(
     table: str,
     field_name: str,
@@ -76,7 +84,7 @@ def change_ranges(
     The last range is open: a value after the snapshot (a clock ahead of
     Firestore's) is still a change.
     """
-    if watermark >= read_time:
+    if watermark >= read_time or parts <= 1:
         return [FieldRange(table, field_name, watermark, None, changed=True)]
     slices = time_slices(watermark, read_time, parts)
     ranges = [FieldRange(table, field_name, lo, hi, changed=True) for lo, hi in slices]
@@ -151,13 +159,15 @@ def plan_incremental(
             if counted[(lo, hi)] != expected:
                 drift.append(day)
                 spans.append((lo, hi))
-    counts = len(ranges)
-
-    per_span = max(1, math.ceil(parts / len(spans))) if spans else 1
+    # Size each read from what it will return: Firestore bills a read even for
+    # a query that returns nothing, so a small span is one query, not --num_splits.
+    unknown = [span for span in spans if span not in counted]
+    counted.update(zip(unknown, count_firestore(unknown), strict=True) if unknown else ())
+    counts = len(ranges) + len(unknown)
     reads = [
         FieldRange(table, partition_field, a, b)
         for lo, hi in sorted(spans)
-        for a, b in time_slices(lo, hi, per_span)
+        for a, b in time_slices(lo, hi, slices_for(counted[(lo, hi)], parts))
     ]
     return IncrementalPlan(
         table=table,

@@ -7,6 +7,7 @@ import datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pipelines import read_plan
 from pipelines.read_plan import change_ranges, day_bounds, plan_incremental, time_slices
 
 UTC = datetime.UTC
@@ -43,9 +44,9 @@ def _plan(firestore: list[datetime.datetime], changed: list[datetime.datetime], 
 def test_a_day_covered_after_the_watermark_reads_only_the_part_before() -> None:
     firestore = [_at(1), _at(5), _at(20)]
     plan, counted = _plan(firestore, changed=[_at(5), _at(20)])
-    assert counted == [(WATERMARK, HI)]
+    assert counted == [(WATERMARK, HI), (LO, WATERMARK)]  # coverage, then sizing the read
     assert [(r.start, r.end) for r in plan.reads] == [(LO, WATERMARK)]
-    assert plan.days == (DAY,) and plan.counts == 1
+    assert plan.days == (DAY,) and plan.counts == 2
 
 
 def test_a_day_not_covered_is_read_whole() -> None:
@@ -59,9 +60,22 @@ def test_a_day_wholly_after_the_watermark_and_covered_needs_no_read() -> None:
     assert plan.reads == () and plan.covered_days == (DAY,)
 
 
-def test_without_a_watermark_window_days_are_read_whole_without_counting() -> None:
+def test_without_a_watermark_window_days_are_read_whole() -> None:
     plan, counted = _plan([], changed=[], watermark=None)
-    assert counted == [] and [(r.start, r.end) for r in plan.reads] == [(LO, HI)]
+    assert counted == [(LO, HI)]  # only to size the read
+    assert [(r.start, r.end) for r in plan.reads] == [(LO, HI)]
+
+
+def test_reads_are_sliced_by_what_they_will_return(monkeypatch) -> None:
+    monkeypatch.setattr(read_plan, "DOCS_PER_SLICE", 4)
+    ten = [_at(h) for h in range(10)]
+    plan, _ = _plan(ten, changed=[], watermark=None, parts=8)
+    assert len(plan.reads) == 3  # ceil(10 / 4)
+    assert plan.reads[0].start == LO and plan.reads[-1].end == HI
+    plan, _ = _plan([], changed=[], watermark=None, parts=8)
+    assert len(plan.reads) == 1  # an empty day is one query, not eight
+    plan, _ = _plan(ten * 10, changed=[], watermark=None, parts=8)
+    assert len(plan.reads) == 8  # capped by --num_splits
 
 
 def test_drift_is_what_firestore_counts_against_bigquery_after_this_runs_moves() -> None:
