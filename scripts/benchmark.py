@@ -1185,17 +1185,23 @@ def replay_counts(
     for spec in specs:
         field_name = partition_field(spec)
         ranges = []
+        tracked = spec.change_field and watermark is not None
         for day in windows.get(spec.name, []):
             lo, hi = day_bounds(day)
-            if spec.change_field and watermark is not None and watermark < hi:
-                ranges.append((max(lo, watermark), hi))
+            if tracked and watermark < hi:
+                ranges.append((max(lo, watermark), hi))  # is the day covered by changes?
+                if lo < watermark:
+                    ranges.append((lo, watermark))  # sizing the read of the rest
+            else:
+                ranges.append((lo, hi))  # sizing the day's read
         ranges += [day_bounds(day) for day in verify if day not in windows.get(spec.name, [])]
+        changes = 1 if tracked else 0  # the change query is counted to size it
         def count(span, spec=spec, field_name=field_name):
             return fs.count(fs.field_range_query(client, spec, field_name, *span), read_time, retry)
 
         # As the plan runs them: a table at a time, COUNT_THREADS in flight.
         with concurrent.futures.ThreadPoolExecutor(COUNT_THREADS) as pool:
-            for n in pool.map(count, ranges):
+            for n in pool.map(count, ranges + [(watermark, None)] * changes):
                 counted += n
                 reads += max(1, math.ceil(n / COUNT_DOCS_PER_READ))
                 queries += 1
@@ -1217,34 +1223,44 @@ def replay_reads(
 ) -> dict[str, Any]:
     """The run's document queries again (no drift day), one after the other, timed.
 
-    As the pipeline splits them (``--num_splits`` 8): the change query from the
-    watermark, and the window day's range read, for a table with a change field
-    only the stretch before the watermark (the count showed the rest covered).
+    As the pipeline cuts them (by their counts, at most ``--num_splits`` 8
+    slices): the change query from the watermark, and the window day's range
+    read, for a table with a change field only the stretch before the watermark
+    (the count showed the rest covered).
     """
     from pipelines import firestore as fs
-    from pipelines.read_plan import change_ranges, day_bounds, time_slices
+    from pipelines.read_plan import change_ranges, day_bounds, slices_for, time_slices
 
     client = fs.make_client(project)
     retry = fs.read_retry(120.0)
-    queries = documents = 0
-    t0 = time.perf_counter()
+
+    def sized(spec: TableSpec, field_name: str, a, b) -> int:
+        """Slices as the plan cuts them, from a count (not timed)."""
+        query = fs.field_range_query(client, spec, field_name, a, b)
+        return slices_for(fs.count(query, read_time, retry), parts)
+
+    planned = []
     for spec in specs:
-        ranges = []
         lo, hi = day_bounds(day)
         field_name = partition_field(spec)
         if spec.change_field:
-            ranges += [
-                (r.field, r.start, r.end)
-                for r in change_ranges(spec.name, change_field(spec), watermark, read_time, parts)
+            slices = sized(spec, change_field(spec), watermark, None)
+            planned += [
+                (spec, r.field, r.start, r.end)
+                for r in change_ranges(spec.name, change_field(spec), watermark, read_time, slices)
             ]
             if lo < watermark < hi:
-                ranges += [(field_name, a, b) for a, b in time_slices(lo, watermark, parts)]
+                slices = sized(spec, field_name, lo, watermark)
+                planned += [(spec, field_name, a, b) for a, b in time_slices(lo, watermark, slices)]
         else:
-            ranges += [(field_name, a, b) for a, b in time_slices(lo, hi, parts)]
-        for field_name, a, b in ranges:
-            query = fs.field_range_query(client, spec, field_name, a, b)
-            documents += sum(1 for _ in fs.stream_documents(query, spec.name, read_time, retry))
-            queries += 1
+            slices = sized(spec, field_name, lo, hi)
+            planned += [(spec, field_name, a, b) for a, b in time_slices(lo, hi, slices)]
+    queries = documents = 0
+    t0 = time.perf_counter()
+    for spec, field_name, a, b in planned:
+        query = fs.field_range_query(client, spec, field_name, a, b)
+        documents += sum(1 for _ in fs.stream_documents(query, spec.name, read_time, retry))
+        queries += 1
     return {
         "queries": queries,
         "documents": documents,

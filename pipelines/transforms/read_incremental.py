@@ -13,6 +13,7 @@ Shaped like :mod:`read_firestore` (split, reshuffle, query), in two rounds:
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import datetime
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -68,7 +69,6 @@ class _ChangeRangesFn(beam.DoFn):
             self._config.read_time,
             self._retry,
         )
-        metrics.counter(spec.name, metrics.COUNT_QUERIES).inc()
         yield from change_ranges(
             spec.name,
             field,
@@ -169,6 +169,8 @@ class _PlanFn(beam.DoFn):
             leaving,
             config.num_splits,
         )
+        if window.watermark is not None and spec.change_field:
+            plan = dataclasses.replace(plan, counts=plan.counts + 1)  # the change query's count
         metrics.counter(spec.name, metrics.COUNT_QUERIES).inc(plan.counts)
         for rng in plan.reads:
             yield beam.pvalue.TaggedOutput(READS, rng)
