@@ -121,7 +121,8 @@ def sync_help() -> str:
         "--end_date YYYY-MM-DD] [options] [Beam options]\n"
         f"       {PROG} status --project P --dataset D [--max_lag_days N]",
         description="Sync Firestore collections into day-partitioned BigQuery tables.\n"
-        "With no date it syncs yesterday (UTC).",
+        "With no date it is the nightly: each table catches up to yesterday (UTC),\n"
+        "reading only what changed since its last successful run.",
         epilog="Every Apache Beam pipeline option is accepted too (--region, --temp_location,\n"
         f"--max_num_workers, --direct_num_workers, …): {PROG} {HELP_BEAM} lists them.\n"
         "Exit codes: 0 success; 1 the run failed or did not reconcile; 2 bad arguments.",

@@ -81,7 +81,9 @@ class SyncOptions(PipelineOptions):
             "read returned nothing); without it such a table is left as it was.",
         )
         parser.add_argument(
-            "--date", help="Sync this one UTC day (YYYY-MM-DD). Default: yesterday, UTC."
+            "--date",
+            help="Sync this one UTC day (YYYY-MM-DD). Without a date: the nightly, "
+            "from each table's last replaced day up to yesterday (UTC).",
         )
         parser.add_argument("--start_date", help="First day of a backfill (YYYY-MM-DD).")
         parser.add_argument("--end_date", help="Last day of a backfill, inclusive (YYYY-MM-DD).")
