@@ -21,7 +21,7 @@ def _plan(read: int, rows: dict, **extra) -> TablePlan:
 def test_an_empty_read_over_days_with_rows_is_refused() -> None:
     message = shrink_refusal(_plan(0, {D1: 0, D2: 0}), {D1: 3, D2: 0})
     assert message == (
-        "tasks: not replaced: the read returned no documents but 2026-11-22 hold 3 row(s); "
+        "the read returned no documents but 2026-11-22 hold 3 row(s); "
         "check --project, --firestore_database and --collections, or re-run with "
         "--allow_shrink to empty them"
     )

@@ -167,7 +167,7 @@ class _CommitFn(beam.DoFn):
         before = count(days, through=plan.through)
         refusal = shrink_refusal(plan, before)
         if refusal and not config.allow_shrink:
-            _LOG.error("%s", refusal)
+            _LOG.error("%s: not replaced: %s", plan.table, refusal)
             metrics.counter(plan.table, metrics.REFUSED).inc()
             return {"replaced": False, "refused": True, "error": refusal, "before": before}
         staging = bq.staging_table_name(config.run_id, plan.table)
@@ -208,7 +208,7 @@ SHRINK_MIN_ROWS = 100
 
 
 def shrink_refusal(plan: TablePlan, before: Mapping[datetime.date, int]) -> str | None:
-    """Why replacing would lose too much, or None.
+    """Why replacing would lose too much, or None (the caller names the table).
 
     An empty read over days that hold rows (a wrong project, database or
     collection reads as nothing) or a day losing more than half of its rows.
@@ -217,7 +217,7 @@ def shrink_refusal(plan: TablePlan, before: Mapping[datetime.date, int]) -> str 
     if plan.read == 0 and held:
         days = sorted(d for d, n in before.items() if n)
         return (
-            f"{plan.table}: not replaced: the read returned no documents but "
+            "the read returned no documents but "
             f"{_span(days)} hold {held} row(s); check --project, --firestore_database "
             "and --collections, or re-run with --allow_shrink to empty them"
         )
@@ -230,7 +230,7 @@ def shrink_refusal(plan: TablePlan, before: Mapping[datetime.date, int]) -> str 
     if shrunk:
         detail = ", ".join(f"{d}: {b} -> {a}" for d, (b, a) in shrunk.items())
         return (
-            f"{plan.table}: not replaced: {len(shrunk)} day(s) would lose more than half "
+            f"{len(shrunk)} day(s) would lose more than half "
             f"their rows ({detail}); re-run with --allow_shrink if that is right"
         )
     return None
