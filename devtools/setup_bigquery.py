@@ -29,7 +29,7 @@ from google.cloud import bigquery
 from pipelines import analytics
 from pipelines import bigquery as bq
 from pipelines.table_spec import TYPE_ALIASES, SchemaError, load_specs
-from pipelines.tables import TableDefinition, definitions
+from pipelines.tables import TableDefinition, definitions, ensure
 
 #: Deadline of any one call, retries included: the emulator's 500s would
 #: otherwise be retried by the client for ten minutes.
@@ -231,19 +231,8 @@ def plan_dataset(client: bigquery.Client, dataset: str, location: str) -> bool:
 
 def apply_table(client: bigquery.Client, dataset: str, plan: TableMigration) -> None:
     d = plan.desired
-    if plan.create and d.spec is not None:
-        bq.ensure_spec_table(client, dataset, d.spec)
-        return
     if plan.create:
-        bq.ensure_table(
-            client,
-            dataset,
-            d.name,
-            d.schema,
-            d.partition_column,
-            d.clustering,
-            description=d.description,
-        )
+        ensure(client, dataset, d)
         return
     assert plan.existing is not None
     table, fields = plan.existing, []

@@ -22,7 +22,7 @@ from google.api_core import exceptions as api_exceptions
 from google.api_core import retry as api_retry
 from google.cloud import bigquery
 
-from pipelines.table_spec import DOCUMENT_PATH_COLUMN, IDENTIFIER, TableSpec
+from pipelines.table_spec import DOCUMENT_PATH_COLUMN, IDENTIFIER
 
 EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
 PROJECT_ID = re.compile(r"^[a-z][a-z0-9\-]{4,28}[a-z0-9]\Z|^[a-z0-9\-.:]{1,100}\Z")
@@ -151,18 +151,6 @@ def ensure_table(
     if description:
         definition.description = description
     return client.create_table(definition, exists_ok=True, timeout=CALL_TIMEOUT)
-
-
-def ensure_spec_table(client: bigquery.Client, dataset: str, spec: TableSpec) -> bigquery.Table:
-    return ensure_table(
-        client,
-        dataset,
-        spec.name,
-        spec.bigquery_schema(),
-        spec.partition_column,
-        spec.clustering,
-        description=spec.description,
-    )
 
 
 def staging_table_name(run_id: str, table: str) -> str:

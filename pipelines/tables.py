@@ -33,19 +33,21 @@ class TableDefinition:
     spec: TableSpec | None = None  # None for the sync's own tables
 
 
+def definition(spec: TableSpec) -> TableDefinition:
+    """A synced table, from its schema file."""
+    return TableDefinition(
+        spec.name,
+        tuple(spec.bigquery_schema()),
+        spec.partition_column,
+        spec.clustering,
+        spec.description,
+        spec,
+    )
+
+
 def definitions(specs: Iterable[TableSpec]) -> list[TableDefinition]:
     """The synced tables of ``specs``, then the dead-letter and audit tables."""
-    tables = [
-        TableDefinition(
-            spec.name,
-            tuple(spec.bigquery_schema()),
-            spec.partition_column,
-            spec.clustering,
-            spec.description,
-            spec,
-        )
-        for spec in specs
-    ]
+    tables = [definition(spec) for spec in specs]
     for module in (dead_letters, audit):
         tables.append(
             TableDefinition(
@@ -67,6 +69,7 @@ def destination_schemas(config: SyncConfig) -> dict[str, list[dict[str, str]]]:
 
 
 def ensure(client: bigquery.Client, dataset: str, table: TableDefinition) -> None:
+    """Create ``table`` (day-partitioned, clustered, described) unless it exists."""
     bq.ensure_table(
         client,
         dataset,
