@@ -102,6 +102,19 @@ def count(query: BaseQuery, read_time: datetime.datetime, retry: api_retry.Retry
     return int(result[0][0].value)
 
 
+def count_range(
+    client: firestore.Client,
+    spec: TableSpec,
+    field: str,
+    start: datetime.datetime | None,
+    end: datetime.datetime | None,
+    read_time: datetime.datetime,
+    retry: api_retry.Retry,
+) -> int:
+    """Documents with ``start <= field < end`` at ``read_time`` (see :func:`count`)."""
+    return count(field_range_query(client, spec, field, start, end), read_time, retry)
+
+
 def range_query(
     client: firestore.Client, spec: TableSpec, start: str | None, end: str | None
 ) -> BaseQuery:

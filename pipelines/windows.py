@@ -57,7 +57,8 @@ class TableWindow:
     mode: str  # "incremental" or "full"
     start: datetime.date
     end: datetime.date  # inclusive; start > end is an empty window
-    #: Documents whose change field is at or after this are read (incremental).
+    #: Documents whose change field is at or after this are read (incremental);
+    #: set only for tables that declare a change field.
     watermark: datetime.datetime | None = None
     #: Full mode without dates: every day up to ``end`` that holds data is replaced.
     all_days: bool = False

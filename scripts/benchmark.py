@@ -118,6 +118,7 @@ from pipelines import bigquery as bq
 from pipelines.convert import ConversionError, document_to_row
 from pipelines.document import FirestoreDocument
 from pipelines.table_spec import EXTRA_COLUMN, TableSpec, load_specs
+from pipelines.tables import definition, ensure
 from pipelines.transforms.read_incremental import COUNT_THREADS
 
 UTC = datetime.UTC
@@ -201,7 +202,7 @@ def as_document(spec: TableSpec, snapshot: Any) -> FirestoreDocument:
 def create_tables(client: Any, dataset: str, specs: Iterable[TableSpec]) -> None:
     bq.ensure_dataset(client, dataset, None)
     for spec in specs:
-        bq.ensure_spec_table(client, dataset, spec)
+        ensure(client, dataset, definition(spec))
 
 
 def drop_dataset(client: Any, dataset: str) -> None:
@@ -1197,7 +1198,7 @@ def replay_counts(
         ranges += [day_bounds(day) for day in verify if day not in windows.get(spec.name, [])]
         changes = 1 if tracked else 0  # the change query is counted to size it
         def count(span, spec=spec, field_name=field_name):
-            return fs.count(fs.field_range_query(client, spec, field_name, *span), read_time, retry)
+            return fs.count_range(client, spec, field_name, *span, read_time, retry)
 
         # As the plan runs them: a table at a time, COUNT_THREADS in flight.
         with concurrent.futures.ThreadPoolExecutor(COUNT_THREADS) as pool:
@@ -1236,8 +1237,7 @@ def replay_reads(
 
     def sized(spec: TableSpec, field_name: str, a, b) -> int:
         """Slices as the plan cuts them, from a count (not timed)."""
-        query = fs.field_range_query(client, spec, field_name, a, b)
-        return slices_for(fs.count(query, read_time, retry), parts)
+        return slices_for(fs.count_range(client, spec, field_name, a, b, read_time, retry), parts)
 
     planned = []
     for spec in specs:

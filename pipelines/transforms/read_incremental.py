@@ -59,15 +59,13 @@ class _ChangeRangesFn(beam.DoFn):
 
     def process(self, window: TableWindow) -> Iterator[FieldRange]:
         spec = self._specs[window.table]
-        if window.watermark is None or not spec.change_field:
+        if window.watermark is None:  # set only for tables with a change field
             return
         field = spec.column(spec.change_field).source[0]
         # Counted first (one read per 1,000 documents) so that a quiet night is
         # one query, not --num_splits mostly empty ones.
-        changed = fs.count(
-            fs.field_range_query(self._client, spec, field, window.watermark, None),
-            self._config.read_time,
-            self._retry,
+        changed = fs.count_range(
+            self._client, spec, field, window.watermark, None, self._config.read_time, self._retry
         )
         yield from change_ranges(
             spec.name,
@@ -134,8 +132,9 @@ class _PlanFn(beam.DoFn):
         field = spec.partition.source[0]
 
         def count_one(span: tuple[datetime.datetime, datetime.datetime]) -> int:
-            query = fs.field_range_query(self._firestore, spec, field, *span)
-            return fs.count(query, config.read_time, self._retry)
+            lo, hi = span
+            client, retry = self._firestore, self._retry
+            return fs.count_range(client, spec, field, lo, hi, config.read_time, retry)
 
         def count(spans):
             # One round trip each, so in parallel: a nightly asks ~35 per table.
@@ -169,8 +168,8 @@ class _PlanFn(beam.DoFn):
             leaving,
             config.num_splits,
         )
-        if window.watermark is not None and spec.change_field:
-            plan = dataclasses.replace(plan, counts=plan.counts + 1)  # the change query's count
+        if window.watermark is not None:  # _ChangeRangesFn counted the change query
+            plan = dataclasses.replace(plan, counts=plan.counts + 1)
         metrics.counter(spec.name, metrics.COUNT_QUERIES).inc(plan.counts)
         for rng in plan.reads:
             yield beam.pvalue.TaggedOutput(READS, rng)
