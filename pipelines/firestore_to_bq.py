@@ -183,18 +183,19 @@ def run(argv: Sequence[str] | None = None, now: datetime.datetime | None = None)
     options = parse_options(beam_args)
     now = now or datetime.datetime.now(datetime.UTC)
     config = resolve(options, dry_run=dry_run, now=now)
-    _LOG.info(
-        "run %s: %d table(s), window %s..%s, snapshot %s",
-        config.run_id,
-        len(config.tables),
-        config.start_date,
-        config.end_date,
-        config.read_time_text,
-    )
     reachability.check(config)
     if not dry_run:
         prepare_tables(config)
     config = plan_run(config, now)
+    _LOG.info(
+        "run %s: %d table(s), window %s..%s (%s), snapshot %s",
+        config.run_id,
+        len(config.tables),
+        config.start_date,
+        config.end_date,
+        ", ".join(f"{w.table} {w.mode}" for w in config.windows),
+        config.read_time_text,
+    )
     runner = options.view_as(StandardOptions).runner or "DirectRunner"
     pipeline = beam.Pipeline(runner=local_runner(options), options=options)
     build(pipeline, config, runner)
