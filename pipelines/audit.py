@@ -161,11 +161,12 @@ def audit_row(
     tables: Sequence[Mapping[str, Any]],
     error: str | None = None,
 ) -> dict[str, Any]:
+    window_start, window_end = config.planned_window
     return {
         "run_id": config.run_id,
         "runner": runner,
-        "window_start": config.start_date.isoformat(),
-        "window_end": config.end_date.isoformat(),
+        "window_start": window_start.isoformat(),
+        "window_end": window_end.isoformat(),
         "read_time": config.read_time_text,
         "started_at": config.started_text,
         "finished_at": datetime.datetime.now(datetime.UTC).isoformat(),

@@ -154,7 +154,7 @@ def plan_run(config: SyncConfig, now: datetime.datetime) -> SyncConfig:
         except api_exceptions.NotFound:  # a dry run before the first run: no history
             states = {}
     try:
-        windows = plan_windows(
+        plan = plan_windows(
             config.tables,
             states,
             today=now.astimezone(datetime.UTC).date(),
@@ -166,12 +166,7 @@ def plan_run(config: SyncConfig, now: datetime.datetime) -> SyncConfig:
         )
     except CatchUpTooLong as exc:
         raise UsageError(str(exc)) from None
-    return dataclasses.replace(
-        config,
-        windows=windows,
-        start_date=min(w.start for w in windows),
-        end_date=max(w.end for w in windows),
-    )
+    return dataclasses.replace(config, plan=plan)
 
 
 def run(argv: Sequence[str] | None = None, now: datetime.datetime | None = None) -> RunSummary:
@@ -188,12 +183,11 @@ def run(argv: Sequence[str] | None = None, now: datetime.datetime | None = None)
         prepare_tables(config)
     config = plan_run(config, now)
     _LOG.info(
-        "run %s: %d table(s), window %s..%s (%s), snapshot %s",
+        "run %s: %d table(s), %s (%s), snapshot %s",
         config.run_id,
         len(config.tables),
-        config.start_date,
-        config.end_date,
-        ", ".join(f"{w.table} {w.mode}" for w in config.windows),
+        config.describe_window(),
+        ", ".join(f"{w.table} {w.mode}" for w in config.plan),
         config.read_time_text,
     )
     runner = options.view_as(StandardOptions).runner or "DirectRunner"

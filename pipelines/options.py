@@ -16,6 +16,7 @@ from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOpt
 from pipelines.bigquery import UnsafeIdentifier, check_identifier, check_project
 from pipelines.convert import format_timestamp
 from pipelines.table_spec import SchemaError, TableSpec, load_specs, select_specs
+from pipelines.windows import RunPlan, TableWindow, window_text
 
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}\Z"
 RUN_ID = re.compile(r"^[A-Za-z0-9_]{1,64}\Z")
@@ -203,23 +204,30 @@ class SyncConfig:
     max_catchup_days: int = 7
     verify_days: int = 35
     allow_shrink: bool = False
-    #: Per-table windows, modes and watermarks (see ``pipelines.windows``); empty
-    #: until the launcher has read ``_sync_runs``, then one per table.
-    windows: tuple = ()
+    #: Per-table windows, modes and watermarks (``pipelines.windows.RunPlan``);
+    #: None until the launcher has read ``_sync_runs``.
+    plan: RunPlan | None = None
 
     @property
     def tables_by_name(self) -> dict[str, TableSpec]:
         return {spec.name: spec for spec in self.tables}
 
-    def window(self, table: str):
+    def window(self, table: str) -> TableWindow:
         """This table's :class:`~pipelines.windows.TableWindow` (before planning: the
         dated window in full mode)."""
-        from pipelines.windows import TableWindow
-
-        for window in self.windows:
-            if window.table == table:
-                return window
+        if self.plan is not None:
+            return self.plan.window(table)
         return TableWindow(table, "full", self.start_date, self.end_date)
+
+    @property
+    def planned_window(self) -> tuple[datetime.date, datetime.date]:
+        """First and last day any table replaces (the options' dates before planning)."""
+        if self.plan is not None:
+            return self.plan.start, self.plan.end
+        return self.start_date, self.end_date
+
+    def describe_window(self) -> str:
+        return window_text(*self.planned_window)
 
     @property
     def window_days(self) -> list[datetime.date]:
@@ -231,11 +239,17 @@ class SyncConfig:
         return day_range(self.rebuild_floor, self.end_date)
 
     @property
-    def edit_window(self) -> tuple[datetime.datetime, datetime.datetime]:
-        """Documents written in ``[start, end)`` have their days rebuilt."""
+    def edit_window(self) -> tuple[datetime.datetime, datetime.datetime | None]:
+        """Documents written in ``[start, end)`` have their days rebuilt (None: no end).
+
+        By default the window's own days; with ``--edits_since``, every write from
+        then up to the snapshot, whatever day the document is on (up to yesterday).
+        """
+        if self.edits_since is not None:
+            return (self.edits_since, None)
         start = datetime.datetime.combine(self.start_date, datetime.time(), UTC)
         end = datetime.datetime.combine(self.end_date, datetime.time(), UTC)
-        return (self.edits_since or start, end + datetime.timedelta(days=1))
+        return (start, end + datetime.timedelta(days=1))
 
     @property
     def rebuild_floor(self) -> datetime.date:
@@ -280,8 +294,15 @@ def resolve(
         end = parse_date(sync.end_date, "end_date")
         if end < start:
             raise UsageError(f"--end_date {end} is before --start_date {start}")
-    else:
-        start = end = now.astimezone(UTC).date() - datetime.timedelta(days=1)
+    yesterday = now.astimezone(UTC).date() - datetime.timedelta(days=1)
+    if not (sync.date or sync.start_date):
+        start = end = yesterday
+    elif end > yesterday:
+        option = "--date" if sync.date else "--end_date"
+        raise UsageError(
+            f"{option} {end} is after yesterday ({yesterday}, UTC): a day is synced once it "
+            "is over; today's documents are written by the first run after midnight UTC"
+        )
     if (end - start).days + 1 > MAX_WINDOW_DAYS:
         raise UsageError(f"window of {(end - start).days + 1} days is too long; split it")
     explicit = bool(sync.date or sync.start_date)

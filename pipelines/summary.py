@@ -61,12 +61,12 @@ class RunSummary:
         c = self.config
         if self.submitted:
             return (
-                f"run {c.run_id}: window {c.start_date}..{c.end_date} submitted; "
+                f"run {c.run_id}: {c.describe_window()} submitted; "
                 "its outcome and counts are recorded in _sync_runs"
             )
         mode = "DRY RUN (nothing written)" if c.dry_run else f"dataset {c.project}.{c.dataset}"
         lines = [
-            f"run {c.run_id}: window {c.start_date}..{c.end_date}, snapshot {c.read_time_text}, "
+            f"run {c.run_id}: {c.describe_window()}, snapshot {c.read_time_text}, "
             f"{mode}",
             f"{'table':<22}{'read':>9}{'written':>9}{'dead':>7}{'outside':>9}  check",
         ]

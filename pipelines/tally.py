@@ -83,15 +83,20 @@ def plan_table(
     table: str,
     tally: Tally,
     required_days: Iterable[datetime.date],
+    horizon: datetime.date | None = None,
 ) -> TablePlan:
     """Replace ``required_days`` plus every day holding an edited document.
+
+    ``horizon`` (yesterday): an edited document's day after it is left to the
+    run that replaces that day once it is over, as a full rebuild would.
 
     A document is written if its day is replaced; dead-lettered if it failed and
     its day is replaced or unknown (no run would ever write it); otherwise it is
     outside this run and its day keeps what an earlier run wrote.
     """
     required = set(required_days)
-    late = {d for d in tally.edited if d is not None} - required
+    late = {d for d in tally.edited if d is not None and (horizon is None or d <= horizon)}
+    late -= required
     return _plan(table, tally, required | late, tuple(sorted(late)))
 
 

@@ -8,8 +8,14 @@ so the nightly's catch-up rules are unit-tested without a server:
   after the newest day it ever had replaced up to yesterday, capped by
   ``--max_catchup_days``; its change watermark is the snapshot of its last run
   that saw every change; the ``--verify_days`` before yesterday are drift-checked;
-* a table with no successful run yet, or whose partition cannot be range-queried,
-  gets a full run that replaces every day up to yesterday.
+* a table with no successful run yet, whose partition cannot be range-queried,
+  or which has a change field but no change watermark yet (only dated runs have
+  replaced it, and they do not see every edit), gets a full run that replaces
+  every day up to yesterday: the first run without dates after any history sees
+  every edit.
+
+:class:`RunPlan` is the result: one typed value the launcher hands to the
+transforms, separate from the options it was derived from.
 """
 
 from __future__ import annotations
@@ -78,8 +84,50 @@ class TableWindow:
 
     @property
     def advances_watermark(self) -> bool:
-        """Whether this run sees every change up to its snapshot."""
-        return self.incremental or self.all_days
+        """Whether this run sees every change up to its snapshot: a whole-history
+        read, or a change query from an earlier watermark."""
+        return self.all_days or (self.incremental and self.watermark is not None)
+
+    @property
+    def empty(self) -> bool:
+        """No day to replace (a caught-up nightly still reads changes and verifies)."""
+        return self.start > self.end
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What one run does to each table, decided before anything is read."""
+
+    windows: tuple[TableWindow, ...]
+    #: The run's yesterday (UTC): no window, upsert or edit goes past it.
+    yesterday: datetime.date
+
+    def __iter__(self):
+        return iter(self.windows)
+
+    def window(self, table: str) -> TableWindow:
+        for window in self.windows:
+            if window.table == table:
+                return window
+        raise KeyError(f"no window planned for {table}")
+
+    @property
+    def start(self) -> datetime.date:
+        return min(w.start for w in self.windows)
+
+    @property
+    def end(self) -> datetime.date:
+        return max(w.end for w in self.windows)
+
+    def describe(self) -> str:
+        """The window for people: a backwards range reads as nothing to replace."""
+        return window_text(self.start, self.end)
+
+
+def window_text(start: datetime.date, end: datetime.date) -> str:
+    if start > end:
+        return f"window: nothing to replace (up to date through {end})"
+    return f"window {start}..{end}"
 
 
 def plan_windows(
@@ -92,8 +140,11 @@ def plan_windows(
     max_catchup_days: int = 7,
     verify_days: int = 35,
     backfill_hint: str = "",
-) -> tuple[TableWindow, ...]:
-    """One :class:`TableWindow` per spec; raises :class:`CatchUpTooLong`."""
+) -> RunPlan:
+    """One :class:`TableWindow` per spec; raises :class:`CatchUpTooLong`.
+
+    ``dates`` after yesterday are the caller's to refuse (see ``options.resolve``):
+    today is a partial day."""
     yesterday = today - ONE_DAY
     windows = []
     behind = []
@@ -113,6 +164,7 @@ def plan_windows(
             (mode or "incremental") == "full"
             or state.newest_day is None
             or not spec.supports_incremental
+            or (spec.change_field and state.watermark is None)
         ):
             windows.append(
                 TableWindow(
@@ -149,4 +201,4 @@ def plan_windows(
             f"firestore-to-bq {backfill_hint}--start_date {first} --end_date {yesterday} "
             f"--collections {','.join(t for t, _, _ in behind)} (or raise --max_catchup_days)"
         )
-    return tuple(windows)
+    return RunPlan(tuple(windows), yesterday)

@@ -56,7 +56,7 @@ def test_dataflow_translates_a_nightly_with_incremental_and_full_tables():
         "user_interactions": TableState("user_interactions", newest_day=now.date()),
     }
     windows = plan_windows(config.tables, states, today=now.date())
-    config = dataclasses.replace(config, windows=windows)
+    config = dataclasses.replace(config, plan=windows)
     options.view_as(TestOptions).dry_run = True
     pipeline = beam.Pipeline(options=options)
     build(pipeline, config, "DataflowRunner")

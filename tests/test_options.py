@@ -144,6 +144,31 @@ def test_only_one_of_start_and_end(args: list[str]) -> None:
     assert usage_error(*args) == "--start_date and --end_date go together"
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--date", "2026-11-25"],  # today: a partial day
+        ["--date", "2027-01-15"],
+        ["--start_date", "2026-11-20", "--end_date", "2026-11-25"],
+    ],
+)
+def test_a_day_after_yesterday_is_refused(args: list[str]) -> None:
+    message = usage_error(*args)
+    assert "after yesterday (2026-11-24, UTC)" in message
+
+
+def test_main_refuses_a_future_date_with_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*BASE, "--date", "2999-01-01"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --date 2999-01-01 is after yesterday")
+
+
+def test_edits_since_has_no_end() -> None:
+    """--edits_since: every write since then, even after the window's last day."""
+    cfg = config("--date", "2026-11-20", "--edits_since", "2026-11-10T00:00:00Z")
+    assert cfg.edit_window == (datetime.datetime(2026, 11, 10, tzinfo=UTC), None)
+
+
 def test_window_too_long() -> None:
     message = usage_error("--start_date", "2000-01-01", "--end_date", "2026-01-01")
     assert "is too long; split it" in message

@@ -88,3 +88,31 @@ def test_mode_full_without_dates_rebuilds_every_table() -> None:
     states = {"tasks": _state("tasks", _days(2))}
     (window,) = plan_windows([TASKS], states, today=TODAY, mode="full")
     assert window.all_days and window.advances_watermark
+
+
+def test_a_table_replaced_only_by_dated_runs_gets_a_full_rebuild() -> None:
+    """A backfill records no watermark: the next nightly must still see every edit."""
+    states = {"tasks": TableState("tasks", newest_day=_days(1), watermark=None)}
+    (window,) = plan_windows([TASKS], states, today=TODAY)
+    assert window.mode == "full" and window.all_days and window.advances_watermark
+
+
+def test_a_table_without_change_field_needs_no_watermark() -> None:
+    states = {"user_interactions": TableState("user_interactions", newest_day=_days(2))}
+    (window,) = plan_windows([INTERACTIONS], states, today=TODAY)
+    assert window.incremental and not window.advances_watermark
+
+
+def test_a_dated_incremental_run_without_watermark_does_not_advance_it() -> None:
+    states = {"tasks": TableState("tasks", newest_day=_days(3))}
+    (window,) = plan_windows(
+        [TASKS], states, today=TODAY, mode="incremental", dates=(_days(2), _days(2))
+    )
+    assert window.incremental and window.watermark is None
+    assert not window.advances_watermark
+
+
+def test_an_up_to_date_nightly_says_there_is_nothing_to_replace() -> None:
+    plan = plan_windows([TASKS], {"tasks": _state("tasks", YESTERDAY)}, today=TODAY)
+    assert plan.window("tasks").empty
+    assert plan.describe() == f"window: nothing to replace (up to date through {YESTERDAY})"

@@ -107,7 +107,8 @@ class _ConvertFn(beam.DoFn):
         # Written (created or edited) during the window: its day must be rebuilt,
         # however old. Firestore's own update time, so no app field is trusted.
         if day is not None and doc.update_time is not None:
-            if self._edit_window[0] <= doc.update_time < self._edit_window[1]:
+            since, until = self._edit_window
+            if since <= doc.update_time and (until is None or doc.update_time < until):
                 tally.edited.add(day)
 
 

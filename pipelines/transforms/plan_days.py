@@ -52,7 +52,8 @@ class _PlanFn(beam.DoFn):
         elif window.all_days:
             plan = plan_full_rebuild(table, tally, window.end)
         else:
-            plan = plan_table(table, tally, self._config.required_days)
+            horizon = self._config.plan.yesterday if self._config.plan else None
+            plan = plan_table(table, tally, self._config.required_days, horizon)
         metrics.counter(table, metrics.DOCUMENTS_READ).inc(plan.read)
         metrics.counter(table, metrics.ROWS).inc(plan.rows + plan.late_rows)
         metrics.counter(table, metrics.DEAD_LETTERED).inc(plan.dead_lettered)
