@@ -15,6 +15,7 @@ from google.api_core import exceptions as api_exceptions
 from google.cloud import bigquery
 
 from pipelines import bigquery as bq
+from pipelines import commit_log
 from pipelines.windows import TableState
 
 if TYPE_CHECKING:
@@ -66,7 +67,8 @@ SCHEMA: list[dict[str, str]] = [
         "name": "status",
         "type": "STRING",
         "mode": "NULLABLE",
-        "description": "succeeded, failed or not_reconciled.",
+        "description": "running (written when the run starts), then succeeded, failed, "
+        "not_reconciled or interrupted.",
     },
     {
         "name": "error",
@@ -78,9 +80,12 @@ SCHEMA: list[dict[str, str]] = [
         "name": "tables",
         "type": "JSON",
         "mode": "NULLABLE",
-        "description": "Per table: table, mode, status, replaced, replaced_days, "
-        "advances_watermark, documents_read, documents_returned, rows_written, "
-        "dead_lettered, outside_window, late_edits, drift_days, shrink, rows_per_day, error.",
+        "description": "Per table: table, mode, status (succeeded, refused, failed, "
+        "not_reconciled, or committed: replaced by a run interrupted before its counts were "
+        "checked), replaced, replaced_days, advances_watermark, documents_read, "
+        "documents_returned, count_queries, rows_written, late_edits, dead_lettered, "
+        "outside_window, days_replaced, late_edit_days, drift_days, rows_per_day, "
+        "rows_before, error.",
     },
 ]
 
@@ -89,6 +94,12 @@ SCHEMA: list[dict[str, str]] = [
 #: synced before that is treated as never synced, i.e. gets a full run.
 HISTORY = datetime.timedelta(days=400)
 SUCCEEDED = "succeeded"
+RUNNING = "running"
+INTERRUPTED = "interrupted"
+#: A table entry of an interrupted run whose commit landed (``_sync_commits``).
+COMMITTED = "committed"
+#: Table entry statuses that mean "this run replaced the table as planned".
+REPLACED_OK = (SUCCEEDED, COMMITTED)
 
 
 def entries(tables: Any) -> list[dict[str, Any]]:
@@ -111,47 +122,118 @@ def table_states(
     tables: Iterable[str],
     now: datetime.datetime | None = None,
 ) -> dict[str, TableState]:
-    """Each table's newest replaced day, last success, watermark and last failure."""
+    """Each table's newest replaced day, last success, watermark and last failure.
+
+    Read from ``_sync_runs`` (each run's verdict) and ``_sync_commits`` (written
+    atomically with each replacement): a table a run replaced counts as replaced
+    even when the run died before its verdict; a run that started and never
+    finished (killed, or its server lost) reads as a failure of every table it
+    did not commit.
+    """
     now = now or datetime.datetime.now(datetime.UTC)
     wanted = list(tables)
+    since = [bigquery.ScalarQueryParameter("since", "TIMESTAMP", now - HISTORY)]
     job = bq.run_query(
         client,
         "SELECT run_id, read_time, started_at, status, error, tables "
         f"FROM {bq.table_sql(client.project, dataset, TABLE)} "
         f"WHERE {PARTITION_COLUMN} >= @since ORDER BY {PARTITION_COLUMN}",
-        query_parameters=[bigquery.ScalarQueryParameter("since", "TIMESTAMP", now - HISTORY)],
+        query_parameters=since,
     )
-    facts: dict[str, dict[str, Any]] = {t: {} for t in wanted}
+    runs: dict[str, dict[str, Any]] = {}
     for row in job.result():
-        by_table = {e.get("table"): e for e in entries(row["tables"])}
+        run = runs.setdefault(row["run_id"], dict(row))
+        if row["status"] != RUNNING:  # the verdict supersedes the start row
+            run.update(dict(row))
+    commits = committed(client, dataset, now=now)
+    facts: dict[str, dict[str, Any]] = {t: {} for t in wanted}
+    for run in sorted(runs.values(), key=lambda r: r["started_at"]):
+        by_table = {e.get("table"): e for e in entries(run["tables"])}
+        landed = commits.get(run["run_id"], {})
         for table in wanted:
-            entry = by_table.get(table)
-            if entry is None:
-                if row["status"] != SUCCEEDED and not by_table:  # failed before any commit
-                    facts[table].update(
-                        last_failure_run_id=row["run_id"],
-                        last_failure_at=row["started_at"],
-                        last_failure_error=row["error"],
-                    )
-                continue
-            status = entry.get("status") or (
-                SUCCEEDED if row["status"] == SUCCEEDED and entry.get("replaced") else "failed"
-            )
-            fact = facts[table]
-            if status != SUCCEEDED:
-                fact.update(
-                    last_failure_run_id=row["run_id"],
-                    last_failure_at=row["started_at"],
-                    last_failure_error=entry.get("error") or row["error"],
-                )
-                continue
-            fact.update(last_success_run_id=row["run_id"], last_success_read_time=row["read_time"])
-            if entry.get("advances_watermark"):
-                fact["watermark"] = row["read_time"]
-            days = _days(entry)
-            if days and (fact.get("newest_day") is None or max(days) > fact["newest_day"]):
-                fact["newest_day"] = max(days)
+            _record(facts[table], run, by_table.get(table), landed.get(table))
     return {table: TableState(table, **fact) for table, fact in facts.items()}
+
+
+def _record(
+    fact: dict[str, Any],
+    run: Mapping[str, Any],
+    entry: Mapping[str, Any] | None,
+    commit: Mapping[str, Any] | None,
+) -> None:
+    """Fold one run's outcome for one table into that table's facts."""
+    if entry is not None:
+        status = entry.get("status") or (
+            SUCCEEDED if run["status"] == SUCCEEDED and entry.get("replaced") else "failed"
+        )
+    elif commit is not None:
+        status = COMMITTED  # the run died before its verdict; the commit stands
+    elif run["status"] in (SUCCEEDED,) or (run["status"] != RUNNING and entries(run["tables"])):
+        return  # the run did not touch this table
+    else:  # failed before any commit, or never finished
+        status = run["status"]
+    if status not in REPLACED_OK:
+        error = (entry or {}).get("error") or run["error"]
+        if status == RUNNING:
+            error = "unfinished: started but never recorded an outcome (interrupted or lost)"
+        fact.update(
+            last_failure_run_id=run["run_id"],
+            last_failure_at=run["started_at"],
+            last_failure_error=error,
+        )
+        return
+    fact.update(last_success_run_id=run["run_id"], last_success_read_time=run["read_time"])
+    if (entry or {}).get("advances_watermark") or (entry is None and commit["advances_watermark"]):
+        fact["watermark"] = run["read_time"]
+    days = _days(entry) if entry is not None else []
+    if commit is not None and commit["newest_day"] is not None:
+        days.append(commit["newest_day"])
+    if days and (fact.get("newest_day") is None or max(days) > fact["newest_day"]):
+        fact["newest_day"] = max(days)
+
+
+def finished_runs(
+    client: bigquery.Client, dataset: str, since: datetime.datetime
+) -> set[str]:
+    """Runs started since ``since`` that recorded a verdict (any status but running)."""
+    try:
+        job = bq.run_query(
+            client,
+            f"SELECT DISTINCT run_id FROM {bq.table_sql(client.project, dataset, TABLE)} "
+            f"WHERE {PARTITION_COLUMN} >= @since AND status != '{RUNNING}'",
+            query_parameters=[bigquery.ScalarQueryParameter("since", "TIMESTAMP", since)],
+        )
+    except api_exceptions.NotFound:
+        return set()
+    return {row["run_id"] for row in job.result()}
+
+
+def committed(
+    client: bigquery.Client,
+    dataset: str,
+    run_id: str | None = None,
+    now: datetime.datetime | None = None,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """``_sync_commits`` rows by run and table (of one run, or of the last ``HISTORY``)."""
+    now = now or datetime.datetime.now(datetime.UTC)
+    where = f"{commit_log.PARTITION_COLUMN} >= @since"
+    params = [bigquery.ScalarQueryParameter("since", "TIMESTAMP", now - HISTORY)]
+    if run_id is not None:
+        where += " AND run_id = @run_id"
+        params.append(bigquery.ScalarQueryParameter("run_id", "STRING", run_id))
+    try:
+        job = bq.run_query(
+            client,
+            f"SELECT * FROM {bq.table_sql(client.project, dataset, commit_log.TABLE)} "
+            f"WHERE {where}",
+            query_parameters=params,
+        )
+    except api_exceptions.NotFound:  # a dataset written before commits were logged
+        return {}
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in job.result():
+        out.setdefault(row["run_id"], {})[row["table_name"]] = dict(row)
+    return out
 
 
 def audit_row(
@@ -161,6 +243,7 @@ def audit_row(
     tables: Sequence[Mapping[str, Any]],
     error: str | None = None,
 ) -> dict[str, Any]:
+    """The run's ``_sync_runs`` row; a ``running`` row (written at the start) has no end."""
     window_start, window_end = config.planned_window
     return {
         "run_id": config.run_id,
@@ -169,7 +252,9 @@ def audit_row(
         "window_end": window_end.isoformat(),
         "read_time": config.read_time_text,
         "started_at": config.started_text,
-        "finished_at": datetime.datetime.now(datetime.UTC).isoformat(),
+        "finished_at": (
+            None if status == RUNNING else datetime.datetime.now(datetime.UTC).isoformat()
+        ),
         "status": status,
         "error": error,
         "tables": list(tables),
@@ -193,13 +278,17 @@ def write_audit_row(config: SyncConfig, row: Mapping[str, Any]) -> None:
 
 
 def read_audit_row(config: SyncConfig) -> dict[str, Any] | None:
-    """The run's audit row, if the pipeline got as far as writing it."""
+    """The run's verdict row, if the pipeline got as far as writing it."""
     client = bq.make_client(config.project, config.location)
     job = bq.run_query(
         client,
         f"SELECT * FROM {bq.table_sql(config.project, config.dataset, TABLE)} "
-        "WHERE run_id = @run_id ORDER BY finished_at DESC LIMIT 1",
-        query_parameters=[bigquery.ScalarQueryParameter("run_id", "STRING", config.run_id)],
+        f"WHERE run_id = @run_id AND status != '{RUNNING}' AND {PARTITION_COLUMN} = @started "
+        "ORDER BY finished_at DESC LIMIT 1",
+        query_parameters=[
+            bigquery.ScalarQueryParameter("run_id", "STRING", config.run_id),
+            bigquery.ScalarQueryParameter("started", "TIMESTAMP", config.started_at),
+        ],
     )
     rows = [dict(r) for r in job.result()]
     return rows[0] if rows else None

@@ -29,6 +29,11 @@ PROJECT_ID = re.compile(r"^[a-z][a-z0-9\-]{4,28}[a-z0-9]\Z|^[a-z0-9\-.:]{1,100}\
 STAGING_EXPIRY = datetime.timedelta(days=2)
 #: Deadline for any one API call; an emulator 500 is otherwise retried for minutes.
 CALL_TIMEOUT = 120.0
+#: How long a call keeps retrying a server it cannot reach (connection refused or
+#: reset, 5xx) before the run gives up: the client library's default is 600 s per
+#: call, which left a run whose BigQuery had gone hanging for many minutes.
+LOST_SERVER_DEADLINE = 60.0
+API_RETRY = bigquery.DEFAULT_RETRY.with_deadline(LOST_SERVER_DEADLINE)
 JOB_RETRY = api_retry.Retry(
     predicate=api_retry.if_exception_type(
         api_exceptions.TooManyRequests,
@@ -118,13 +123,13 @@ def ensure_dataset(client: bigquery.Client, dataset: str, location: str | None) 
     """
     ref = bigquery.Dataset(f"{client.project}.{check_identifier(dataset, 'dataset')}")
     try:
-        client.get_dataset(ref, timeout=CALL_TIMEOUT)
+        client.get_dataset(ref, retry=API_RETRY, timeout=CALL_TIMEOUT)
         return
     except api_exceptions.NotFound:
         pass
     if location:
         ref.location = location
-    client.create_dataset(ref, exists_ok=True, timeout=CALL_TIMEOUT)
+    client.create_dataset(ref, exists_ok=True, retry=API_RETRY, timeout=CALL_TIMEOUT)
 
 
 def ensure_table(
@@ -150,7 +155,7 @@ def ensure_table(
         definition.expires = expires
     if description:
         definition.description = description
-    return client.create_table(definition, exists_ok=True, timeout=CALL_TIMEOUT)
+    return client.create_table(definition, exists_ok=True, retry=API_RETRY, timeout=CALL_TIMEOUT)
 
 
 def staging_table_name(run_id: str, table: str) -> str:
@@ -224,6 +229,7 @@ def run_query(client: bigquery.Client, sql: str, **config: Any) -> bigquery.Quer
     job = client.query(
         sql,
         job_config=bigquery.QueryJobConfig(**config) if config else None,
+        retry=API_RETRY,
         timeout=CALL_TIMEOUT,
         job_retry=None,
     )
@@ -244,6 +250,7 @@ def replace_days_sql(
     through: datetime.date | None = None,
     upsert_through: datetime.date | None = None,
     dead_staging: str | None = None,
+    record: str | None = None,
 ) -> str:
     """One transaction: empty the replaced days, then refill them from staging.
 
@@ -258,7 +265,9 @@ def replace_days_sql(
     Partition decorators would be cheaper on BigQuery but the emulator rejects
     them; a DELETE on whole days of a day-partitioned table is a metadata-only
     partition drop on BigQuery anyway. ``QUALIFY`` keeps one row per document
-    in case a retried bundle staged a batch twice.
+    in case a retried bundle staged a batch twice. ``record``: a statement run
+    last inside the transaction (the ``_sync_commits`` row, see
+    :mod:`pipelines.commit_log`), so the replacement and its record are one unit.
     """
     cols, keys = column_list(columns), column_list(key_columns)
     part = f"DATE(`{check_identifier(partition_column, 'column')}`)"
@@ -290,7 +299,8 @@ def replace_days_sql(
         f"INSERT INTO {target_sql} ({cols})\n"
         f"SELECT {cols} FROM {staging_sql} WHERE {written}\n"
         f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {keys}) = 1;\n"
-        "COMMIT TRANSACTION;"
+        + (f"{record}\n" if record else "")
+        + "COMMIT TRANSACTION;"
     )
 
 

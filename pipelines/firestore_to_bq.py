@@ -21,6 +21,7 @@ import datetime
 import io
 import logging
 import os
+import signal
 import sys
 from collections.abc import Collection, Sequence
 
@@ -30,8 +31,8 @@ from apache_beam.runners.runner import PipelineState
 from google.api_core import exceptions as api_exceptions
 from google.api_core.exceptions import GoogleAPICallError, RetryError
 
+from pipelines import audit, error_text, reachability
 from pipelines import bigquery as bq
-from pipelines import error_text, reachability
 from pipelines.arguments import (
     HELP,
     HELP_BEAM,
@@ -194,6 +195,9 @@ def run(argv: Sequence[str] | None = None, now: datetime.datetime | None = None)
     pipeline = beam.Pipeline(runner=local_runner(options), options=options)
     build(pipeline, config, runner)
     try:
+        if not dry_run:
+            # Written first, so a run that dies before its verdict still shows.
+            write_audit_row(config, audit_row(config, runner, audit.RUNNING, []))
         result = pipeline.run()
         if os.environ.get(FLEX_TEMPLATE_ENV):
             # A Flex Template launcher must hand the job over and exit; the job's
@@ -203,22 +207,25 @@ def run(argv: Sequence[str] | None = None, now: datetime.datetime | None = None)
         state = result.wait_until_finish()
         if state not in (None, PipelineState.DONE):
             raise RuntimeError(f"pipeline ended in state {state}")
-    except Exception as exc:
+    except (Exception, KeyboardInterrupt) as exc:
+        # KeyboardInterrupt: Ctrl-C, or SIGTERM (see ``main``) from Cloud Run,
+        # Kubernetes or a scheduler stopping the job.
         raise _failure(config, runner, exc) from exc
     if config.dry_run:
         return summarize(config, committed(result))
-    audit = read_audit_row(config)
-    if audit is None:  # cannot happen after RecordRun succeeded, but never report nothing
+    verdict = read_audit_row(config)
+    if verdict is None:  # cannot happen after RecordRun succeeded, but never report nothing
         return summarize(config, committed(result))
-    return from_audit(config, audit)
+    return from_audit(config, verdict)
 
 
 class RunFailed(RuntimeError):
     """The run failed; ``audit`` is its ``_sync_runs`` row when one could be read."""
 
-    def __init__(self, message: str, audit: dict | None = None):
+    def __init__(self, message: str, audit: dict | None = None, interrupted: bool = False):
         super().__init__(message)
         self.audit = audit
+        self.interrupted = interrupted
 
 
 def _root_cause(exc: BaseException, keep: Collection[str] = ()) -> str:
@@ -239,20 +246,56 @@ def _root_cause(exc: BaseException, keep: Collection[str] = ()) -> str:
 
 
 def _failure(config: SyncConfig, runner: str, exc: BaseException) -> RunFailed:
-    """Record the failure where possible and leave no staging tables behind."""
-    message = _root_cause(exc, error_text.names(config.tables))
-    _LOG.error("run %s failed: %s", config.run_id, message)
+    """Record the failure where possible and leave no staging tables behind.
+
+    Bounded: if BigQuery cannot be reached (the reason the run failed, often),
+    the probe says so within its deadline and nothing more is tried; the run's
+    ``running`` row then reads as unfinished in ``status``, and a later run
+    drops its staging tables.
+    """
+    interrupted = isinstance(exc, KeyboardInterrupt)
+    if interrupted:
+        message = "interrupted (SIGINT or SIGTERM); the tables it had not committed are as before"
+    else:
+        message = _root_cause(exc, error_text.names(config.tables))
+    _LOG.error("run %s %s: %s", config.run_id, "stopped" if interrupted else "failed", message)
     if config.dry_run:
-        return RunFailed(message)
-    audit = None
+        return RunFailed(message, interrupted=interrupted)
+    row = None
     try:
-        audit = read_audit_row(config)
-        if audit is None:  # the pipeline never reached its audit step
-            write_audit_row(config, audit_row(config, runner, "failed", [], message))
+        reachability.check_bigquery(config.project, config.dataset, config.location)
+        row = read_audit_row(config)
+        if row is None:  # the pipeline never reached its audit step
+            client = bq.make_client(config.project, config.location)
+            landed = audit.committed(client, config.dataset, config.run_id).get(config.run_id, {})
+            status = audit.INTERRUPTED if interrupted else "failed"
+            row = audit_row(config, runner, status, _committed_entries(config, landed), message)
+            write_audit_row(config, row)
         drop_staging_tables(config)
     except Exception as cleanup_exc:  # noqa: BLE001 - the original failure matters more
         _LOG.warning("could not record the failure: %s", _root_cause(cleanup_exc))
-    return RunFailed(message, audit)
+    return RunFailed(message, row, interrupted)
+
+
+def _committed_entries(config: SyncConfig, landed: dict[str, dict]) -> list[dict]:
+    """Per-table entries of a run that died before its verdict, from ``_sync_commits``."""
+    tables = []
+    for spec in config.tables:
+        commit = landed.get(spec.name)
+        tables.append(
+            {
+                "table": spec.name,
+                "mode": config.window(spec.name).mode,
+                "status": audit.COMMITTED if commit else "failed",
+                "replaced": commit is not None,
+                "advances_watermark": bool(commit and commit["advances_watermark"]),
+                "replaced_days": (
+                    [commit["newest_day"].isoformat()] if commit and commit["newest_day"] else []
+                ),
+                "error": None if commit else "not replaced: the run stopped first",
+            }
+        )
+    return tables
 
 
 class _NoTraceback(logging.Filter):
@@ -282,8 +325,20 @@ def configure_logging(level: int) -> None:
     logging.getLogger("apache_beam").setLevel(beam_level)
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM (what Cloud Run, Dataflow's launcher and Kubernetes send) stops the
+    run as Ctrl-C does: promptly, recorded, staging dropped."""
+
+    def interrupt(signum, frame):  # noqa: ARG001 - the signal module's signature
+        raise KeyboardInterrupt
+
+    with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+        signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    _stop_on_sigterm()
     if args[:1] == ["status"]:
         from pipelines import status
 
@@ -304,13 +359,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunFailed as exc:
         _LOG.debug("run failed", exc_info=exc)
         if exc.audit:
-            for table in exc.audit.get("tables") or []:
+            for table in audit.entries(exc.audit.get("tables")):
                 state = "replaced" if table.get("replaced") else "NOT replaced"
                 detail = f" ({table['error']})" if table.get("error") else ""
                 print(f"{table['table']}: {state}{detail}", file=sys.stderr)
+        if exc.interrupted:
+            print(f"error: run {exc}", file=sys.stderr)
+            return 130
         hint = reachability.failure_hint(exc)
         print(f"error: run failed: {exc}" + (f"; {hint}" if hint else ""), file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # before the run had anything to record
+        print("error: interrupted before the run started; nothing was written", file=sys.stderr)
+        return 130
     except (reachability.Unreachable, GoogleAPICallError, RetryError) as exc:
         # RetryError: a call that kept failing, e.g. while preparing tables.
         _LOG.debug("run failed", exc_info=exc)

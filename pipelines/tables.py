@@ -7,13 +7,14 @@ both create tables from :func:`definitions`, so the two cannot differ.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from google.cloud import bigquery
 
-from pipelines import audit, dead_letters
+from pipelines import audit, commit_log, dead_letters
 from pipelines import bigquery as bq
 from pipelines.table_spec import TableSpec
 
@@ -48,7 +49,7 @@ def definition(spec: TableSpec) -> TableDefinition:
 def definitions(specs: Iterable[TableSpec]) -> list[TableDefinition]:
     """The synced tables of ``specs``, then the dead-letter and audit tables."""
     tables = [definition(spec) for spec in specs]
-    for module in (dead_letters, audit):
+    for module in (dead_letters, audit, commit_log):
         tables.append(
             TableDefinition(
                 module.TABLE,
@@ -82,11 +83,13 @@ def ensure(client: bigquery.Client, dataset: str, table: TableDefinition) -> Non
 
 
 def prepare_tables(config: SyncConfig) -> None:
-    """Create the dataset, the tables and this run's staging tables (launcher side)."""
+    """Create the dataset, the tables and this run's staging tables (launcher side),
+    and drop the staging tables earlier runs left behind."""
     client = bq.make_client(config.project, config.location)
     bq.ensure_dataset(client, config.dataset, config.location)
     for table in definitions(config.tables):
         ensure(client, config.dataset, table)
+    drop_abandoned_staging(client, config.dataset, config.started_at)
     expires = config.started_at + bq.STAGING_EXPIRY
     for destination, schema in destination_schemas(config).items():
         # Staging may hold every day of a collection: clustered, not partitioned,
@@ -111,9 +114,46 @@ def drop_staging_tables(config: SyncConfig) -> None:
         drop_staging_table(client, config, destination)
 
 
+#: A staging table this old belongs to a run that is over even if it recorded no
+#: verdict (its launcher was killed, or lost BigQuery for good): longer than any
+#: run, shorter than the tables' own expiry (``bigquery.STAGING_EXPIRY``).
+ABANDONED_AFTER = datetime.timedelta(days=1)
+STAGING_PREFIX = "_staging_"
+
+
+def drop_abandoned_staging(
+    client: bigquery.Client, dataset: str, now: datetime.datetime
+) -> list[str]:
+    """Drop staging tables of runs that are over: those whose run recorded a verdict
+    in ``_sync_runs`` (it failed to clean up), and any older than ``ABANDONED_AFTER``.
+
+    A staging table of a run still in progress (no verdict, younger than that) is
+    left alone, so two runs at once do not break each other. Returns what was dropped.
+    """
+    staging = [
+        t
+        for t in client.list_tables(dataset, retry=bq.API_RETRY, timeout=bq.CALL_TIMEOUT)
+        if t.table_id.startswith(STAGING_PREFIX)
+    ]
+    if not staging:
+        return []
+    finished = audit.finished_runs(client, dataset, now - ABANDONED_AFTER - bq.STAGING_EXPIRY)
+    dropped = []
+    for table in staging:
+        rest = table.table_id[len(STAGING_PREFIX) :]
+        old = table.created is not None and now - table.created > ABANDONED_AFTER
+        if old or any(rest.startswith(f"{run_id}_") for run_id in finished):
+            client.delete_table(
+                table.reference, not_found_ok=True, retry=bq.API_RETRY, timeout=bq.CALL_TIMEOUT
+            )
+            dropped.append(table.table_id)
+    return dropped
+
+
 def drop_staging_table(client: bigquery.Client, config: SyncConfig, destination: str) -> None:
     client.delete_table(
         f"{config.project}.{config.dataset}.{bq.staging_table_name(config.run_id, destination)}",
         not_found_ok=True,
+        retry=bq.API_RETRY,
         timeout=bq.CALL_TIMEOUT,
     )

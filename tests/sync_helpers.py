@@ -31,13 +31,16 @@ def seed(db, docs: dict[str, dict[str, Any]]) -> None:
     batch.commit()
 
 
-def sync(dataset: str | None, *args: str, dry_run: bool = False) -> RunSummary:
+def sync(
+    dataset: str | None, *args: str, dry_run: bool = False, now: datetime.datetime | None = None
+) -> RunSummary:
+    """One run; ``now``: the moment it acts as of (e.g. tomorrow, to sync today)."""
     argv = ["--project", PROJECT, *args]
     if dataset:
         argv += ["--dataset", dataset]
     if dry_run:
         argv.append("--dry_run")
-    summary = firestore_to_bq.run(argv)
+    summary = firestore_to_bq.run(argv, now=now)
     assert summary.reconciles, summary.render()
     return summary
 
@@ -55,6 +58,12 @@ def table_rows(
     keys = {"_dead_letters": "document_path", "_sync_runs": "started_at"}
     key = keys.get(table, "_document_path")
     return sorted(rows, key=lambda r: (str(r.get(key) or ""), str(r)))
+
+
+def verdicts(client: bigquery.Client, dataset: str) -> list[dict[str, Any]]:
+    """``_sync_runs`` rows of finished runs (each run also writes a ``running`` row first)."""
+    rows = table_rows(client, dataset, "_sync_runs", keep_run_metadata=True)
+    return [r for r in rows if r["status"] != "running"]
 
 
 def rows_by_day(client: bigquery.Client, dataset: str, table: str, column: str) -> dict[str, int]:

@@ -42,7 +42,7 @@ from tests.bad_documents import (
     table_of,
 )
 from tests.documents import interaction, memory, task
-from tests.sync_helpers import seed, sync, table_rows, unique_dataset
+from tests.sync_helpers import seed, sync, table_rows, unique_dataset, verdicts
 
 pytestmark = pytest.mark.integration
 TRUNCATED = "…[truncated]"
@@ -115,7 +115,7 @@ def synced(seeded, bq_client_module) -> Synced:
     dead_rows = table_rows(bq_client_module, dataset, "_dead_letters")
     dead = {r["document_path"]: r for r in dead_rows}
     assert len(dead) == len(dead_rows), "a document was dead-lettered twice"
-    runs = table_rows(bq_client_module, dataset, "_sync_runs", keep_run_metadata=True)
+    runs = verdicts(bq_client_module, dataset)
     return Synced(summary, good, rows, dead, runs, db)
 
 

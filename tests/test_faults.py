@@ -18,7 +18,7 @@ from devtools import REPO_ROOT, sample_data
 from pipelines import firestore_to_bq
 from pipelines.table_spec import load_specs
 from tests.fault_proxy import FaultProxy
-from tests.sync_helpers import PROJECT, seed, sync, table_rows, unique_dataset
+from tests.sync_helpers import PROJECT, seed, sync, table_rows, unique_dataset, verdicts
 
 pytestmark = pytest.mark.integration
 START, END = "2026-11-01", "2026-11-05"
@@ -91,7 +91,7 @@ def test_firestore_dying_mid_read_fails_cleanly_and_a_rerun_matches_a_clean_run(
     assert proxy.cuts == 1
     assert _tables(bq_client, dataset) == before
     assert _staging_left(bq_client, dataset) == []
-    runs = table_rows(bq_client, dataset, "_sync_runs", keep_run_metadata=True)
+    runs = verdicts(bq_client, dataset)
     assert [r["status"] for r in runs] == ["succeeded", "failed"]
 
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", emulators.firestore_host)
@@ -152,7 +152,7 @@ def test_bigquery_failing_on_one_table_leaves_it_whole_and_says_which(
     sync(clean, *WINDOW)
     for table in ("user_interactions", "emotional_memories", "projects", "routines"):
         assert table_rows(bq_client, dataset, table) == table_rows(bq_client, clean, table)
-    failed = table_rows(bq_client, dataset, "_sync_runs", keep_run_metadata=True)[-1]
+    failed = verdicts(bq_client, dataset)[-1]
     assert failed["status"] == "failed" and "tasks" in failed["error"]
     replaced = {t["table"]: t["replaced"] for t in failed["tables"]}
     assert replaced == {
@@ -187,7 +187,7 @@ def test_two_runs_at_once_leave_correct_tables_emulator_serialises_them(
     assert 0 in outcomes and set(outcomes) <= {0, 1}
     # Both runs left an audit row; their start..finish intervals overlap, so the runs
     # really were concurrent (not one after the other because the second started late).
-    first, *runs = table_rows(bq_client, dataset, "_sync_runs", keep_run_metadata=True)
+    first, *runs = verdicts(bq_client, dataset)
     assert len(runs) == 2, runs
     assert all(first["finished_at"] < run["started_at"] for run in runs)
     assert max(r["started_at"] for r in runs) < min(r["finished_at"] for r in runs), runs

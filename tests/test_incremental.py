@@ -10,7 +10,7 @@ import pytest
 from pipelines import firestore_to_bq
 from pipelines.options import UsageError
 from tests.documents import interaction, task
-from tests.sync_helpers import PROJECT, seed, table_rows, unique_dataset
+from tests.sync_helpers import PROJECT, seed, table_rows, unique_dataset, verdicts
 
 pytestmark = pytest.mark.integration
 UTC = datetime.UTC
@@ -29,7 +29,7 @@ def _nightly(dataset: str, *args: str, now: datetime.datetime | None = None):
 
 
 def _audit(bq_client, dataset: str, run_id: str) -> dict:
-    rows = [r for r in table_rows(bq_client, dataset, "_sync_runs") if r["run_id"] == run_id]
+    rows = [r for r in verdicts(bq_client, dataset) if r["run_id"] == run_id]
     assert len(rows) == 1
     return {t["table"]: t for t in rows[0]["tables"]} | {"_row": rows[0]}
 
@@ -148,6 +148,6 @@ def test_an_empty_read_leaves_the_tables_alone(firestore_db, bq_client) -> None:
             "--firestore_database", "nosuchdb",
         )  # fmt: skip
     assert table_rows(bq_client, dataset, "tasks") == before
-    runs = table_rows(bq_client, dataset, "_sync_runs")
+    runs = verdicts(bq_client, dataset)
     assert runs[-1]["status"] == "failed"
     assert {t["status"] for t in runs[-1]["tables"]} == {"refused"}

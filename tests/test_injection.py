@@ -28,7 +28,7 @@ from pipelines import bigquery as bq
 from pipelines import firestore as fs
 from pipelines.firestore_to_bq import main
 from tests.documents import at, interaction, memory, task
-from tests.sync_helpers import PROJECT, seed, sync, table_rows, unique_dataset
+from tests.sync_helpers import PROJECT, seed, sync, table_rows, unique_dataset, verdicts
 
 REPO_SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 DAYS = ["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04", "2026-11-05"]
@@ -294,10 +294,12 @@ def test_hostile_collection_and_field_names_sync_and_touch_no_other_table(
     # Nothing else changed: same tables (plus the new one), same rows, one more run.
     after_tables = {t.table_id for t in bq_client.list_tables(dataset, timeout=30)}
     assert after_tables == before_tables | {"hostile_tasks"}
-    for name in sorted(before_tables - {"_dead_letters", "_sync_runs"}):
+    for name in sorted(before_tables - {"_dead_letters", "_sync_runs", "_sync_commits"}):
         assert table_rows(bq_client, dataset, name, keep_run_metadata=True) == before[name], name
     dead_after = table_rows(bq_client, dataset, "_dead_letters", keep_run_metadata=True)
     assert [r for r in dead_after if r["table_name"] != "hostile_tasks"] == before["_dead_letters"]
-    runs = table_rows(bq_client, dataset, "_sync_runs", keep_run_metadata=True)
-    assert runs[0] == before["_sync_runs"][0]
+    runs = verdicts(bq_client, dataset)
+    assert runs[0] in before["_sync_runs"]
     assert [r["status"] for r in runs] == ["succeeded", "succeeded"]
+    commits = table_rows(bq_client, dataset, "_sync_commits", keep_run_metadata=True)
+    assert [c for c in commits if c["table_name"] != "hostile_tasks"] == before["_sync_commits"]

@@ -13,7 +13,7 @@ from google.cloud.firestore_v1 import GeoPoint
 
 from pipelines.table_spec import load_specs
 from tests.documents import at, interaction, memory, task
-from tests.sync_helpers import rows_by_day, seed, sync, table_rows, unique_dataset
+from tests.sync_helpers import rows_by_day, seed, sync, table_rows, unique_dataset, verdicts
 
 pytestmark = pytest.mark.integration
 DAYS = ["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04", "2026-11-05"]
@@ -77,7 +77,7 @@ def test_backfill_lands_typed_rows_in_partitioned_clustered_tables(firestore_db,
     assert first["created_at"] == at(DAYS[0], 8)
     assert first["completed"] is False and first["duration_minutes"] == 15
     assert first["extra"] is None
-    runs = table_rows(bq_client, dataset, "_sync_runs", keep_run_metadata=True)
+    runs = verdicts(bq_client, dataset)
     assert [r["status"] for r in runs] == ["succeeded"]
     assert runs[0]["run_id"] == summary.config.run_id
     audited = {t["table"]: t for t in runs[0]["tables"]}
@@ -104,17 +104,21 @@ def test_nightly_run_picks_up_late_edits_and_lookback_picks_up_deletes(firestore
     dataset = unique_dataset("late")
     sync(dataset, "--start_date", DAYS[0], "--end_date", DAYS[-1])
 
-    # Tonight's run covers today; edits made after this instant are tonight's edits
-    # (the seeding above also happened today, so --edits_since tells them apart).
+    # Tonight's run (just after midnight: ``tomorrow``) covers today; edits made after
+    # this instant are tonight's edits (the seeding above also happened today, so
+    # --edits_since tells them apart).
     edits_since = datetime.datetime.now(datetime.UTC)
     night = edits_since.date().isoformat()
+    tomorrow = edits_since + datetime.timedelta(days=1)
     # Completed weeks after it was created: Firestore's update time is in the window.
     firestore_db.document("users/alice/tasks/t1").update({"completed": True})
     firestore_db.document("users/bob/tasks/t5").set(task(night))
     firestore_db.document("users/bob/tasks/t4").delete()  # hard delete: leaves no trace
     firestore_db.document("users/bob/interactions/i0").update({"intent": "edited"})
 
-    summary = sync(dataset, "--date", night, "--edits_since", edits_since.isoformat())
+    summary = sync(
+        dataset, "--date", night, "--edits_since", edits_since.isoformat(), now=tomorrow
+    )
     tasks = {r["_document_path"]: r for r in table_rows(bq_client, dataset, "tasks")}
     assert tasks["users/alice/tasks/t1"]["completed"] is True  # late edit rebuilt its day
     assert "users/bob/tasks/t5" in tasks  # tonight's day written
@@ -126,12 +130,12 @@ def test_nightly_run_picks_up_late_edits_and_lookback_picks_up_deletes(firestore
     interactions = table_rows(bq_client, dataset, "user_interactions")
     i0 = next(r for r in interactions if r["_document_path"] == "users/bob/interactions/i0")
     assert i0["intent"] == "edited"
-    runs = table_rows(bq_client, dataset, "_sync_runs", keep_run_metadata=True)
+    runs = verdicts(bq_client, dataset)
     late = {t["table"]: t["late_edit_days"] for t in runs[-1]["tables"]}
     assert late["tasks"] == [DAYS[1]] and late["user_interactions"] == [DAYS[0]]
 
     lookback = (edits_since.date() - datetime.date.fromisoformat(DAYS[-1])).days
-    sync(dataset, "--date", night, "--lookback_days", str(lookback))
+    sync(dataset, "--date", night, "--lookback_days", str(lookback), now=tomorrow)
     tasks = {r["_document_path"]: r for r in table_rows(bq_client, dataset, "tasks")}
     assert "users/bob/tasks/t4" not in tasks  # the look-back rebuilt DAYS[-1]
 

@@ -26,7 +26,7 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
 from pipelines import bigquery as bq
-from pipelines import dead_letters, error_text, metrics
+from pipelines import commit_log, dead_letters, error_text, metrics
 from pipelines.options import SyncConfig
 from pipelines.table_spec import DOCUMENT_PATH_COLUMN
 from pipelines.tables import destination_schemas, drop_staging_table
@@ -186,6 +186,17 @@ class _CommitFn(beam.DoFn):
                 bq.staging_table_name(config.run_id, dead_letters.TABLE)
                 if plan.incremental
                 else None
+            ),
+            record=commit_log.insert_sql(
+                config.project,
+                config.dataset,
+                run_id=config.run_id,
+                table=plan.table,
+                committed_at=datetime.datetime.now(datetime.UTC),
+                read_time=config.read_time,
+                mode=plan.mode,
+                days=days,
+                advances_watermark=config.window(plan.table).advances_watermark,
             ),
         )
         bq.run_query(self._client, sql)
