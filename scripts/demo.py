@@ -61,10 +61,10 @@ def show_tables(project: str, dataset: str) -> None:
 
 
 def show_analytics(project: str, dataset: str, user_id: str) -> None:
-    from pipelines.analytics import Analytics, to_json
+    from f2bq_analytics.analytics import Analytics, to_json
 
     analytics = Analytics(project, dataset)
-    print(f"\n== analytics for user {user_id}  (pipelines/analytics.py)")
+    print(f"\n== analytics for user {user_id}  (f2bq_analytics/analytics.py)")
     print(f"user_analytics: {to_json(analytics.user_analytics(user_id), indent=None)}")
     print(f"task_completion_rate: {to_json(analytics.task_completion_rate(user_id), indent=None)}")
 

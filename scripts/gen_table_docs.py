@@ -8,8 +8,8 @@ Three blocks are written by this script, each between marker comments:
   ``pipelines/dead_letters.py`` and ``pipelines/audit.py``, with partitioning,
   clustering and change field;
 * ``docs/code-map.md``, ``<!-- code-map:begin -->`` … ``<!-- code-map:end -->``: one
-  line per module of ``pipelines/``, ``pipelines/transforms/``, ``scripts/`` and
-  ``devtools/``, the first paragraph of its docstring (the first comment line for a
+  line per module of ``pipelines/``, ``pipelines/transforms/``, ``f2bq_analytics/``,
+  ``scripts/`` and ``devtools/``, the first paragraph of its docstring (the first comment line for a
   shell script), and the files of ``schemas/``;
 * ``README.md``, ``<!-- options:begin -->`` … ``<!-- options:end -->``: the command
   line's options, from the parser ``--help`` prints (``SyncOptions`` and the entry
@@ -42,6 +42,7 @@ UP = "../"
 CODE_MAP_DIRS: tuple[tuple[str, str], ...] = (
     ("pipelines", ""),
     ("pipelines/transforms", ""),
+    ("f2bq_analytics", ""),
     ("schemas", "The table declarations, one JSON file per table (see [Tables](tables.md))."),
     (
         "scripts",
