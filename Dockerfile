@@ -10,13 +10,17 @@ ARG WORKDIR=/template
 WORKDIR ${WORKDIR}
 
 # Only what the package is made of (see .dockerignore); the schemas are package data.
+# f2bq_analytics is not used here, but setup.py declares it, so the install and the
+# sdist for the workers need its folder.
 COPY setup.py ./
 COPY schemas ./schemas
 COPY pipelines ./pipelines
+COPY f2bq_analytics ./f2bq_analytics
 
-# Install the package and its pinned dependencies at build time, so a launch
-# installs nothing; then fail the build, not the nightly run, if it cannot import.
-RUN pip install --no-cache-dir . \
+# Install the package, with the sync's extra (Apache Beam), and its pinned dependencies
+# at build time, so a launch installs nothing; then fail the build, not the nightly
+# run, if it cannot import.
+RUN pip install --no-cache-dir ".[sync]" \
     && python -c "import pipelines.firestore_to_bq"
 
 ENV FLEX_TEMPLATE_PYTHON_PY_FILE="${WORKDIR}/pipelines/firestore_to_bq.py"

@@ -32,8 +32,8 @@ unit: $(STAMP)
 lint: $(STAMP)
 	.venv/bin/ruff check .
 
-# Rewrite the README's generated blocks (table docs, code map); tests/test_table_docs.py
-# fails when they are out of date.
+# Rewrite the documents' generated blocks (docs/tables.md, docs/code-map.md, the README's
+# options table); tests/test_table_docs.py fails when they are out of date.
 docs: $(STAMP)
 	$(PYTHON) scripts/gen_table_docs.py
 
@@ -45,8 +45,10 @@ emulators-up: $(STAMP)
 emulators-down: $(STAMP)
 	$(PYTHON) scripts/emulators.py down
 
+# `make demo KEEP=1` leaves the emulators running (`make demo --keep` would not: make reads
+# --keep as its own --keep-going); the demo prints how to stop them.
 demo: $(STAMP)
-	$(PYTHON) scripts/demo.py
+	$(PYTHON) scripts/demo.py$(if $(filter-out 0,$(KEEP)), --keep)
 
 bench: $(STAMP)
 	$(PYTHON) scripts/benchmark.py

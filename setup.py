@@ -4,6 +4,17 @@ Dataflow workers install this package, so ``pipelines`` and the table schemas in
 ``schemas/`` (package data) reach every worker. Runtime pins match the versions
 the tests run against.
 
+What each side installs:
+
+* the app's backend, for the analytics (``f2bq_analytics``, its SQL as package data):
+  ``pip install firestore-to-bigquery[analytics]``, the BigQuery and Firestore clients
+  and no Apache Beam (``f2bq_analytics`` imports only ``pipelines.bigquery``, which
+  needs no Beam);
+* the sync (the launcher image, backfills from a laptop): ``[sync]``, which adds the
+  pinned Apache Beam;
+* Dataflow workers: the sdist Beam builds from this file, with the dependencies
+  below and no extra: the worker container already holds the job's Apache Beam.
+
 ``devtools`` (the code behind ``scripts/``: emulators, sample data, deploy steps) is
 declared only for an editable install (``pip install -e``), so it is importable in a
 development checkout but is in neither the sdist Beam builds for the workers nor a
@@ -14,17 +25,19 @@ import sys
 
 from setuptools import setup
 
+#: What the workers and the analytics both import (Beam itself is on every worker).
 RUNTIME = [
-    "apache-beam[gcp]==2.77.0",
     "google-cloud-firestore==2.34.1",
     "google-cloud-bigquery==3.47.0",
     "google-api-core==2.44.0",
 ]
-SHIPPED = ["pipelines", "pipelines.transforms", "schemas"]
+SYNC = ["apache-beam[gcp]==2.77.0"]
+SHIPPED = ["pipelines", "pipelines.transforms", "schemas", "f2bq_analytics"]
 #: setuptools builds an editable install with the ``editable_wheel`` command (``develop``
 #: in the legacy path); only then is ``devtools`` part of the package.
 EDITABLE = bool({"editable_wheel", "develop"} & set(sys.argv[1:]))
 DEV = [
+    *SYNC,
     "pytest==9.2.0",
     "ruff==0.17.6",
     # Local BigQuery emulator and the DuckDB pieces it needs offline.
@@ -45,9 +58,9 @@ setup(
     description="Nightly Beam sync of Firestore collections into partitioned BigQuery tables",
     python_requires=">=3.11",
     packages=SHIPPED + (["devtools"] if EDITABLE else []),
-    package_data={"schemas": ["*.json"], "pipelines": ["sql/*.sql", "sql/views/*.sql"]},
+    package_data={"schemas": ["*.json"], "f2bq_analytics": ["sql/*.sql", "sql/views/*.sql"]},
     include_package_data=True,
     install_requires=RUNTIME,
-    extras_require={"dev": DEV},
+    extras_require={"sync": SYNC, "analytics": [], "dev": DEV},
     entry_points={"console_scripts": ["firestore-to-bq=pipelines.firestore_to_bq:main"]},
 )

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from devtools import REPO_ROOT
 from devtools.deploy_args import DATABASE, PROJECT, UsageError, checked, deploy_main, run_step
-from pipelines.firestore_indexes import index_config, render, update_command
+from devtools.firestore_indexes import index_config, render, update_command
 from pipelines.table_spec import SchemaError, load_specs
 
 INDEX_FILE = REPO_ROOT / "deploy" / "firestore.indexes.json"

@@ -5,7 +5,7 @@
 
 Creates the dataset, one day-partitioned, clustered table per schema in
 ``schemas/``, the dead-letter table, the ``_sync_runs`` audit table and the
-dashboard views of ``pipelines/analytics.py`` (rewritten when their SQL changes). On
+dashboard views of ``f2bq_analytics/analytics.py`` (rewritten when their SQL changes). On
 existing tables it applies only what cannot lose data: new NULLABLE (or
 REPEATED) columns, REQUIRED columns relaxed to NULLABLE, and descriptions.
 Anything else (a removed column, a type change, a column made REQUIRED,
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from google.api_core import exceptions as api_exceptions
 from google.cloud import bigquery
 
-from pipelines import analytics
+from f2bq_analytics import analytics
 from pipelines import bigquery as bq
 from pipelines.table_spec import TYPE_ALIASES, SchemaError, load_specs
 from pipelines.tables import TableDefinition, definitions, ensure

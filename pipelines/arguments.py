@@ -111,8 +111,12 @@ class _DefaultsFormatter(argparse.RawDescriptionHelpFormatter):
         return text
 
 
-def sync_help() -> str:
-    """``--help``: the sync's own options, read from ``SyncOptions``, apart from Beam's."""
+def help_parser() -> argparse.ArgumentParser:
+    """The parser ``--help`` prints: ``SyncOptions``, the entry point's, the Beam options used most.
+
+    The README's options table is generated from it too (``scripts/gen_table_docs.py``),
+    so the two cannot differ.
+    """
     parser = argparse.ArgumentParser(
         prog=PROG,
         formatter_class=_DefaultsFormatter,
@@ -136,7 +140,12 @@ def sync_help() -> str:
     beam = parser.add_argument_group("Beam options used most")
     beam.add_argument("--project", help="Google Cloud project of Firestore and BigQuery.")
     beam.add_argument("--runner", help="DirectRunner (default, in-process) or DataflowRunner.")
-    return parser.format_help()
+    return parser
+
+
+def sync_help() -> str:
+    """``--help``: the sync's own options, read from ``SyncOptions``, apart from Beam's."""
+    return help_parser().format_help()
 
 
 def beam_help() -> str:

@@ -2,13 +2,15 @@
 """The whole product on one laptop: emulators, sample data, a backfill, the result.
 
     make demo        # or: .venv/bin/python scripts/demo.py [--users 4] [--days 5] [--keep]
+    make demo KEEP=1 # the same with --keep
 
 Starts the Firestore and BigQuery emulators (``devtools/emulators.py``), seeds a
 few users' chats, tasks, memories, projects and routines over several days,
 runs the pipeline as a backfill of those days on the DirectRunner, then prints
 each table's day partitions and a few rows, and ends with one sample user's
 ``user_analytics`` and ``task_completion_rate``. ``--keep`` leaves the emulators up
-(their ``export`` lines are printed) so you can query them yourself.
+(their ``export`` lines are printed, and the command that stops them) so you can
+query them yourself.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -58,12 +61,19 @@ def show_tables(project: str, dataset: str) -> None:
 
 
 def show_analytics(project: str, dataset: str, user_id: str) -> None:
-    from pipelines.analytics import Analytics, to_json
+    from f2bq_analytics.analytics import Analytics, to_json
 
     analytics = Analytics(project, dataset)
-    print(f"\n== analytics for user {user_id}  (pipelines/analytics.py)")
+    print(f"\n== analytics for user {user_id}  (f2bq_analytics/analytics.py)")
     print(f"user_analytics: {to_json(analytics.user_analytics(user_id), indent=None)}")
     print(f"task_completion_rate: {to_json(analytics.task_completion_rate(user_id), indent=None)}")
+
+
+def stop_command(state_dir: Path) -> str:
+    """What stops the emulators a ``--keep`` demo left running in ``state_dir``."""
+    state_dir = state_dir.resolve()
+    shown = state_dir.relative_to(REPO_ROOT) if state_dir.is_relative_to(REPO_ROOT) else state_dir
+    return f".venv/bin/python scripts/emulators.py down --state-dir {shlex.quote(str(shown))}"
 
 
 def _short(value: object) -> str:
@@ -113,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if args.keep:
             print("\nemulators left running; to use them:\n" + emu.export_lines())
+            print(f"to stop them and delete their data:\n{stop_command(args.state_dir)}")
         else:
             emu.stop()
     return 0

@@ -1,21 +1,25 @@
-"""Generate the README's table docs and code map from the code, so they cannot drift.
+"""Generate the documents' reference blocks (tables, code map, options) from the code.
 
-Two blocks of README.md are written by this script, each between marker comments:
+Three blocks are written by this script, each between marker comments:
 
-* ``<!-- tables:begin -->`` … ``<!-- tables:end -->``: every table's columns, from
-  ``schemas/`` (the user tables), ``SYNC_COLUMNS`` in ``pipelines/table_spec.py``
-  (the columns the sync adds) and the schemas in ``pipelines/dead_letters.py`` and
-  ``pipelines/audit.py``, with partitioning, clustering and change field;
-* ``<!-- code-map:begin -->`` … ``<!-- code-map:end -->``: one line per module of
-  ``pipelines/``, ``pipelines/transforms/``, ``scripts/`` and ``devtools/``, the first paragraph of
-  its docstring (the first comment line for a shell script), and the files of
-  ``schemas/``.
+* ``docs/tables.md``, ``<!-- tables:begin -->`` … ``<!-- tables:end -->``: every
+  table's columns, from ``schemas/`` (the user tables), ``SYNC_COLUMNS`` in
+  ``pipelines/table_spec.py`` (the columns the sync adds) and the schemas in
+  ``pipelines/dead_letters.py`` and ``pipelines/audit.py``, with partitioning,
+  clustering and change field;
+* ``docs/code-map.md``, ``<!-- code-map:begin -->`` … ``<!-- code-map:end -->``: one
+  line per module of ``pipelines/``, ``pipelines/transforms/``, ``f2bq_analytics/``,
+  ``scripts/`` and ``devtools/``, the first paragraph of its docstring (the first comment line for a
+  shell script), and the files of ``schemas/``;
+* ``README.md``, ``<!-- options:begin -->`` … ``<!-- options:end -->``: the command
+  line's options, from the parser ``--help`` prints (``SyncOptions`` and the entry
+  point's own), so the README says what ``--help`` says.
 
-    python scripts/gen_table_docs.py           # rewrite both blocks in README.md
-    python scripts/gen_table_docs.py --check   # exit 1 if README.md is out of date
+    python scripts/gen_table_docs.py           # rewrite every block
+    python scripts/gen_table_docs.py --check   # exit 1 if a document is out of date
 
-``tests/test_table_docs.py`` runs ``--check``, so a schema or a module docstring
-changed without running this script fails the unit tests.
+``tests/test_table_docs.py`` runs ``--check``, so a schema, an option or a module
+docstring changed without running this script fails the unit tests.
 """
 
 from __future__ import annotations
@@ -23,21 +27,23 @@ from __future__ import annotations
 import argparse
 import ast
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
-from pipelines import audit, dead_letters
+from pipelines import arguments, audit, dead_letters
 from pipelines.table_spec import SYNC_COLUMNS, TableSpec, load_specs
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-README = REPO_ROOT / "README.md"
 THIS = "scripts/gen_table_docs.py"
+#: Where generated links point from: the code map lives in docs/, one folder down.
+UP = "../"
 
 #: Folders in the code map, with what the folder is for when it has no package docstring.
 CODE_MAP_DIRS: tuple[tuple[str, str], ...] = (
     ("pipelines", ""),
     ("pipelines/transforms", ""),
-    ("schemas", "The table declarations, one JSON file per table (see [Tables](#tables))."),
+    ("f2bq_analytics", ""),
+    ("schemas", "The table declarations, one JSON file per table (see [Tables](tables.md))."),
     (
         "scripts",
         "Programs run by hand, by CI or by the deploy steps (not shipped to workers); "
@@ -91,7 +97,7 @@ def _user_table(spec: TableSpec) -> list[str]:
         columns.append(
             {"name": col.name, "type": col.type, "mode": col.mode, "description": description}
         )
-    lines = [f"#### `{spec.name}`", ""]
+    lines = [f"## `{spec.name}`", ""]
     if spec.description:
         lines += [spec.description, ""]
     layout = _layout_line(spec.partition_column, spec.clustering, [f"Source `{source}`"])
@@ -106,7 +112,7 @@ def _sync_table(
     partition: str | None,
     clustering: Sequence[str],
 ) -> list[str]:
-    lines = [f"#### `{name}`", ""]
+    lines = [f"## `{name}`", ""]
     if description:
         lines += [description, ""]
     layout = _layout_line(partition, clustering)
@@ -167,47 +173,108 @@ def render_code_map(root: Path = REPO_ROOT) -> str:
         for path in files:
             if path.name == "__init__.py" or path.suffix not in (".py", ".sh"):
                 continue
-            lines.append(f"- [`{path.name}`]({folder}/{path.name}) — {_cell(summary(path))}")
+            link = f"{UP}{folder}/{path.name}"
+            lines.append(f"- [`{path.name}`]({link}) — {_cell(summary(path))}")
         tables = [f"`{p.name}`" for p in files if p.suffix == ".json"]
         if tables:
             lines.append("- " + ", ".join(tables))
     return "\n".join(lines)
 
 
-def replace_block(text: str, name: str, body: str) -> str:
+def _help_text(action: argparse.Action, prog: str) -> str:
+    """An option's help as ``--help`` shows it: ``%(default)s`` and the like filled in."""
+    text = action.help or ""
+    if "%" in text:
+        text = text % {**vars(action), "prog": prog}
+    if action.choices:
+        text += " One of: " + ", ".join(f"`{c}`" for c in action.choices) + "."
+    return text
+
+
+def _default_text(action: argparse.Action) -> str:
+    if action.default is False or action.nargs == 0:
+        return "off"
+    if action.default in (None, "", argparse.SUPPRESS):
+        return ""
+    return f"`{action.default}`"
+
+
+def render_options() -> str:
+    """The options table: every option ``--help`` lists, in its order, with default and help."""
+    parser = arguments.help_parser()
+    lines = [
+        f"<!-- Generated by {THIS} from `firestore-to-bq --help` "
+        "(pipelines/arguments.py, SyncOptions): do not edit by hand. -->",
+        "",
+        "| option | default | what it does |",
+        "|---|---|---|",
+    ]
+    for action in parser._actions:  # argparse has no public list of its options
+        if not action.option_strings or action.help == argparse.SUPPRESS:
+            continue
+        names = ", ".join(f"`{s}`" for s in action.option_strings)
+        help_text = _cell(_help_text(action, parser.prog))
+        lines.append(f"| {names} | {_default_text(action)} | {help_text} |")
+    return "\n".join(lines)
+
+
+#: Each generated block: the document it lives in (from the repository root), its
+#: marker name, and what renders it.
+BLOCKS: tuple[tuple[str, str, Callable[[], str]], ...] = (
+    ("docs/tables.md", "tables", lambda: render_tables(load_specs())),
+    ("docs/code-map.md", "code-map", render_code_map),
+    ("README.md", "options", render_options),
+)
+
+
+def replace_block(text: str, name: str, body: str, document: str = "README.md") -> str:
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
-        raise SystemExit(f"README.md needs exactly one {begin} … {end} pair")
+        raise SystemExit(f"{document} needs exactly one {begin} … {end} pair")
     head, rest = text.split(begin)
     _, tail = rest.split(end)
     return f"{head}{begin}\n{body}\n{end}{tail}"
 
 
-def generate(text: str) -> str:
-    """``text`` (the README) with both generated blocks rewritten."""
-    text = replace_block(text, "code-map", render_code_map())
-    return replace_block(text, "tables", render_tables(load_specs()))
+def generate(root: Path = REPO_ROOT) -> dict[Path, tuple[str, str]]:
+    """Per document under ``root``: its current text and the text with its blocks rewritten."""
+    texts: dict[Path, tuple[str, str]] = {}
+    for document, name, render in BLOCKS:
+        path = root / document
+        if path not in texts:
+            current = path.read_text(encoding="utf-8")
+            texts[path] = (current, current)
+        current, wanted = texts[path]
+        texts[path] = (current, replace_block(wanted, name, render(), document))
+    return texts
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true", help="fail if the README is stale")
-    parser.add_argument("--readme", type=Path, default=README, help="default: README.md")
+    parser.add_argument("--check", action="store_true", help="fail if a document is stale")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=REPO_ROOT,
+        help="folder holding README.md and docs/ (default: this repository)",
+    )
     args = parser.parse_args(argv)
-    current = args.readme.read_text(encoding="utf-8")
-    wanted = generate(current)
-    if args.check:
-        if current != wanted:
-            print(
-                f"{args.readme.name} is out of date with schemas/ or the module docstrings: "
-                f"run `.venv/bin/python {THIS}` (or `make docs`) and commit it",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
-    if current != wanted:
-        args.readme.write_text(wanted, encoding="utf-8")
-        print(f"updated {args.readme.name}")
+    stale = []
+    for path, (current, wanted) in generate(args.root).items():
+        if current == wanted:
+            continue
+        name = path.relative_to(args.root).as_posix()
+        stale.append(name)
+        if not args.check:
+            path.write_text(wanted, encoding="utf-8")
+            print(f"updated {name}")
+    if args.check and stale:
+        print(
+            f"{', '.join(stale)} out of date with schemas/, the options or the module "
+            f"docstrings: run `.venv/bin/python {THIS}` (or `make docs`) and commit it",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

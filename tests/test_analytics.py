@@ -1,4 +1,4 @@
-"""pipelines/analytics.py against the emulators: seed Firestore, run the real sync, ask.
+"""f2bq_analytics/analytics.py against the emulators: seed Firestore, run the real sync, ask.
 
 Every expected figure below is worked out by hand from the seeded documents.
 The window is ``[AS_OF - 7 days, AS_OF]`` = ``[EDGE, AS_OF]``, both ends in.
@@ -19,7 +19,7 @@ from google.cloud import bigquery, firestore
 
 from devtools import REPO_ROOT
 from devtools import setup_bigquery as setup
-from pipelines import analytics
+from f2bq_analytics import analytics
 from tests.documents import interaction, memory, task
 from tests.sync_helpers import PROJECT, seed, sync, unique_dataset
 
@@ -306,7 +306,7 @@ def test_cli_prints_the_same_json(synced, capsys):
         {"message_in": "c3 in", "message_out": "c3 out", "timestamp": "2026-11-10T12:00:00Z"}
     ]
     result = subprocess.run(
-        [sys.executable, "-m", "pipelines.analytics", "user_analytics", *common],
+        [sys.executable, "-m", "f2bq_analytics", "user_analytics", *common],
         cwd=REPO_ROOT, env=os.environ, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr

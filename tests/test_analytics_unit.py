@@ -1,4 +1,4 @@
-"""pipelines/analytics.py without a server: SQL shape, parameters, byte cap, arguments."""
+"""f2bq_analytics/analytics.py without a server: SQL shape, parameters, byte cap, arguments."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from google.cloud import bigquery
 
-from pipelines import analytics
+from f2bq_analytics import analytics
 from pipelines.table_spec import load_specs
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -258,6 +258,7 @@ def test_sql_files_ship_in_the_wheel(tmp_path: Path):
     )  # fmt: skip
     (wheel,) = tmp_path.glob("*.whl")
     shipped = set(zipfile.ZipFile(wheel).namelist())
-    sql = {p.relative_to(REPO_ROOT).as_posix() for p in REPO_ROOT.glob("pipelines/sql/**/*.sql")}
+    sql_files = REPO_ROOT.glob("f2bq_analytics/sql/**/*.sql")
+    sql = {p.relative_to(REPO_ROOT).as_posix() for p in sql_files}
     assert len(sql) == len(analytics.QUERIES) + len(analytics.VIEWS)
     assert sql <= shipped

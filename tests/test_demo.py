@@ -1,4 +1,4 @@
-"""The README's demo command works on a fresh machine (it starts its own emulators)."""
+"""The demo command of the README works on a fresh machine (it starts its own emulators)."""
 
 import json
 import subprocess

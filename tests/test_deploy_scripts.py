@@ -298,7 +298,10 @@ def test_build_template_refuses_bad_arguments(capsys: pytest.CaptureFixture[str]
 def test_dockerfile_points_the_launcher_at_the_pipeline() -> None:
     dockerfile = (REPO_ROOT / "Dockerfile").read_text()
     assert "FROM gcr.io/dataflow-templates-base/python311-template-launcher-base" in dockerfile
-    assert "pip install --no-cache-dir ." in dockerfile
+    # The sync's extra brings Apache Beam; every folder setup.py declares is copied in.
+    assert 'pip install --no-cache-dir ".[sync]"' in dockerfile
+    for folder in ("pipelines", "schemas", "f2bq_analytics"):
+        assert f"COPY {folder} ./{folder}" in dockerfile, folder
     env = dict(
         line.removeprefix("ENV ").split("=", 1)
         for line in dockerfile.splitlines()
@@ -309,4 +312,4 @@ def test_dockerfile_points_the_launcher_at_the_pipeline() -> None:
     assert (REPO_ROOT / "pipelines" / "firestore_to_bq.py").is_file()
     ignored = (REPO_ROOT / ".dockerignore").read_text().split()
     assert {".git", ".venv", ".emulators", "tests"} <= set(ignored)
-    assert not {"pipelines", "schemas", "setup.py"} & set(ignored)
+    assert not {"pipelines", "schemas", "f2bq_analytics", "setup.py"} & set(ignored)

@@ -1,8 +1,8 @@
-"""Where bqemulator differs from BigQuery, pinned down so the README stays true.
+"""Where bqemulator differs from BigQuery, pinned down so docs/emulators.md stays true.
 
 Each test shows the emulator's behaviour that the product's single code path is
-built around. If a new bqemulator fixes one, its test fails: revisit the README's
-"Emulator shortfalls" table (the product code needs no change either way).
+built around. If a new bqemulator fixes one, its test fails: revisit the
+"Emulator shortfalls" table of docs/emulators.md (the product code needs no change either way).
 """
 
 from __future__ import annotations

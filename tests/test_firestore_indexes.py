@@ -12,7 +12,7 @@ import pytest
 
 from devtools import REPO_ROOT
 from devtools import create_firestore_indexes as create
-from pipelines.firestore_indexes import DEFAULT_INDEXES, GROUP_INDEX, index_config, render
+from devtools.firestore_indexes import DEFAULT_INDEXES, GROUP_INDEX, index_config, render
 from pipelines.table_spec import load_specs
 
 INDEX_FILE = REPO_ROOT / "deploy" / "firestore.indexes.json"

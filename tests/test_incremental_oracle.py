@@ -5,7 +5,7 @@ hard deletes, malformed documents and missed nights, against the emulators.
 After each incremental run, a fresh full run at the same snapshot into another
 dataset must give the same rows (all columns but run metadata).
 
-What incremental runs cannot see is left out by design, as the README says:
+What incremental runs cannot see is left out by design, as docs/design.md says:
 edits of tables without a change field (``user_interactions``) other than new
 documents and hard deletes are found by the weekly full run, not by counts.
 

@@ -1,4 +1,7 @@
-"""The README's deploy section shows exactly what each script's --dry_run prints."""
+"""The deploy guide (docs/deploy.md) shows exactly what each script's --dry_run prints.
+
+Every ``$ … --dry_run`` block of the README and of docs/ is checked, wherever it is.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +14,15 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+DOCUMENTS = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
+TEXT = "\n".join(path.read_text(encoding="utf-8") for path in DOCUMENTS)
 VENV_PYTHON = ".venv/bin/python"
 
 
 def _shown_commands() -> list[tuple[str, str]]:
-    """``$ command`` lines of the README's code blocks, with the output below them."""
+    """``$ command`` lines of the documents' code blocks, with the output below them."""
     shown = []
-    for block in README.split("```")[1::2]:
+    for block in TEXT.split("```")[1::2]:
         lines = block.strip("\n").splitlines()
         if lines and lines[0].startswith("$ ") and "--dry_run" in lines[0]:
             shown.append((lines[0][2:], "\n".join(lines[1:])))

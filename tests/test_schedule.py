@@ -145,7 +145,7 @@ def test_launch_body_with_options() -> None:
 
 
 def test_nightly_can_read_whole_collections_too() -> None:
-    """For apps that want no collection-group indexes (see the README)."""
+    """For apps that want no collection-group indexes (see docs/deploy.md)."""
     args = schedule.parse_args([*BASE, "--nightly_mode", "full"])
     nightly = job(args, "nightly")
     assert nightly.mode == "full"

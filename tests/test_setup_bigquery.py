@@ -14,7 +14,8 @@ from google.cloud import bigquery
 
 from devtools import REPO_ROOT
 from devtools import setup_bigquery as setup
-from pipelines import analytics, audit, dead_letters
+from f2bq_analytics import analytics
+from pipelines import audit, dead_letters
 from pipelines import bigquery as bq
 from pipelines.table_spec import load_specs
 

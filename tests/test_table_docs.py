@@ -1,23 +1,28 @@
-"""The README's table docs and code map are what scripts/gen_table_docs.py makes of the code."""
+"""The generated blocks (docs/tables.md, docs/code-map.md, the README's options table) are
+what scripts/gen_table_docs.py makes of the code."""
 
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from pipelines import audit, dead_letters
+from pipelines.arguments import help_parser
 from pipelines.table_spec import SYNC_COLUMNS, load_specs
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 README = REPO_ROOT / "README.md"
+TABLES = REPO_ROOT / "docs" / "tables.md"
+CODE_MAP = REPO_ROOT / "docs" / "code-map.md"
 SCRIPT = "scripts/gen_table_docs.py"
 
 
-def check(readme: Path) -> subprocess.CompletedProcess[str]:
+def check(root: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, SCRIPT, "--check", "--readme", str(readme)],
+        [sys.executable, SCRIPT, "--check", "--root", str(root)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -25,17 +30,18 @@ def check(readme: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def block(text: str, name: str) -> str:
+def block(path: Path, name: str) -> str:
+    text = path.read_text(encoding="utf-8")
     match = re.search(rf"<!-- {name}:begin -->\n(.*?)<!-- {name}:end -->", text, re.S)
-    assert match, f"README.md has no {name} block"
+    assert match, f"{path.name} has no {name} block"
     return match.group(1)
 
 
-def tables_in_readme() -> dict[str, str]:
+def tables_in_docs() -> dict[str, str]:
     """The generated block's sections by table name; "sync": the sync columns."""
-    text = block(README.read_text(encoding="utf-8"), "tables")
-    text = text.replace("Every table also has these sync columns", "#### `sync`\n")
-    parts = re.split(r"^#### `([^`]+)`$", text, flags=re.M)
+    text = block(TABLES, "tables")
+    text = text.replace("Every table also has these sync columns", "## `sync`\n")
+    parts = re.split(r"^## `([^`]+)`$", text, flags=re.M)
     return dict(zip(parts[1::2], parts[2::2], strict=True))
 
 
@@ -43,24 +49,59 @@ def column_rows(section: str) -> list[tuple[str, str, str]]:
     return re.findall(r"^\| `(\w+)` \| (\w+) \| (\w+) \|", section, re.M)
 
 
-def test_readme_matches_the_generator() -> None:
-    done = check(README)
+def copy_documents(root: Path) -> None:
+    shutil.copy(README, root / "README.md")
+    shutil.copytree(REPO_ROOT / "docs", root / "docs")
+
+
+def test_the_documents_match_the_generator() -> None:
+    done = check()
     assert done.returncode == 0, done.stderr
 
 
-def test_a_stale_readme_fails_the_check_and_names_the_fix(tmp_path: Path) -> None:
-    stale = tmp_path / "README.md"
-    text = README.read_text(encoding="utf-8")
+def test_a_stale_table_doc_fails_the_check_and_names_the_fix(tmp_path: Path) -> None:
+    copy_documents(tmp_path)
+    stale = tmp_path / "docs" / "tables.md"
+    text = stale.read_text(encoding="utf-8")
     assert "| Planned length. |" in text
     stale.write_text(text.replace("| Planned length. |", "| Planned duration. |"), encoding="utf-8")
-    done = check(stale)
+    done = check(tmp_path)
     assert done.returncode == 1
+    assert "docs/tables.md" in done.stderr
     assert f"run `.venv/bin/python {SCRIPT}`" in done.stderr
-    assert stale.read_text(encoding="utf-8") != text  # --check writes nothing
+    assert "Planned duration" in stale.read_text(encoding="utf-8")  # --check writes nothing
+
+
+def test_a_stale_options_table_fails_the_check(tmp_path: Path) -> None:
+    copy_documents(tmp_path)
+    readme = tmp_path / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    assert "| `--num_splits` | `8` |" in text
+    readme.write_text(text.replace("| `--num_splits` | `8` |", "| `--num_splits` | `16` |"))
+    done = check(tmp_path)
+    assert done.returncode == 1
+    assert "README.md" in done.stderr
+
+
+def test_the_options_table_lists_every_option_of_help_with_its_help_text() -> None:
+    """What `firestore-to-bq --help` prints is what the README's table says."""
+    rows = {
+        name: (default, text)
+        for names, default, text in re.findall(
+            r"^\| (`[^|]+`) \| ([^|]*) \| (.*) \|$", block(README, "options"), re.M
+        )
+        for name in re.findall(r"`([^`]+)`", names)
+    }
+    for action in help_parser()._actions:
+        for name in action.option_strings:
+            assert name in rows, name
+            assert " ".join((action.help or "").split()) in rows[name][1], name
+            if action.default not in (None, "", False):
+                assert rows[name][0] == f"`{action.default}`", name
 
 
 def test_every_table_and_column_is_documented_with_its_type_and_mode() -> None:
-    sections = tables_in_readme()
+    sections = tables_in_docs()
     expected = {name: spec.bigquery_schema() for name, spec in load_specs().items()}
     expected = {name: schema[: -len(SYNC_COLUMNS)] for name, schema in expected.items()}
     expected.update(
@@ -73,7 +114,7 @@ def test_every_table_and_column_is_documented_with_its_type_and_mode() -> None:
 
 
 def test_partitioning_clustering_and_change_field_are_stated() -> None:
-    sections = tables_in_readme()
+    sections = tables_in_docs()
     for name, spec in load_specs().items():
         layout = sections[name]
         assert f"partitioned by `DAY({spec.partition_column})`" in layout
@@ -87,10 +128,23 @@ def test_partitioning_clustering_and_change_field_are_stated() -> None:
 
 
 def test_the_code_map_names_every_module() -> None:
-    code_map = block(README.read_text(encoding="utf-8"), "code-map")
-    for folder in ("pipelines", "pipelines/transforms", "scripts"):
+    code_map = block(CODE_MAP, "code-map")
+    for folder in ("pipelines", "pipelines/transforms", "f2bq_analytics", "scripts", "devtools"):
         for path in sorted((REPO_ROOT / folder).glob("*")):
             if path.suffix in (".py", ".sh") and path.name != "__init__.py":
-                assert f"[`{path.name}`]({folder}/{path.name}) — " in code_map, path
+                # Links are relative to docs/, where the code map lives.
+                assert f"[`{path.name}`](../{folder}/{path.name}) — " in code_map, path
     for path in (REPO_ROOT / "schemas").glob("*.json"):
         assert f"`{path.name}`" in code_map
+
+
+def test_every_document_the_readme_links_exists_and_the_readme_fits_400_lines() -> None:
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 400
+    for page in ("design", "performance", "guarantees", "tables", "emulators", "code-map",
+                 "deploy", "analytics"):  # fmt: skip
+        assert f"](docs/{page}.md" in text, page
+    for path in [README, *sorted((REPO_ROOT / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", path.read_text(encoding="utf-8")):
+            if not target.startswith(("http://", "https://")):
+                assert (path.parent / target).exists(), f"{path.name}: {target}"

@@ -1,9 +1,9 @@
 """The app's analytics over the synced tables, so no team hand-writes this SQL.
 
-    python -m pipelines.analytics user_analytics --project P --dataset D --user_id U \\
+    python -m f2bq_analytics user_analytics --project P --dataset D --user_id U \\
         [--days 30] [--limit 20] [--as_of 2026-11-25T00:00:00Z] [--dry_run]
 
-The SQL lives in ``pipelines/sql/`` (package data), one file per query and per
+The SQL lives in ``f2bq_analytics/sql/`` (package data), one file per query and per
 dashboard view. Every value is a query parameter; only validated table names
 are put into the text. Each query filters on its table's partition column, so
 BigQuery reads only the window's partitions, and carries ``maximum_bytes_billed``
@@ -52,7 +52,7 @@ class Sql:
     folder: str = "sql"
 
     def text(self, project: str, dataset: str) -> str:
-        template = resources.files("pipelines").joinpath(self.folder, f"{self.name}.sql")
+        template = resources.files("f2bq_analytics").joinpath(self.folder, f"{self.name}.sql")
         return template.read_text(encoding="utf-8").format(
             table=bq.table_sql(project, dataset, self.table)
         )
@@ -272,7 +272,7 @@ def _json_default(value: Any) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _Parser(prog="python -m pipelines.analytics", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="python -m f2bq_analytics", description=__doc__.split("\n")[0])
     parser.add_argument("call", choices=sorted(QUERIES))
     parser.add_argument("--project", required=True)
     parser.add_argument("--dataset", required=True)

@@ -1,0 +1,32 @@
+"""The Makefile's targets run the commands the README gives for them."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+
+
+def planned(*args: str) -> list[str]:
+    """The commands ``make -n`` would run (printed, not run)."""
+    done = subprocess.run(
+        ["make", "-n", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+def test_make_demo_keep_1_passes_keep_to_the_demo() -> None:
+    # `make demo --keep` cannot work: make reads --keep as its own --keep-going.
+    assert planned("demo", "KEEP=1")[-1].endswith("scripts/demo.py --keep")
+
+
+def test_make_demo_without_keep_stops_the_emulators() -> None:
+    assert planned("demo")[-1].endswith("scripts/demo.py")
+    assert planned("demo", "KEEP=0")[-1].endswith("scripts/demo.py")
