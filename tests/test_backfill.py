@@ -128,7 +128,6 @@ def test_runs_every_chunk_in_order_with_pass_through_args(fake_sync: dict) -> No
         "--dataset",
         "d",
     ]
-    assert not Path(".backfill-state.json").exists()
 
 
 def test_stops_at_the_first_failure_and_resumes_after_what_the_audit_says_is_done(
