@@ -34,6 +34,7 @@ from pipelines import audit, reachability
 from pipelines import bigquery as bq
 from pipelines.arguments import Parser
 from pipelines.error_text import scrub
+from pipelines.firestore import brief_error
 from pipelines.options import UsageError
 from pipelines.table_spec import SchemaError, load_specs, select_specs
 
@@ -133,11 +134,8 @@ def finished_windows(target: Target, now: datetime.datetime) -> list[Chunk]:
     except reachability.Unreachable as exc:
         raise ProgressUnknown(str(exc)) from None
     except (api_exceptions.GoogleAPIError, OSError) as exc:
-        text = getattr(exc, "message", None) or str(exc)
-        first = text.strip().splitlines()[0] if text.strip() else ""
-        raise ProgressUnknown(
-            f"cannot read {target.audit_table}: {type(exc).__name__}: {scrub(first)}"
-        ) from None
+        reason = scrub(brief_error(exc))
+        raise ProgressUnknown(f"cannot read {target.audit_table}: {reason}") from None
 
 
 def parse_date(value: str) -> datetime.date:
