@@ -1,39 +1,63 @@
 """Backfill a long date range as a series of shorter sync runs, resumably.
 
     python scripts/backfill.py --start_date 2025-01-01 --end_date 2025-12-31 \\
-        [--chunk_days 7] [--state_file .backfill-state.json] [--dry_run] \\
+        [--chunk_days 7] [--dry_run] \\
         -- --project P --dataset D --runner DataflowRunner ...
 
 One run per chunk of ``--chunk_days`` days (inclusive ends; the last chunk may
 be shorter), one after another, so each run reads and replaces a bounded
 amount of data and a failure costs one chunk, not the whole range. The first
-failing chunk stops the backfill; every finished chunk is recorded in the state
-file, so running the same command again resumes after the last one. Arguments
-after ``--`` are passed to every run unchanged. ``--dry_run`` prints the chunk
-commands and runs nothing.
+failing chunk stops the backfill. Arguments after ``--`` are passed to every
+run unchanged; their ``--project`` and ``--dataset`` name the dataset whose
+``_sync_runs`` says which chunks are done: a chunk is done when a succeeded run
+covered its days and replaced every table the chunk syncs (``--collections``,
+or all of ``schemas/``). So running the same command again, from any machine,
+resumes after the last finished chunk, and against a dataset that lost its
+tables (or never had them) it runs every chunk. ``--dry_run`` prints the chunk
+commands and neither runs nor reads anything.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
-import json
-import os
 import shlex
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
-DEFAULT_STATE_FILE = ".backfill-state.json"
+from google.api_core import exceptions as api_exceptions
+
+from pipelines import audit, reachability
+from pipelines import bigquery as bq
+from pipelines.error_text import scrub
+from pipelines.firestore import brief_error
+from pipelines.options import UsageError
+from pipelines.table_spec import SchemaError, load_specs, select_specs
+from pipelines.usage import Parser
+
 MAX_CHUNK_DAYS = 3660
 Chunk = tuple[datetime.date, datetime.date]
 
 
-class UsageError(ValueError):
-    """A bad argument or a state file from another backfill; nothing has run."""
+class ProgressUnknown(RuntimeError):
+    """``_sync_runs`` could not be read; nothing has run. The message is one line."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the chunk runs write, read from the arguments after ``--``."""
+
+    project: str
+    dataset: str
+    location: str | None
+    tables: tuple[str, ...]
+
+    @property
+    def audit_table(self) -> str:
+        return f"{self.project}.{self.dataset}.{audit.TABLE}"
 
 
 def chunks(start: datetime.date, end: datetime.date, days: int) -> list[Chunk]:
@@ -60,44 +84,58 @@ def chunk_command(base: Sequence[str], chunk: Chunk, extra: Sequence[str]) -> li
     ]
 
 
-def chunk_key(chunk: Chunk) -> list[str]:
-    return [chunk[0].isoformat(), chunk[1].isoformat()]
+def covered(chunk: Chunk, windows: Sequence[Chunk]) -> bool:
+    """Whether one of ``windows`` (inclusive ends) holds every day of ``chunk``."""
+    return any(first <= chunk[0] and chunk[1] <= last for first, last in windows)
 
 
-def identity(args: argparse.Namespace, extra: Sequence[str]) -> dict[str, Any]:
-    """What makes two invocations the same backfill (and so safe to resume)."""
-    return {
-        "start_date": args.start_date.isoformat(),
-        "end_date": args.end_date.isoformat(),
-        "chunk_days": args.chunk_days,
-        "args": list(extra),
-    }
+def target_of(extra: Sequence[str]) -> Target:
+    """The dataset and tables of the chunk runs, parsed by the sync's own options.
 
+    Beam's parser with ``SyncOptions`` reads the arguments after ``--``, so
+    ``--project``, ``--dataset``, ``--collections``, ``--schemas_dir`` and
+    ``--bq_location`` mean here exactly what they mean to each run.
+    """
+    from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 
-def load_state(path: Path, expected: dict[str, Any]) -> set[tuple[str, str]]:
-    """Chunks already done; refuses a state file written for another backfill."""
-    if not path.exists():
-        return set()
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-        recorded = {key: state[key] for key in expected}
-        done = {(a, b) for a, b in state["completed"]}
-    except (ValueError, KeyError, TypeError):
-        raise UsageError(f"{path} is not a backfill state file; move it away") from None
-    if recorded != expected:
+    from pipelines.options import SyncOptions
+
+    options = PipelineOptions(list(extra))
+    sync = options.view_as(SyncOptions)
+    project = options.view_as(GoogleCloudOptions).project
+    if not (project and sync.dataset):
         raise UsageError(
-            f"{path} records a different backfill ({recorded['start_date']}.."
-            f"{recorded['end_date']}, {recorded['chunk_days']}-day chunks, args "
-            f"{shlex.join(recorded['args'])!r}); use another --state_file or remove it"
+            "the sync arguments after -- need --project and --dataset: that dataset's "
+            f"{audit.TABLE} says which chunks are done"
         )
-    return done
+    try:
+        bq.check_project(project)
+        bq.check_identifier(sync.dataset, "--dataset")
+        specs = load_specs(sync.schemas_dir)
+        wanted = [c.strip() for c in (sync.collections or "").split(",") if c.strip()]
+        tables = select_specs(specs, wanted) if wanted else list(specs.values())
+    except (bq.UnsafeIdentifier, SchemaError) as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"--schemas_dir: cannot read {exc.filename or sync.schemas_dir}") from None
+    return Target(project, sync.dataset, sync.bq_location, tuple(t.name for t in tables))
 
 
-def save_state(path: Path, ident: dict[str, Any], done: list[list[str]]) -> None:
-    """Write via a temporary file and a rename, so a crash never leaves half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({**ident, "completed": done}, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+def finished_windows(target: Target, now: datetime.datetime) -> list[Chunk]:
+    """Windows of the succeeded runs that replaced all of the target's tables.
+
+    Probed first, so an unreachable BigQuery is one line within the probe's
+    deadline rather than minutes of client retries.
+    """
+    try:
+        reachability.check_bigquery(target.project, target.dataset, target.location)
+        client = bq.make_client(target.project, target.location)
+        return audit.succeeded_windows(client, target.dataset, now - audit.HISTORY, target.tables)
+    except reachability.Unreachable as exc:
+        raise ProgressUnknown(str(exc)) from None
+    except (api_exceptions.GoogleAPIError, OSError) as exc:
+        reason = scrub(brief_error(exc))
+        raise ProgressUnknown(f"cannot read {target.audit_table}: {reason}") from None
 
 
 def parse_date(value: str) -> datetime.date:
@@ -108,36 +146,42 @@ def parse_date(value: str) -> datetime.date:
 
 
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
-    """Our options before ``--``; everything after it goes to each run as is."""
+    """Our options before ``--``; everything after it goes to each run as is.
+
+    Raises :class:`UsageError` (one line) for a bad one, ``SystemExit(0)`` after ``--help``.
+    """
     argv = list(argv)
     if "--" in argv:
         split = argv.index("--")
         own, extra = argv[:split], argv[split + 1 :]
     else:
         own, extra = argv, []
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        usage="%(prog)s --start_date D --end_date D [options] [-- sync arguments]",
+    parser = Parser(
+        prog="scripts/backfill.py",
+        description=(__doc__ or "").split("\n\n")[0],
+        usage="%(prog)s --start_date D --end_date D [options] -- --project P --dataset D ...",
     )
     parser.add_argument("--start_date", type=parse_date, required=True, help="First day.")
     parser.add_argument("--end_date", type=parse_date, required=True, help="Last day, inclusive.")
     parser.add_argument("--chunk_days", type=int, default=7, help="Days per run (default 7).")
-    parser.add_argument(
-        "--state_file", type=Path, default=Path(DEFAULT_STATE_FILE), help="Progress record."
-    )
+    parser.add_argument("--state_file", help=argparse.SUPPRESS)  # refused: see below
     parser.add_argument(
         "--command",
         help="Command that syncs one chunk (default: this Python, -m pipelines.firestore_to_bq).",
     )
     parser.add_argument("--dry_run", action="store_true", help="Print the chunk commands only.")
     args = parser.parse_args(own)
+    if args.state_file is not None:
+        raise UsageError(
+            f"--state_file is gone: progress is read from {audit.TABLE} of the dataset after --"
+        )
     if args.end_date < args.start_date:
-        parser.error(f"--end_date {args.end_date} is before --start_date {args.start_date}")
+        raise UsageError(f"--end_date {args.end_date} is before --start_date {args.start_date}")
     if not 1 <= args.chunk_days <= MAX_CHUNK_DAYS:
-        parser.error(f"--chunk_days must be between 1 and {MAX_CHUNK_DAYS}")
+        raise UsageError(f"--chunk_days must be between 1 and {MAX_CHUNK_DAYS}")
     for flag in ("--start_date", "--end_date", "--date"):
         if any(a == flag or a.startswith(flag + "=") for a in extra):
-            parser.error(f"{flag} is set per chunk; do not pass it after --")
+            raise UsageError(f"{flag} is set per chunk; do not pass it after --")
     args.command = (
         shlex.split(args.command)
         if args.command
@@ -146,31 +190,37 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     return args, extra
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args, extra = parse_args(sys.argv[1:] if argv is None else argv)
-    plan = chunks(args.start_date, args.end_date, args.chunk_days)
-    ident = identity(args, extra)
+def main(argv: Sequence[str] | None = None, now: datetime.datetime | None = None) -> int:
+    """0 every chunk done, 2 bad arguments, 1 progress unreadable, else the failed run's code."""
     try:
-        done = load_state(args.state_file, ident)
+        args, extra = parse_args(sys.argv[1:] if argv is None else argv)
+        target = None if args.dry_run else target_of(extra)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    completed = [chunk_key(c) for c in plan if tuple(chunk_key(c)) in done]
+    except SystemExit as done:  # --help
+        return int(done.code or 0)
+    plan = chunks(args.start_date, args.end_date, args.chunk_days)
 
-    if args.dry_run:
+    if target is None:  # --dry_run
         for chunk in plan:
-            line = shlex.join(chunk_command(args.command, chunk, extra))
-            print(f"# done: {line}" if tuple(chunk_key(chunk)) in done else line)
+            print(shlex.join(chunk_command(args.command, chunk, extra)))
         return 0
 
+    try:
+        windows = finished_windows(target, now or datetime.datetime.now(datetime.UTC))
+    except ProgressUnknown as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    done = [chunk for chunk in plan if covered(chunk, windows)]
     total = len(plan)
-    if len(completed) == total:
-        print(f"all {total} chunks already done ({args.state_file}); nothing to run")
+    if len(done) == total:
+        print(f"all {total} chunks already done ({target.audit_table}); nothing to run")
         return 0
     for number, chunk in enumerate(plan, 1):
         label = f"chunk {number}/{total} {chunk[0]}..{chunk[1]}"
-        if tuple(chunk_key(chunk)) in done:
-            print(f"{label}: already done, skipped", flush=True)
+        if chunk in done:
+            print(f"{label}: already done ({target.audit_table}), skipped", flush=True)
             continue
         command = chunk_command(args.command, chunk, extra)
         print(f"{label}: {shlex.join(command)}", flush=True)
@@ -178,13 +228,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = subprocess.run(command)
         if result.returncode != 0:
             print(
-                f"{label}: FAILED with exit code {result.returncode}; {len(completed)} of "
+                f"{label}: FAILED with exit code {result.returncode}; {len(done)} of "
                 f"{total} chunks done. Fix the cause and run the same command to resume.",
                 file=sys.stderr,
             )
             return result.returncode if result.returncode > 0 else 1
-        completed.append(chunk_key(chunk))
-        save_state(args.state_file, ident, completed)
+        done.append(chunk)
         print(f"{label}: done in {time.monotonic() - started:.0f}s", flush=True)
     print(f"backfill {args.start_date}..{args.end_date} complete: {total} chunks")
     return 0

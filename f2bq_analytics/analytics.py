@@ -13,7 +13,6 @@ the same methods in a worker thread for async backends.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import datetime
 import functools
@@ -29,6 +28,7 @@ from google.api_core import exceptions as api_exceptions
 from google.cloud import bigquery
 
 from pipelines import bigquery as bq
+from pipelines.error_text import scrub
 
 UTC = datetime.UTC
 #: Enough for a month of a busy user's partitions; a query that would bill more fails unbilled.
@@ -243,11 +243,6 @@ class AsyncAnalytics:
     emotional_trend = _in_thread(Analytics.emotional_trend)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise ValueError(message)
-
-
 def _parse_as_of(value: str) -> datetime.datetime:
     try:
         parsed = datetime.datetime.fromisoformat(value)
@@ -272,7 +267,18 @@ def _json_default(value: Any) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _Parser(prog="python -m f2bq_analytics", description=__doc__.split("\n")[0])
+    """Print one call's result as JSON: 0 done, 1 BigQuery failed, 2 bad arguments.
+
+    The same contract as the sync: every failure is one ``error:`` line, and an
+    unreachable BigQuery is found by the sync's probe within its deadline
+    instead of by the query's retries.
+    """
+    # Imported here: they bring Beam in, which an app backend importing Analytics does not need.
+    from pipelines import reachability
+    from pipelines.firestore import brief_error
+    from pipelines.usage import Parser
+
+    parser = Parser(prog="python -m f2bq_analytics", description=__doc__.split("\n")[0])
     parser.add_argument("call", choices=sorted(QUERIES))
     parser.add_argument("--project", required=True)
     parser.add_argument("--dataset", required=True)
@@ -296,6 +302,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         limit = _positive(
             CHAT_LIMIT if args.limit is None else args.limit, "--limit", MAX_CHAT_LIMIT
         )
+        bq.check_project(args.project)
+        bq.check_identifier(args.dataset, "dataset")
+        _positive(args.maximum_bytes_billed, "--maximum_bytes_billed", 2**62)
+    except SystemExit as done:  # --help
+        return int(done.code or 0)
+    except ValueError as exc:  # UsageError and UnsafeIdentifier are ValueErrors
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        reachability.check_bigquery(args.project, args.dataset, args.location)
         analytics = Analytics(
             args.project,
             args.dataset,
@@ -311,11 +327,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             }
         else:
             result = getattr(analytics, args.call)(args.user_id, days, as_of=as_of, **extra)
-    except ValueError as exc:
+    except reachability.Unreachable as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except api_exceptions.GoogleAPICallError as exc:
-        print(f"error: {type(exc).__name__}: {exc.message}", file=sys.stderr)
+        return 1
+    except (api_exceptions.GoogleAPIError, OSError) as exc:  # requests' errors are OSErrors
+        print(f"error: {scrub(brief_error(exc))}", file=sys.stderr)
         return 1
     print(to_json(result))
     return 0

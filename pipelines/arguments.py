@@ -5,18 +5,20 @@ defines is dropped with an "Unparseable argument" warning, so a misspelled
 ``--start-date`` silently syncs yesterday instead. Here every argument is checked
 against the same parser Beam builds (all ``PipelineOptions`` subclasses, ours
 included) and one that fits none is refused, with the closest spelling.
+:class:`Parser` gives the smaller commands (``status``, the analytics CLI,
+``scripts/backfill.py``) the same contract with plain argparse.
 """
 
 from __future__ import annotations
 
 import argparse
-import difflib
 import logging
 from collections.abc import Sequence
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.options import SyncOptions, UsageError
+from pipelines.options import SyncOptions
+from pipelines.usage import UsageError, unknown_option
 
 PROG = "firestore-to-bq"
 HELP = ("-h", "--help")
@@ -62,21 +64,9 @@ def check_known(args: Sequence[str]) -> None:
         {s for a in parser._actions for s in a.option_strings if s.startswith("--")}
         | set(_entry_point_options())
     )
-    hint = suggestion(name, known) or (
-        f" (run {PROG} --help for the sync's options, {HELP_BEAM} for Beam's)"
+    raise unknown_option(
+        name, known, f" (run {PROG} --help for the sync's options, {HELP_BEAM} for Beam's)"
     )
-    raise UsageError(f"unknown option {name}{hint}")
-
-
-def suggestion(name: str, known: Sequence[str]) -> str:
-    """``: did you mean --x?`` for the closest known option, or ""."""
-    normalized = "--" + name.lstrip("-").replace("-", "_").lower()
-    if normalized in known:
-        match = normalized
-    else:
-        close = difflib.get_close_matches(normalized, known, n=1, cutoff=0.75)
-        match = close[0] if close else None
-    return f": did you mean {match}?" if match else ""
 
 
 def pop_log_level(argv: Sequence[str]) -> tuple[int, list[str]]:

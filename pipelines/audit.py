@@ -292,3 +292,46 @@ def read_audit_row(config: SyncConfig) -> dict[str, Any] | None:
     )
     rows = [dict(r) for r in job.result()]
     return rows[0] if rows else None
+
+
+def succeeded_windows(
+    client: bigquery.Client,
+    dataset: str,
+    since: datetime.datetime,
+    tables: Iterable[str],
+) -> list[tuple[datetime.date, datetime.date]]:
+    """Windows of runs since ``since`` that replaced every one of ``tables`` successfully.
+
+    A run counts when its row says ``succeeded`` and its ``tables`` entries hold
+    each of ``tables`` with status ``succeeded`` and ``replaced`` true: a run of
+    fewer tables (``--collections``) did not do another run's work. ``since``
+    bounds the scan by the partition column. A dataset or ``_sync_runs`` that
+    does not exist yet means no run has replaced anything: ``[]``. This is what
+    ``scripts/backfill.py`` resumes from, so every machine sees the same progress.
+    """
+    wanted = set(tables)
+    try:
+        job = bq.run_query(
+            client,
+            "SELECT window_start, window_end, tables "
+            f"FROM {bq.table_sql(client.project, dataset, TABLE)} "
+            f"WHERE {PARTITION_COLUMN} >= @since AND status = @succeeded "
+            "AND window_start IS NOT NULL AND window_end IS NOT NULL "
+            f"ORDER BY {PARTITION_COLUMN}",
+            query_parameters=[
+                bigquery.ScalarQueryParameter("since", "TIMESTAMP", since),
+                bigquery.ScalarQueryParameter("succeeded", "STRING", SUCCEEDED),
+            ],
+        )
+    except api_exceptions.NotFound:
+        return []
+    windows = []
+    for row in job.result():
+        replaced = {
+            e.get("table")
+            for e in entries(row["tables"])
+            if e.get("status") == SUCCEEDED and e.get("replaced") is True
+        }
+        if wanted <= replaced:
+            windows.append((row["window_start"], row["window_end"]))
+    return windows

@@ -16,6 +16,7 @@ from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOpt
 from pipelines.bigquery import UnsafeIdentifier, check_identifier, check_project
 from pipelines.convert import format_timestamp
 from pipelines.table_spec import SchemaError, TableSpec, load_specs, select_specs
+from pipelines.usage import UsageError
 from pipelines.windows import RunPlan, TableWindow, window_text
 
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}\Z"
@@ -23,10 +24,6 @@ RUN_ID = re.compile(r"^[A-Za-z0-9_]{1,64}\Z")
 SECRET_VERSION = re.compile(r"^projects/[^/]+/secrets/[^/]+/versions/[^/]+\Z")
 MAX_WINDOW_DAYS = 3660
 UTC = datetime.UTC
-
-
-class UsageError(ValueError):
-    """Bad arguments: reported as one line, before anything runs."""
 
 
 MODES = ("incremental", "full")

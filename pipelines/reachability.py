@@ -11,6 +11,8 @@ the clients fail at once (no auth retry, no prompt), and say so the same way.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import grpc
 from google.api_core import exceptions as api_exceptions
 from google.api_core import retry as api_retry
@@ -19,7 +21,9 @@ from google.cloud import bigquery
 
 from pipelines import bigquery as bq
 from pipelines import firestore as fs
-from pipelines.options import SyncConfig
+
+if TYPE_CHECKING:
+    from pipelines.options import SyncConfig
 
 #: Seconds either probe keeps retrying (a server still starting up gets this long).
 PROBE_DEADLINE = 12.0

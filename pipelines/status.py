@@ -11,7 +11,6 @@ behind (or was never synced), so it doubles as a monitoring check.
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import sys
 from collections.abc import Sequence
@@ -22,11 +21,11 @@ from google.cloud import bigquery
 
 from pipelines import audit, dead_letters, reachability
 from pipelines import bigquery as bq
-from pipelines.arguments import suggestion
 from pipelines.convert import format_timestamp
 from pipelines.error_text import names, scrub
 from pipelines.options import UsageError
 from pipelines.table_spec import SchemaError, load_specs
+from pipelines.usage import Parser
 from pipelines.windows import TableState
 
 PROG = "firestore-to-bq status"
@@ -51,13 +50,8 @@ class TableStatus:
         return self.days_behind is None or self.days_behind > max_lag_days
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, not argparse's usage dump
-        raise UsageError(message)
-
-
-def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description=__doc__.split("\n\n")[0])
+def parser() -> Parser:
+    p = Parser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--project", required=True, help="Google Cloud project of the dataset.")
     p.add_argument("--dataset", required=True, help="BigQuery dataset the sync writes to.")
     p.add_argument(
@@ -141,14 +135,9 @@ def main(argv: Sequence[str], now: datetime.datetime | None = None) -> int:
     """Print the status; 0 all tables current, 1 one is late or never synced, 2 bad arguments."""
     try:
         try:
-            args, unknown = parser().parse_known_args(list(argv))
+            args = parser().parse_args(list(argv))
         except SystemExit as done:  # --help
             return int(done.code or 0)
-        if unknown:
-            name = unknown[0].split("=", 1)[0]
-            known = [s for a in parser()._actions for s in a.option_strings if s[:2] == "--"]
-            hint = suggestion(name, known) or f" (see {PROG} --help)"
-            raise UsageError(f"unknown option {name}{hint}")
         bq.check_project(args.project)
         bq.check_identifier(args.dataset, "--dataset")
         if args.max_lag_days < 0:

@@ -2,7 +2,7 @@
 """Backfill a long date range as a series of shorter sync runs, resumably.
 
     python scripts/backfill.py --start_date 2025-01-01 --end_date 2025-12-31 \\
-        [--chunk_days 7] [--state_file .backfill-state.json] [--dry_run] \\
+        [--chunk_days 7] [--dry_run] \\
         -- --project P --dataset D --runner DataflowRunner ...
 
 A thin entry point: the code is ``devtools/backfill.py``.

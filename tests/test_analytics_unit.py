@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import os
 import re
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from google.cloud import bigquery
 
 from f2bq_analytics import analytics
 from pipelines.table_spec import load_specs
+from tests.test_unreachable import closed_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 UTC = datetime.UTC
@@ -236,6 +239,12 @@ COMMON = ["--project", "my-proj", "--dataset", "d", "--user_id", "u1"]
         (["chat_history", *COMMON[:3], "bad-name", *COMMON[4:]], "dataset 'bad-name'"),
         (["chat_history", "--project", "Not A Project", *COMMON[2:]], "project"),
         (["user_analytics", *COMMON, "--user_id", ""], "user_id"),
+        (["user_analytics", "--project", "my-proj", "--dataset", "d", "--user-id", "u1"],
+         "unknown option --user-id: did you mean --user_id?"),
+        (["user_analytics", *COMMON, "--as-of", "2026-11-10T00:00:00Z"],
+         "unknown option --as-of: did you mean --as_of?"),
+        (["user_analytics", *COMMON, "--maximum_bytes_billed", "0"], "--maximum_bytes_billed"),
+        (["user_analytics", *COMMON, "--zzz"], "unknown option --zzz (see python -m "),
     ],
 )
 def test_cli_bad_arguments_exit_2_with_one_line(argv, message, capsys, monkeypatch):
@@ -248,6 +257,28 @@ def test_cli_bad_arguments_exit_2_with_one_line(argv, message, capsys, monkeypat
     out, err = capsys.readouterr()
     assert out == ""
     assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err
+
+
+def test_cli_with_bigquery_unreachable_fails_in_bounded_time_with_one_line():
+    """Issue 14.6: the sync's probe, not the query's retries: one line, exit 1, no traceback."""
+    port = closed_port()
+    env = {**os.environ, "BIGQUERY_EMULATOR_HOST": f"127.0.0.1:{port}"}
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "f2bq_analytics", "user_analytics", *COMMON],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    seconds = time.monotonic() - started
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"error: the BigQuery emulator at http://127.0.0.1:{port} (BIGQUERY_EMULATOR_HOST) "
+        "did not answer within 12 s (ConnectionError: Failed to establish a new connection: "
+        "[Errno 111] Connection refused); start the emulator or unset BIGQUERY_EMULATOR_HOST"
+    ]
+    assert seconds < 60  # a hang guard, not a speed claim
 
 
 def test_sql_files_ship_in_the_wheel(tmp_path: Path):

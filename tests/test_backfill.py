@@ -1,42 +1,64 @@
-"""scripts/backfill.py with a stand-in sync command: chunking, stopping, resuming."""
+"""scripts/backfill.py: chunking, stopping and resuming from ``_sync_runs``.
+
+The unit tests run a stand-in sync command and stand in for the one BigQuery
+read (``finished_windows``); the integration tests run the real sync against
+the emulators and read the real ``_sync_runs``.
+"""
 
 from __future__ import annotations
 
 import datetime
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
 
 import pytest
 
-from devtools import backfill
+from devtools import REPO_ROOT, backfill
+from pipelines import audit
+from pipelines import bigquery as bq
+from tests.documents import task
+from tests.sync_helpers import PROJECT, seed, table_rows, unique_dataset
 
 D = datetime.date
+UTC = datetime.UTC
 
-#: Logs each run's arguments; fails (exit 3) on the chunk starting at $FAIL_ON.
+#: Logs each run's arguments; fails (exit 3) on the chunk starting at $FAIL_ON;
+#: a run that succeeds appends its window to $SYNC_RUNS, as the sync's audit row would.
 FAKE_SYNC = """
 import json, os, sys
 args = sys.argv[1:]
 start = args[args.index("--start_date") + 1]
+end = args[args.index("--end_date") + 1]
 with open(os.environ["SYNC_LOG"], "a") as log:
     log.write(json.dumps(args) + "\\n")
-sys.exit(3 if start == os.environ.get("FAIL_ON") else 0)
+if start == os.environ.get("FAIL_ON"):
+    sys.exit(3)
+with open(os.environ["SYNC_RUNS"], "a") as runs:
+    runs.write(json.dumps([start, end]) + "\\n")
 """
 
 
 @pytest.fixture
-def fake_sync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path | str]:
+def fake_sync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """A stand-in sync, and its windows as what ``_sync_runs`` says is done."""
     script = tmp_path / "fake_sync.py"
     script.write_text(FAKE_SYNC)
-    log = tmp_path / "runs.jsonl"
+    log, sync_runs = tmp_path / "runs.jsonl", tmp_path / "sync_runs.jsonl"
     monkeypatch.setenv("SYNC_LOG", str(log))
+    monkeypatch.setenv("SYNC_RUNS", str(sync_runs))
     monkeypatch.delenv("FAIL_ON", raising=False)
-    return {
-        "command": shlex.join([sys.executable, str(script)]),
-        "log": log,
-        "state": tmp_path / "state.json",
-    }
+    targets: list[backfill.Target] = []
+
+    def finished_windows(target: backfill.Target, now: datetime.datetime) -> list:
+        targets.append(target)
+        lines = sync_runs.read_text().splitlines() if sync_runs.exists() else []
+        return [tuple(D.fromisoformat(d) for d in json.loads(line)) for line in lines]
+
+    monkeypatch.setattr(backfill, "finished_windows", finished_windows)
+    return {"command": shlex.join([sys.executable, str(script)]), "log": log, "targets": targets}
 
 
 def runs(log: Path) -> list[tuple[str, str]]:
@@ -51,17 +73,10 @@ def runs(log: Path) -> list[tuple[str, str]]:
 
 
 def argv(fake: dict, start: str, end: str, *extra: str) -> list[str]:
-    return [
-        "--start_date",
-        start,
-        "--end_date",
-        end,
-        "--command",
-        str(fake["command"]),
-        "--state_file",
-        str(fake["state"]),
-        *extra,
-    ]
+    return ["--start_date", start, "--end_date", end, "--command", str(fake["command"]), *extra]
+
+
+TARGET = ("--", "--project", "my-proj", "--dataset", "d")
 
 
 def test_chunks_have_inclusive_ends_and_a_short_last_chunk() -> None:
@@ -80,10 +95,21 @@ def test_chunks_have_inclusive_ends_and_a_short_last_chunk() -> None:
     ]
 
 
-def test_runs_every_chunk_in_order_with_pass_through_args(fake_sync: dict) -> None:
-    code = backfill.main(
-        argv(fake_sync, "2026-01-01", "2026-01-17", "--", "--project", "p", "--dataset", "d")
+def test_a_chunk_is_done_only_when_one_window_holds_all_its_days() -> None:
+    chunk = (D(2026, 1, 8), D(2026, 1, 14))
+    assert backfill.covered(chunk, [(D(2026, 1, 8), D(2026, 1, 14))])
+    assert backfill.covered(chunk, [(D(2026, 1, 1), D(2026, 1, 31))])
+    assert not backfill.covered(chunk, [])
+    assert not backfill.covered(chunk, [(D(2026, 1, 9), D(2026, 1, 14))])
+    assert not backfill.covered(chunk, [(D(2026, 1, 8), D(2026, 1, 13))])
+    # Two runs that together hold the days are not one run that replaced them all.
+    assert not backfill.covered(
+        chunk, [(D(2026, 1, 1), D(2026, 1, 10)), (D(2026, 1, 11), D(2026, 1, 20))]
     )
+
+
+def test_runs_every_chunk_in_order_with_pass_through_args(fake_sync: dict) -> None:
+    code = backfill.main(argv(fake_sync, "2026-01-01", "2026-01-17", *TARGET))
 
     assert code == 0
     assert runs(fake_sync["log"]) == [
@@ -98,22 +124,16 @@ def test_runs_every_chunk_in_order_with_pass_through_args(fake_sync: dict) -> No
         "--end_date",
         "2026-01-07",
         "--project",
-        "p",
+        "my-proj",
         "--dataset",
         "d",
     ]
-    state = json.loads(fake_sync["state"].read_text())
-    assert state["completed"] == [
-        ["2026-01-01", "2026-01-07"],
-        ["2026-01-08", "2026-01-14"],
-        ["2026-01-15", "2026-01-17"],
-    ]
 
 
-def test_stops_at_the_first_failure_and_resumes_after_the_last_done_chunk(
-    fake_sync: dict, monkeypatch: pytest.MonkeyPatch
+def test_stops_at_the_first_failure_and_resumes_after_what_the_audit_says_is_done(
+    fake_sync: dict, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = argv(fake_sync, "2026-01-01", "2026-01-20", "--chunk_days", "5", "--", "--dataset", "d")
+    args = argv(fake_sync, "2026-01-01", "2026-01-20", "--chunk_days", "5", *TARGET)
     monkeypatch.setenv("FAIL_ON", "2026-01-11")
 
     assert backfill.main(args) == 3
@@ -122,66 +142,57 @@ def test_stops_at_the_first_failure_and_resumes_after_the_last_done_chunk(
         ("2026-01-06", "2026-01-10"),
         ("2026-01-11", "2026-01-15"),
     ]
-    assert json.loads(fake_sync["state"].read_text())["completed"] == [
-        ["2026-01-01", "2026-01-05"],
-        ["2026-01-06", "2026-01-10"],
-    ]
+    assert "FAILED with exit code 3; 2 of 4 chunks done" in capsys.readouterr().err
 
     monkeypatch.delenv("FAIL_ON")
     fake_sync["log"].unlink()
     assert backfill.main(args) == 0
     assert runs(fake_sync["log"]) == [("2026-01-11", "2026-01-15"), ("2026-01-16", "2026-01-20")]
-    assert len(json.loads(fake_sync["state"].read_text())["completed"]) == 4
+    out = capsys.readouterr().out
+    assert "chunk 1/4 2026-01-01..2026-01-05: already done (my-proj.d._sync_runs), skipped" in out
 
     fake_sync["log"].unlink()
     assert backfill.main(args) == 0
     assert runs(fake_sync["log"]) == []
-
-
-def test_refuses_a_state_file_from_another_backfill(
-    fake_sync: dict, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("FAIL_ON", "2026-01-08")
-    assert backfill.main(argv(fake_sync, "2026-01-01", "2026-01-31", "--", "--dataset", "a")) == 3
-    fake_sync["log"].unlink()
-
-    other_range = argv(fake_sync, "2026-01-01", "2026-02-28", "--", "--dataset", "a")
-    other_args = argv(fake_sync, "2026-01-01", "2026-01-31", "--", "--dataset", "b")
-    other_chunks = argv(
-        fake_sync, "2026-01-01", "2026-01-31", "--chunk_days", "3", "--", "--dataset", "a"
+    assert "all 4 chunks already done (my-proj.d._sync_runs); nothing to run" in (
+        capsys.readouterr().out
     )
-    for args in (other_range, other_args, other_chunks):
-        assert backfill.main(args) == 2
-        assert "records a different backfill" in capsys.readouterr().err
-    assert runs(fake_sync["log"]) == []
 
 
-def test_dry_run_prints_chunk_commands_and_marks_done_ones(
+def test_the_tables_a_chunk_syncs_come_from_the_pass_through_args(fake_sync: dict) -> None:
+    assert backfill.main(argv(fake_sync, "2026-01-01", "2026-01-01", *TARGET)) == 0
+    everything = fake_sync["targets"][-1]
+    assert everything == backfill.Target(
+        "my-proj", "d", "US", ("emotional_memories", "projects", "routines", "tasks",
+                               "user_interactions")
+    )  # fmt: skip
+    some = [*TARGET, "--collections=interactions,tasks", "--bq_location", "EU"]
+    assert backfill.main(argv(fake_sync, "2026-01-01", "2026-01-01", *some)) == 0
+    assert fake_sync["targets"][-1] == backfill.Target(
+        "my-proj", "d", "EU", ("user_interactions", "tasks")
+    )
+
+
+def test_dry_run_prints_every_chunk_command_and_reads_nothing(
     fake_sync: dict, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = argv(fake_sync, "2026-01-01", "2026-01-10", "--chunk_days", "4", "--", "--dataset", "d")
-    monkeypatch.setenv("FAIL_ON", "2026-01-05")
-    assert backfill.main(args) == 3
-    fake_sync["log"].unlink()
-    capsys.readouterr()
+    args = argv(fake_sync, "2026-01-01", "2026-01-10", "--chunk_days", "4", "--dry_run", *TARGET)
 
-    assert backfill.main([*args[: args.index("--")], "--dry_run", *args[args.index("--") :]]) == 0
+    assert backfill.main(args) == 0
 
     command = fake_sync["command"]
+    tail = "--project my-proj --dataset d"
     assert capsys.readouterr().out.splitlines() == [
-        f"# done: {command} --start_date 2026-01-01 --end_date 2026-01-04 --dataset d",
-        f"{command} --start_date 2026-01-05 --end_date 2026-01-08 --dataset d",
-        f"{command} --start_date 2026-01-09 --end_date 2026-01-10 --dataset d",
+        f"{command} --start_date 2026-01-01 --end_date 2026-01-04 {tail}",
+        f"{command} --start_date 2026-01-05 --end_date 2026-01-08 {tail}",
+        f"{command} --start_date 2026-01-09 --end_date 2026-01-10 {tail}",
     ]
-    assert runs(fake_sync["log"]) == []
+    assert runs(fake_sync["log"]) == [] and fake_sync["targets"] == []
 
 
-def test_default_command_is_the_pipeline_module(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    state = str(tmp_path / "s.json")
-    args = ["--start_date", "2026-01-01", "--end_date", "2026-01-02", "--state_file", state]
-    assert backfill.main([*args, "--dry_run"]) == 0
+def test_default_command_is_the_pipeline_module(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--start_date", "2026-01-01", "--end_date", "2026-01-02", "--dry_run"]
+    assert backfill.main(args) == 0
     assert capsys.readouterr().out.splitlines() == [
         shlex.join(
             [
@@ -197,16 +208,145 @@ def test_default_command_is_the_pipeline_module(
     ]
 
 
+DATES = ["--start_date", "2026-01-01", "--end_date", "2026-01-02"]
+
+
 @pytest.mark.parametrize(
-    "bad",
+    ("bad", "message"),
     [
-        ["--start_date", "2026-01-10", "--end_date", "2026-01-01"],
-        ["--start_date", "2026-1-1", "--end_date", "2026-01-01"],
-        ["--start_date", "2026-01-01", "--end_date", "2026-01-02", "--chunk_days", "0"],
-        ["--start_date", "2026-01-01", "--end_date", "2026-01-02", "--", "--date", "2026-01-01"],
+        (["--start_date", "2026-01-10", "--end_date", "2026-01-01"], "is before --start_date"),
+        (["--start_date", "2026-1-1", "--end_date", "2026-01-01"], "not a date in YYYY-MM-DD"),
+        ([*DATES, "--chunk_days", "0"], "--chunk_days must be between 1 and"),
+        ([*DATES, "--chunk-days", "3"], "unknown option --chunk-days: did you mean --chunk_days?"),
+        ([*DATES, *TARGET, "--date", "2026-01-01"], "--date is set per chunk"),
+        ([*DATES, "--state_file", "s.json", *TARGET], "--state_file is gone: progress is read"),
+        ([*DATES], "need --project and --dataset"),
+        ([*DATES, "--", "--project", "my-proj"], "need --project and --dataset"),
+        ([*DATES, "--", "--project", "my-proj", "--dataset", "d;x"], "--dataset 'd;x'"),
+        ([*DATES, *TARGET, "--collections", "nope"], "unknown collection 'nope'"),
     ],
 )
-def test_bad_arguments(bad: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        backfill.main([*bad, "--dry_run"] if "--" not in bad else bad)
-    assert exit_info.value.code == 2
+def test_bad_arguments_exit_2_with_one_line_and_run_nothing(
+    bad: list[str], message: str, fake_sync: dict, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert backfill.main(["--command", fake_sync["command"], *bad]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1, err
+    assert err.startswith("error: ") and message in err, err
+    assert runs(fake_sync["log"]) == [] and fake_sync["targets"] == []
+
+
+# --- against the emulators: the real sync, the real _sync_runs --------------------------
+
+ALL = ("tasks", "user_interactions")
+
+
+def _entry(table: str, status: str = "succeeded", replaced: bool = True) -> dict:
+    return {"table": table, "status": status, "replaced": replaced}
+
+
+def _row(run: str, start: str, end: str, status: str, tables: list, started: str) -> dict:
+    return {
+        "run_id": run, "window_start": start, "window_end": end, "status": status,
+        "started_at": started, "finished_at": started, "tables": tables,
+    }  # fmt: skip
+
+
+def test_succeeded_windows_are_runs_that_replaced_every_table_asked_for(bq_client) -> None:
+    since = datetime.datetime(2026, 11, 20, tzinfo=UTC)
+    dataset = unique_dataset("succeeded_windows")
+    assert audit.succeeded_windows(bq_client, dataset, since, ALL) == []  # no dataset
+    bq.ensure_dataset(bq_client, dataset, None)
+    assert audit.succeeded_windows(bq_client, dataset, since, ALL) == []  # no _sync_runs
+    bq.ensure_table(bq_client, dataset, audit.TABLE, audit.SCHEMA, audit.PARTITION_COLUMN)
+    new, old = "2026-11-25T01:00:00Z", "2026-11-19T23:00:00Z"
+    both = [_entry("tasks"), _entry("user_interactions")]
+    rows = [
+        _row("ok", "2026-11-01", "2026-11-07", "succeeded", both, new),
+        _row("before_since", "2026-11-08", "2026-11-14", "succeeded", both, old),
+        _row("failed", "2026-11-08", "2026-11-14", "failed", both, new),
+        _row("not_reconciled", "2026-11-08", "2026-11-14", "not_reconciled", both, new),
+        _row("tasks_only", "2026-11-15", "2026-11-21", "succeeded", [_entry("tasks")], new),
+        _row(
+            "not_replaced", "2026-11-22", "2026-11-28", "succeeded",
+            [_entry("tasks"), _entry("user_interactions", replaced=False)], new,
+        ),
+        _row(
+            "table_failed", "2026-11-29", "2026-11-30", "succeeded",
+            [_entry("tasks"), _entry("user_interactions", status="failed")], new,
+        ),
+    ]  # fmt: skip
+    bq.load_rows(bq_client, dataset, audit.TABLE, audit.SCHEMA, rows)
+
+    assert audit.succeeded_windows(bq_client, dataset, since, ALL) == [
+        (D(2026, 11, 1), D(2026, 11, 7))
+    ]
+    assert audit.succeeded_windows(bq_client, dataset, since, ["tasks"]) == [
+        (D(2026, 11, 1), D(2026, 11, 7)),
+        (D(2026, 11, 15), D(2026, 11, 21)),
+        (D(2026, 11, 22), D(2026, 11, 28)),
+        (D(2026, 11, 29), D(2026, 11, 30)),
+    ]
+
+
+#: The real sync, except on the chunk starting at $FAIL_ON: that one fails (exit 3).
+FAILING_SYNC = """
+import os, sys
+args = sys.argv[1:]
+if args[args.index("--start_date") + 1] == os.environ.get("FAIL_ON"):
+    sys.exit(3)
+os.execv(sys.executable, [sys.executable, "-m", "pipelines.firestore_to_bq", *args])
+"""
+DAYS = ("2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04")
+
+
+def _seed_tasks(db) -> None:
+    seed(db, {f"users/u{i}/tasks/t{day}": task(day) for day in DAYS for i in (1, 2)})
+
+
+def test_backfill_progress_is_the_datasets_sync_runs_not_a_local_file(
+    emulators, firestore_db, bq_client, tmp_path, monkeypatch, capfd
+) -> None:
+    """Issue 14.5: a failed chunk resumes from _sync_runs; wiped emulators run every chunk again."""
+    script = tmp_path / "sync.py"
+    script.write_text(FAILING_SYNC)
+    monkeypatch.chdir(tmp_path)  # where a state file would have been written
+    monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT))
+    _seed_tasks(firestore_db)
+    dataset = unique_dataset("backfill")
+    command = shlex.join([sys.executable, str(script)])
+    args = [
+        "--start_date", DAYS[0], "--end_date", DAYS[-1], "--chunk_days", "2",
+        "--command", command, "--", "--project", PROJECT, "--dataset", dataset,
+        "--collections", "tasks",
+    ]  # fmt: skip
+    first, second = f"chunk 1/2 {DAYS[0]}..{DAYS[1]}", f"chunk 2/2 {DAYS[2]}..{DAYS[3]}"
+
+    monkeypatch.setenv("FAIL_ON", DAYS[2])
+    assert backfill.main(args) == 3
+    out, err = capfd.readouterr()
+    assert f"{first}: done in " in out and f"{second}: FAILED with exit code 3" in err
+    assert len(table_rows(bq_client, dataset, "tasks")) == 4
+
+    monkeypatch.delenv("FAIL_ON")
+    assert backfill.main(args) == 0
+    out, _ = capfd.readouterr()
+    assert f"{first}: already done ({PROJECT}.{dataset}._sync_runs), skipped" in out
+    assert f"{second}: done in " in out
+    assert len(table_rows(bq_client, dataset, "tasks")) == 8
+
+    assert backfill.main(args) == 0
+    assert capfd.readouterr().out == (
+        f"all 2 chunks already done ({PROJECT}.{dataset}._sync_runs); nothing to run\n"
+    )
+    assert os.listdir(tmp_path) == ["sync.py"]
+
+    # The emulators lose their data (down and up): the same command runs every chunk again.
+    bq_client.delete_dataset(dataset, delete_contents=True)
+    emulators.reset_firestore()
+    _seed_tasks(firestore_db)
+    assert backfill.main(args) == 0
+    out, _ = capfd.readouterr()
+    assert "already done" not in out
+    assert f"{first}: done in " in out and f"{second}: done in " in out
+    assert len(table_rows(bq_client, dataset, "tasks")) == 8

@@ -127,6 +127,7 @@ def test_status_of_a_dataset_nothing_synced_to(emulators, capsys) -> None:
         (["--project", "p-1x"], "error: the following arguments are required: --dataset"),
         (["--project", "my-project", "--dataset", "d;x"], "error: --dataset 'd;x' is not a plain"),
         (["--project", "my-project", "--dataset", "d", "--max-lag-days", "2"], "did you mean"),
+        (["--project", "my-project", "--datset", "d"], "--datset: did you mean --dataset?"),
         (["--project", "my-project", "--dataset", "d", "--max_lag_days", "-1"], "0 or more"),
     ],
 )
