@@ -34,6 +34,8 @@ CALL_TIMEOUT = 120.0
 #: call, which left a run whose BigQuery had gone hanging for many minutes.
 LOST_SERVER_DEADLINE = 60.0
 API_RETRY = bigquery.DEFAULT_RETRY.with_deadline(LOST_SERVER_DEADLINE)
+#: Retries of one resumable upload (exponential from 1 s: about a minute in all).
+UPLOAD_RETRIES = 6
 JOB_RETRY = api_retry.Retry(
     predicate=api_retry.if_exception_type(
         api_exceptions.TooManyRequests,
@@ -208,6 +210,7 @@ def load_file(
         source,
         f"{client.project}.{dataset}.{table}",
         job_config=config,
+        num_retries=UPLOAD_RETRIES,
         timeout=CALL_TIMEOUT,
         job_id=job_id,
         job_id_prefix=None if job_id else f"f2bq_load_{table[:60]}_",

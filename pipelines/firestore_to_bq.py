@@ -24,7 +24,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
@@ -331,9 +331,12 @@ def configure_logging(level: int) -> None:
 STOPPED = threading.Event()
 
 
-def _stop_on_signals() -> None:
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
     """SIGTERM (what Cloud Run, Dataflow's launcher and Kubernetes send) stops the
-    run as Ctrl-C does: promptly, recorded, staging dropped."""
+    run as Ctrl-C does: promptly, recorded, staging dropped. The previous handlers
+    come back afterwards (``main`` may be called in-process, as tests do)."""
+    STOPPED.clear()
 
     def interrupt(signum, frame):  # noqa: ARG001 - the signal module's signature
         if STOPPED.is_set():  # a second signal: let the recording and cleanup finish
@@ -341,14 +344,26 @@ def _stop_on_signals() -> None:
         STOPPED.set()
         raise KeyboardInterrupt
 
+    saved = {}
     with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
-        signal.signal(signal.SIGTERM, interrupt)
-        signal.signal(signal.SIGINT, interrupt)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            saved[signum] = signal.signal(signum, interrupt)
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    _stop_on_signals()
+def main(argv: Sequence[str] | None = None, now: datetime.datetime | None = None) -> int:
+    """The command line: 0 done, 1 failed or not reconciled, 2 bad arguments, 130 stopped.
+
+    ``now``: as for :func:`run` (tests act as of another day)."""
+    with _stop_on_signals():
+        return _main(list(sys.argv[1:] if argv is None else argv), now)
+
+
+def _main(args: list[str], now: datetime.datetime | None) -> int:
     if args[:1] == ["status"]:
         from pipelines import status
 
@@ -362,7 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         level, args = pop_log_level(args)
         configure_logging(level)
-        summary = run(args)
+        summary = run(args, now=now)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

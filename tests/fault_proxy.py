@@ -8,6 +8,8 @@ Sits between the Firestore client and the emulator. After the server has sent
 ``die_on``: the ``die_at``-th time a client sends these bytes (e.g. ``b"/upload/"``,
 BigQuery's load-job upload), the server is gone for good: every connection is
 reset and new ones are refused, as when the machine behind it dies.
+``on_send``: called with every chunk a client sends, before it is forwarded
+(e.g. to deliver SIGTERM to the run when its commit starts).
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ class FaultProxy:
         on_cut: Callable[[], None] | None = None,
         die_on: bytes | None = None,
         die_at: int = 1,
+        on_send: Callable[[bytes], None] | None = None,
     ) -> None:
         self.upstream = ("127.0.0.1", upstream_port)
         self.cut_every = cut_every
         self.max_cuts = max_cuts
         self.on_cut = on_cut
+        self.on_send = on_send
         self.die_on = die_on
         self._seen_until_death = die_at
         self.died = threading.Event()
@@ -83,6 +87,8 @@ class FaultProxy:
                     self.died.set()
                     self.close()
                     return
+                if not downstream and self.on_send is not None:
+                    self.on_send(data)
                 dst.sendall(data)
                 if downstream and self._count(len(data)):
                     self._cut()

@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipelines import firestore_to_bq
-from tests.documents import interaction, task
 from tests.sync_helpers import PROJECT, table_rows, unique_dataset
+from tests.world import World
 
 pytestmark = pytest.mark.integration
 UTC = datetime.UTC
@@ -40,56 +40,6 @@ operation = st.one_of(
     st.tuples(st.just("malformed_task"), st.integers(0, 2), st.integers(-6, 0)),
 )
 night = st.tuples(st.lists(operation, max_size=6), st.booleans())  # (ops, night missed)
-
-
-def _at(today: datetime.date, offset: int, hour: int = 10) -> datetime.datetime:
-    day = today + datetime.timedelta(days=offset)
-    return datetime.datetime.combine(day, datetime.time(hour), UTC)
-
-
-class World:
-    """The app: writes documents as it would, with ``updated_at`` from its clock."""
-
-    def __init__(self, db) -> None:
-        self.db = db
-        self.paths: list[str] = []
-        self.serial = 0
-
-    def _new(self, collection: str, user: int) -> str:
-        self.serial += 1
-        path = f"users/u{user}/{collection}/d{self.serial}"
-        self.paths.append(path)
-        return path
-
-    def apply(self, op: tuple[str, int, int], today: datetime.date) -> None:
-        kind, which, offset = op
-        now = datetime.datetime.now(UTC)
-        when = _at(today, offset, hour=self.serial % 24)
-        if kind == "create_task":
-            path = self._new("tasks", which)
-            self.db.document(path).set(
-                task(when.date().isoformat(), created_at=when, updated_at=now)
-            )
-        elif kind == "malformed_task":
-            path = self._new("tasks", which)
-            data = task(when.date().isoformat(), created_at=when, updated_at=now)
-            data["duration_minutes"] = "soon"
-            self.db.document(path).set(data)
-        elif kind == "create_interaction":
-            path = self._new("interactions", which)
-            self.db.document(path).set(interaction(when.date().isoformat(), timestamp=when))
-        else:
-            tasks = [p for p in self.paths if "/tasks/" in p] if kind != "delete" else self.paths
-            if not tasks:
-                return
-            path = tasks[which % len(tasks)]
-            if kind == "delete":
-                self.db.document(path).delete()
-                self.paths.remove(path)
-            elif kind == "edit_task":
-                self.db.document(path).update({"completed": True, "updated_at": now})
-            else:  # move_task
-                self.db.document(path).update({"created_at": when, "updated_at": now})
 
 
 def _run(dataset: str, now: datetime.datetime, *args: str):
