@@ -44,7 +44,7 @@ setup(
     version="0.1.0",
     description="Nightly Beam sync of Firestore collections into partitioned BigQuery tables",
     python_requires=">=3.11",
-    packages=SHIPPED + (["devtools"] if EDITABLE else []),
+    packages=SHIPPED + (["devtools", "devtools.bench"] if EDITABLE else []),
     package_data={"schemas": ["*.json"], "pipelines": ["sql/*.sql", "sql/views/*.sql"]},
     include_package_data=True,
     install_requires=RUNTIME,
