@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime
 import functools
-import io
 import logging
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -89,15 +88,15 @@ class _Batch:
     """Newline-delimited JSON in memory up to ``SPOOL_IN_MEMORY``, then in a temp file."""
 
     def __init__(self) -> None:
-        self.buffer: IO[bytes] = io.BytesIO()
+        # "r+b", not the default "w+b": the BigQuery client refuses to upload a
+        # file whose mode is not a read mode, and the in-memory file reports it.
+        self.buffer: IO[bytes] = tempfile.SpooledTemporaryFile(  # noqa: SIM115 - closed by _flush
+            max_size=SPOOL_IN_MEMORY, mode="r+b"
+        )
         self.rows = 0
         self.size = 0
 
     def write(self, line: bytes) -> None:
-        if self.size + len(line) > SPOOL_IN_MEMORY and isinstance(self.buffer, io.BytesIO):
-            spilled = tempfile.TemporaryFile()  # noqa: SIM115 - closed by _flush
-            spilled.write(self.buffer.getvalue())
-            self.buffer = spilled
         self.buffer.write(line)
         self.rows += 1
         self.size += len(line)
