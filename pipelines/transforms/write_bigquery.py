@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any
 
 import apache_beam as beam
-from apache_beam.transforms.window import GlobalWindow
+from apache_beam.transforms.window import GlobalWindows
 from apache_beam.utils.windowed_value import WindowedValue
 
 from pipelines import bigquery as bq
@@ -68,7 +68,7 @@ class _StageRowsFn(beam.DoFn):
 
     def finish_bundle(self) -> Iterator[WindowedValue]:
         for destination in list(self._batches):
-            yield WindowedValue((destination, self._flush(destination)), 0, [GlobalWindow()])
+            yield GlobalWindows.windowed_value((destination, self._flush(destination)))
 
     def _flush(self, destination: str) -> int:
         batch = self._batches.pop(destination)
