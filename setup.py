@@ -26,6 +26,8 @@ SHIPPED = ["pipelines", "pipelines.transforms", "schemas"]
 EDITABLE = bool({"editable_wheel", "develop"} & set(sys.argv[1:]))
 DEV = [
     "pytest==9.2.0",
+    # `make unit` runs the server-free tests on two workers (-n 2).
+    "pytest-xdist==3.8.0",
     "ruff==0.17.6",
     # Local BigQuery emulator and the DuckDB pieces it needs offline.
     "bqemulator==1.4.0",
