@@ -14,6 +14,7 @@ from devtools.emulators import Emulators
 if TYPE_CHECKING:
     from google.cloud import bigquery, firestore
 
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "integration: needs the local Firestore and BigQuery emulators"
