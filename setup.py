@@ -39,6 +39,8 @@ EDITABLE = bool({"editable_wheel", "develop"} & set(sys.argv[1:]))
 DEV = [
     *SYNC,
     "pytest==9.2.0",
+    # `make unit` runs the server-free tests on two workers (-n 2).
+    "pytest-xdist==3.8.0",
     "ruff==0.17.6",
     # Local BigQuery emulator and the DuckDB pieces it needs offline.
     "bqemulator==1.4.0",
@@ -57,7 +59,7 @@ setup(
     version="0.1.0",
     description="Nightly Beam sync of Firestore collections into partitioned BigQuery tables",
     python_requires=">=3.11",
-    packages=SHIPPED + (["devtools"] if EDITABLE else []),
+    packages=SHIPPED + (["devtools", "devtools.bench"] if EDITABLE else []),
     package_data={"schemas": ["*.json"], "f2bq_analytics": ["sql/*.sql", "sql/views/*.sql"]},
     include_package_data=True,
     install_requires=RUNTIME,

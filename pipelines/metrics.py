@@ -47,16 +47,11 @@ def per_day(values: dict[str, int], table: str, what: str) -> dict[str, int]:
 
 
 def committed(result) -> dict[str, int]:
-    """Committed counter values by name (attempted where a runner has no committed)."""
+    """Counter values by name, summed over steps: committed, or attempted where a runner
+    reports no committed value (Beam's ``MetricResult.result``)."""
     totals: dict[str, int] = {}
     query = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))
     for found in query["counters"]:
-        try:
-            value = found.committed
-        except Exception:  # some runners only report attempted values
-            value = None
-        if value is None:
-            value = found.attempted
         key = found.key.metric.name
-        totals[key] = totals.get(key, 0) + int(value or 0)
+        totals[key] = totals.get(key, 0) + int(found.result or 0)
     return totals

@@ -49,6 +49,9 @@ class IncrementalPlan:
     reads: tuple[FieldRange, ...] = ()
     counts: int = 0  # count() aggregations run
     covered_days: tuple[datetime.date, ...] = field(default=())  # no range read needed
+    #: The ``[lo, hi)`` partition ranges counted, in the order asked (``counts`` of them);
+    #: the benchmark replays exactly these.
+    count_spans: tuple[tuple[datetime.datetime, datetime.datetime], ...] = ()
 
 
 def day_bounds(day: datetime.date) -> tuple[datetime.datetime, datetime.datetime]:
@@ -176,4 +179,5 @@ def plan_incremental(
         reads=tuple(reads),
         counts=counts,
         covered_days=tuple(covered),
+        count_spans=tuple(ranges) + tuple(unknown),
     )

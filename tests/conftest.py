@@ -14,22 +14,11 @@ from devtools.emulators import Emulators
 if TYPE_CHECKING:
     from google.cloud import bigquery, firestore
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--shard",
-        default=None,
-        metavar="I/N",
-        help="run only every Nth selected test, starting at the Ith (1-based); "
-        "`make unit` runs two shards at once, one per core",
-    )
-
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "integration: needs the local Firestore and BigQuery emulators"
     )
-    if config.getoption("--shard"):
-        config.pluginmanager.register(_Shard(config.getoption("--shard")), "shard")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -44,29 +33,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
-class _Shard:
-    """``--shard I/N``: keep every Nth of the tests that -m/-k left, from the Ith on."""
-
-    def __init__(self, value: str) -> None:
-        index, _, count = value.partition("/")
-        try:
-            self.index, self.count = int(index), int(count)
-        except ValueError:
-            raise pytest.UsageError(f"--shard {value!r}: expected I/N, e.g. 1/2") from None
-        if not 1 <= self.index <= self.count:
-            raise pytest.UsageError(f"--shard {value!r}: I must be between 1 and N")
-
-    @pytest.hookimpl(trylast=True)  # after -m has deselected: both shards get unit tests
-    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]):
-        kept = items[self.index - 1 :: self.count]
-        kept_ids = {id(item) for item in kept}
-        config.hook.pytest_deselected(items=[i for i in items if id(i) not in kept_ids])
-        items[:] = kept
-
-
 @pytest.fixture(scope="session")
 def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulators]:
-    """Start both emulators once per session and point the Google clients at them."""
+    """Start both emulators once per session and point the Google clients at them.
+
+    One pair for the whole suite: under pytest-xdist every worker would start
+    its own, so the emulator tests run without ``-n`` (``make test``, ``.ci/run``);
+    ``make unit`` uses ``-n 2`` with ``-m "not integration"`` only.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        pytest.fail("the emulator tests run in one process: run them without -n", pytrace=False)
     state_dir = tmp_path_factory.mktemp("emulators")
     emu = emulators_module.start(state_dir)
     saved = {key: os.environ.get(key) for key in emu.env()}

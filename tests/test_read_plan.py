@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipelines import read_plan
-from pipelines.read_plan import change_ranges, day_bounds, plan_incremental, time_slices
+from pipelines.read_plan import ONE_DAY, change_ranges, day_bounds, plan_incremental, time_slices
 
 UTC = datetime.UTC
 DAY = datetime.date(2026, 11, 24)
@@ -117,3 +117,11 @@ def test_change_ranges_end_open_for_clocks_ahead_of_firestore() -> None:
     ranges = change_ranges("tasks", "updated_at", WATERMARK, _at(9), 3)
     assert [r.start for r in ranges] == [WATERMARK, _at(5), _at(7)]
     assert ranges[-1].end is None and all(r.changed for r in ranges)
+
+
+def test_the_plan_names_every_span_it_counted() -> None:
+    firestore = [_at(1), _at(5), _at(20)]
+    for changed in ([_at(5), _at(20)], [_at(5)]):  # covered after the watermark, and not
+        plan, counted = _plan(firestore, changed=changed, verify=[DAY - ONE_DAY])
+        assert list(plan.count_spans) == counted and plan.counts == len(counted)
+    assert plan.count_spans[-1] == (LO, HI)  # not covered: the whole day is sized

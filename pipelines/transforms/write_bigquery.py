@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import datetime
 import functools
-import io
 import logging
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any
 
 import apache_beam as beam
-from apache_beam.transforms.window import GlobalWindow
+from apache_beam.transforms.window import GlobalWindows
 from apache_beam.utils.windowed_value import WindowedValue
 
 from pipelines import bigquery as bq
@@ -69,7 +68,7 @@ class _StageRowsFn(beam.DoFn):
 
     def finish_bundle(self) -> Iterator[WindowedValue]:
         for destination in list(self._batches):
-            yield WindowedValue((destination, self._flush(destination)), 0, [GlobalWindow()])
+            yield GlobalWindows.windowed_value((destination, self._flush(destination)))
 
     def _flush(self, destination: str) -> int:
         batch = self._batches.pop(destination)
@@ -89,15 +88,15 @@ class _Batch:
     """Newline-delimited JSON in memory up to ``SPOOL_IN_MEMORY``, then in a temp file."""
 
     def __init__(self) -> None:
-        self.buffer: IO[bytes] = io.BytesIO()
+        # "r+b", not the default "w+b": the BigQuery client refuses to upload a
+        # file whose mode is not a read mode, and the in-memory file reports it.
+        self.buffer: IO[bytes] = tempfile.SpooledTemporaryFile(  # noqa: SIM115 - closed by _flush
+            max_size=SPOOL_IN_MEMORY, mode="r+b"
+        )
         self.rows = 0
         self.size = 0
 
     def write(self, line: bytes) -> None:
-        if self.size + len(line) > SPOOL_IN_MEMORY and isinstance(self.buffer, io.BytesIO):
-            spilled = tempfile.TemporaryFile()  # noqa: SIM115 - closed by _flush
-            spilled.write(self.buffer.getvalue())
-            self.buffer = spilled
         self.buffer.write(line)
         self.rows += 1
         self.size += len(line)

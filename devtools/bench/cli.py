@@ -1,0 +1,205 @@
+"""The benchmark's command line: which scenarios, at what size, and where the report goes.
+
+Parsing imports nothing heavy, so ``--help`` is instant; the scenarios are
+imported when they run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from devtools.bench import log
+from devtools.bench.seeding import MOVED_SHARE
+
+DEFAULT_WORKERS = "in_memory,multi_threading:2,multi_processing:2"
+DEFAULT_HISTORIES = "14,90,365"
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--docs", type=int, default=20_000, help="Documents to seed.")
+    parser.add_argument("--repeat", type=int, default=1, help="Runs of each; medians reported.")
+    parser.add_argument("--json", type=Path, help="Also write the results here as JSON.")
+    parser.add_argument(
+        "--workers",
+        default=DEFAULT_WORKERS,
+        help="Comma-separated DirectRunner configurations to time: in_memory, "
+        "multi_threading:N, multi_processing:N, or N workers (1 = in_memory, "
+        f"N > 1 = multi_processing:N). Default {DEFAULT_WORKERS}.",
+    )
+    parser.add_argument(
+        "--keep-data",
+        action="store_true",
+        help="Leave the emulators running with the seeded documents and every written dataset.",
+    )
+    parser.add_argument("--state-dir", type=Path, help="Emulator state dir (default: a temp dir).")
+    parser.add_argument("--naive-batch", type=int, default=100, help="Rows per insertAll request.")
+    parser.add_argument(
+        "--naive-single-cap",
+        type=int,
+        default=300,
+        help="Documents sent one request each; the figure is extrapolated to --docs.",
+    )
+    parser.add_argument(
+        "--profile", type=Path, help="Also run the recommended configuration under py-spy into DIR."
+    )
+    nightly = parser.add_argument_group(
+        "nightly scenario", "Incremental nightly runs over histories of several lengths."
+    )
+    nightly.add_argument(
+        "--scenario",
+        choices=("backfill", "nightly", "all"),
+        default="backfill",
+        help="backfill: floor, pipeline and naive on --docs documents, and a one-day full "
+        "dry run (default); nightly: the incremental nightly over each --nightly-histories; "
+        "all: both.",
+    )
+    nightly.add_argument(
+        "--nightly-histories",
+        default=DEFAULT_HISTORIES,
+        help=f"Comma-separated days of history, each measured on its own (default "
+        f"{DEFAULT_HISTORIES}).",
+    )
+    nightly.add_argument(
+        "--nightly-per-day", type=int, default=200, help="Documents a day, history and new day."
+    )
+    nightly.add_argument(
+        "--nightly-edit-share",
+        type=float,
+        default=0.05,
+        # argparse %-formats help strings: a percent sign is written %%.
+        help="Older documents edited before the timed night, as a share of a day's new ones "
+        f"({MOVED_SHARE * 100:.0f}%% of them also move to another day). Default 0.05.",
+    )
+    nightly.add_argument(
+        "--nightly-deletes",
+        type=int,
+        default=3,
+        help="Interactions hard-deleted (one a day, within --verify_days) for a separate, "
+        "timed night; 0 skips it. Default 3.",
+    )
+    nightly.add_argument(
+        "--no-nightly-warmup",
+        dest="nightly_warmup",
+        action="store_false",
+        help="Skip the untimed 2-day warm-up round before the histories.",
+    )
+    nightly.add_argument(
+        "--verify_days",
+        type=int,
+        default=35,
+        help="Passed to every nightly run (the pipeline's default is 35).",
+    )
+    return parser
+
+
+def parse_args(argv: list[str] | None, description: str = "") -> argparse.Namespace:
+    parsed = parser(description)
+    args = parsed.parse_args(argv)
+    try:
+        args.nightly_histories = sorted(
+            {int(d) for d in args.nightly_histories.split(",") if d.strip()}
+        )
+    except ValueError:
+        parsed.error("--nightly-histories takes comma-separated day counts")
+    if not args.nightly_histories or min(args.nightly_histories) < 2:
+        parsed.error("--nightly-histories needs day counts of 2 or more")
+    if args.nightly_per_day < 1 or args.verify_days < 1 or args.nightly_deletes < 0:
+        parsed.error("--nightly-per-day and --verify_days must be positive")
+    if not 0 < args.nightly_edit_share <= 1:
+        parsed.error("--nightly-edit-share must be in (0, 1]")
+    args.command = shlex.join(
+        [sys.executable, sys.argv[0], *(sys.argv[1:] if argv is None else argv)]
+    )
+    if args.docs < 1 or args.repeat < 1 or args.naive_batch < 1 or args.naive_single_cap < 1:
+        parsed.error("--docs, --repeat, --naive-batch and --naive-single-cap must be positive")
+    from devtools.bench.backfill import RunnerConfig
+
+    try:
+        args.workers = [RunnerConfig.parse(w) for w in args.workers.split(",") if w.strip()]
+    except argparse.ArgumentTypeError as exc:
+        parsed.error(str(exc))
+    if not args.workers:
+        parsed.error("--workers names no configuration")
+    return args
+
+
+def run_scenarios(args: argparse.Namespace, emu: Any, log_dir: Path) -> dict[str, Any]:
+    """The backfill scenario, the nightly one, or both (``--scenario``).
+
+    ``one_day_full`` is the backfill's one-day full dry run; ``nightly`` is only
+    ever the incremental scenario's.
+    """
+    report: dict[str, Any] = {}
+    if args.scenario in ("backfill", "all"):
+        from devtools.bench.backfill import run_backfill
+
+        report = run_backfill(args, emu, log_dir)
+    if args.scenario in ("nightly", "all"):
+        from devtools.bench.nightly import measure_nightly
+        from devtools.bench.process import machine, python_startup_seconds
+
+        nightly = measure_nightly(args, emu, log_dir)
+        if report:
+            report["valid"] = report["valid"] and nightly["ok"]
+        else:
+            env = {**os.environ, **emu.env()}
+            report = {
+                "command": args.command,
+                "cwd": str(Path.cwd()),
+                "machine": machine(),
+                "python_startup_seconds": round(python_startup_seconds(env), 3),
+                "valid": nightly["ok"],
+                "failed_configs": [],
+            }
+        report["scenario"] = args.scenario
+        report["nightly"] = nightly
+    return report
+
+
+def main(argv: list[str] | None = None, description: str = "") -> int:
+    """Start the emulators, run the scenarios, print (and write) the report."""
+    args = parse_args(argv, description)
+    from devtools import emulators
+    from devtools.bench.render import render
+
+    own_dir = args.state_dir is None
+    state_dir = Path(tempfile.mkdtemp(prefix="f2bq-bench-")) if own_dir else args.state_dir
+    log_dir = state_dir / "runs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    emu = emulators.start(state_dir)
+    saved = {key: os.environ.get(key) for key in emu.env()}
+    os.environ.update(emu.env())
+    report: dict[str, Any] | None = None
+    try:
+        report = run_scenarios(args, emu, log_dir)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        if report is not None and args.keep_data:
+            log("emulators left running (--keep-data); to use them:\n" + emu.export_lines())
+            log(f"stop them with: {sys.executable} scripts/emulators.py down "
+                f"--state-dir {state_dir}")  # fmt: skip
+        else:
+            emu.stop()
+            shutil.rmtree(emu.bigquery_data_dir, ignore_errors=True)
+            if own_dir and report is not None and report["valid"] and not report["failed_configs"]:
+                shutil.rmtree(state_dir, ignore_errors=True)
+            else:
+                log(f"emulators stopped; run logs kept in {log_dir}")
+    print(render(report))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    return 0 if report["valid"] else 1

@@ -1,0 +1,34 @@
+"""The benchmark's BigQuery datasets: created empty for a measurement, dropped after it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from pipelines import bigquery as bq
+from pipelines.table_spec import TableSpec
+from pipelines.tables import definition, ensure
+
+
+def create_tables(client: Any, dataset: str, specs: Iterable[TableSpec]) -> None:
+    bq.ensure_dataset(client, dataset, None)
+    for spec in specs:
+        ensure(client, dataset, definition(spec))
+
+
+def drop_dataset(client: Any, dataset: str) -> None:
+    client.delete_dataset(dataset, delete_contents=True, not_found_ok=True)
+
+
+def rows_per_table_day(
+    client: Any, dataset: str, specs: list[TableSpec]
+) -> dict[str, dict[str, int]]:
+    """What each table holds, per day (``YYYY-MM-DD``), to compare with Firestore."""
+    out = {}
+    for spec in specs:
+        sql = (
+            f"SELECT CAST(DATE({spec.partition_column}) AS STRING) AS day, COUNT(*) AS n "
+            f"FROM {bq.table_sql(client.project, dataset, spec.name)} GROUP BY day"
+        )
+        out[spec.name] = {r["day"]: r["n"] for r in bq.run_query(client, sql).result()}
+    return out

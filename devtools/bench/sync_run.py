@@ -1,0 +1,140 @@
+"""Run the sync as the benchmark measures it, and read back what the run itself reported.
+
+    python -m devtools.bench.sync_run OUT.json [--now ISO-TIME] -- SYNC ARGUMENTS
+
+is the sync's own ``main`` (same exit status, same one-line errors) that also
+writes the summary its ``run`` returned to ``OUT.json``: a run that writes is
+summarised from its ``_sync_runs`` row, a dry run from its Beam counters
+(:mod:`pipelines.summary`). ``--now`` is the moment the run acts as of (which
+day is "yesterday"); the Firestore snapshot stays the real clock. The benchmark
+reads these files and ``_sync_runs``, never the console text, so a change to
+the printed summary cannot break it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from devtools.bench.process import failure_cause, run_sampled
+
+
+@dataclass(frozen=True)
+class SyncRun:
+    """One sync run as a subprocess: how long, how much memory, and what it reported."""
+
+    exit_code: int
+    wall_seconds: float
+    peak_rss_bytes: int
+    #: :func:`summary_record` of the run's summary; None when it ended without one.
+    summary: dict[str, Any] | None
+    error: str | None
+
+    @property
+    def run_id(self) -> str | None:
+        return self.summary["run_id"] if self.summary else None
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and self.summary is not None and self.summary["reconciles"]
+
+    def tables(self) -> dict[str, dict[str, Any]]:
+        return self.summary["tables"] if self.summary else {}
+
+    def documents_returned(self) -> int | None:
+        return self.summary["documents_returned"] if self.summary else None
+
+
+def summary_record(summary: Any) -> dict[str, Any]:
+    """A :class:`pipelines.summary.RunSummary` as JSON-ready data."""
+    config = summary.config
+    return {
+        "run_id": config.run_id,
+        "dry_run": config.dry_run,
+        "reconciles": summary.reconciles,
+        "documents_read": summary.documents_read,
+        "documents_returned": summary.documents_returned,
+        "tables": {t.table: dataclasses.asdict(t) for t in summary.tables},
+    }
+
+
+def command(out: Path, sync_args: Sequence[str], now: datetime.datetime | None = None) -> list[str]:
+    """The command line of one sync run writing its summary to ``out``."""
+    when = ["--now", now.isoformat()] if now else []
+    return [sys.executable, "-m", "devtools.bench.sync_run", str(out), *when, "--", *sync_args]
+
+
+def run(
+    sync_args: Sequence[str], env: dict[str, str], log_dir: Path, name: str,
+    now: datetime.datetime | None = None,
+) -> SyncRun:  # fmt: skip
+    """Run the sync once, sampled (:func:`devtools.bench.process.run_sampled`)."""
+    out = log_dir / f"{name}.summary.json"
+    out.unlink(missing_ok=True)
+    sampled = run_sampled(command(out, sync_args, now), env, log_dir, name)
+    summary = json.loads(out.read_text()) if out.exists() else None
+    done = SyncRun(sampled.exit_code, sampled.wall_seconds, sampled.peak_rss_bytes, summary, None)
+    if done.ok:
+        return done
+    return dataclasses.replace(done, error=failure_cause(sampled.stderr.read_text()))
+
+
+def audit_entries(client: Any, dataset: str, run_id: str) -> dict[str, Any]:
+    """The run's ``_sync_runs`` verdict: its status, snapshot and per-table entries
+    (not the ``running`` row every run writes first)."""
+    from google.cloud import bigquery
+
+    from pipelines import audit
+    from pipelines import bigquery as bq
+
+    job = bq.run_query(
+        client,
+        "SELECT status, read_time, tables FROM "
+        f"{bq.table_sql(client.project, dataset, audit.TABLE)} WHERE run_id = @run_id "
+        f"AND status != '{audit.RUNNING}'",
+        query_parameters=[bigquery.ScalarQueryParameter("run_id", "STRING", run_id)],
+    )
+    rows = [dict(r) for r in job.result()]
+    if len(rows) != 1:
+        raise RuntimeError(f"{len(rows)} _sync_runs rows for run {run_id}")
+    return {
+        "status": rows[0]["status"],
+        "read_time": rows[0]["read_time"],
+        "tables": {t["table"]: t for t in audit.entries(rows[0]["tables"])},
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    split = args.index("--") if "--" in args else len(args)
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.bench.sync_run", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("out", type=Path, help="Where to write the run's summary as JSON.")
+    parser.add_argument(
+        "--now", type=datetime.datetime.fromisoformat, help="The moment the run acts as of."
+    )
+    options = parser.parse_args(args[:split])
+
+    from pipelines import firestore_to_bq as sync
+
+    run_sync = sync.run
+
+    def recorded(sync_argv: Sequence[str] | None = None) -> Any:
+        summary = run_sync(sync_argv, now=options.now)
+        options.out.write_text(json.dumps(summary_record(summary), default=str) + "\n")
+        return summary
+
+    sync.run = recorded  # main's own error handling and exit status stay as they are
+    return sync.main(args[split + 1 :])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

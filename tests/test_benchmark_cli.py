@@ -1,0 +1,45 @@
+"""scripts/benchmark.py's command line, without emulators: ``--help`` works, bad values are
+refused with one usage line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from devtools.bench.cli import parse_args
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_help_exits_0_and_names_every_scenario():
+    done = subprocess.run(
+        [sys.executable, "scripts/benchmark.py", "--help"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "Prove the speed" in done.stdout
+    assert "backfill" in done.stdout and "nightly" in done.stdout
+    assert "30% of them also move" in done.stdout  # a percent sign in a help string
+
+
+def test_defaults_parse_into_runner_configurations():
+    args = parse_args([])
+    assert [c.label for c in args.workers] == [
+        "in_memory", "multi_threading:2", "multi_processing:2"
+    ]  # fmt: skip
+    assert args.scenario == "backfill" and args.nightly_histories == [14, 90, 365]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--workers", "in_memory:2"], ["--nightly-histories", "1"], ["--docs", "0"],
+     ["--nightly-edit-share", "2"]],
+)  # fmt: skip
+def test_bad_values_are_a_usage_error(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        parse_args(argv)
+    assert exit_.value.code == 2
+    assert "error:" in capsys.readouterr().err
