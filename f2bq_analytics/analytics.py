@@ -48,7 +48,6 @@ class Sql:
 
     name: str
     table: str
-    partition_column: str
     folder: str = "sql"
 
     def text(self, project: str, dataset: str) -> str:
@@ -61,21 +60,21 @@ class Sql:
 QUERIES = {
     q.name: q
     for q in (
-        Sql("user_analytics", "user_interactions", "timestamp"),
-        Sql("task_completion_rate", "tasks", "created_at"),
-        Sql("chat_history", "user_interactions", "timestamp"),
-        Sql("emotional_trend", "emotional_memories", "timestamp"),
+        Sql("user_analytics", "user_interactions"),
+        Sql("task_completion_rate", "tasks"),
+        Sql("chat_history", "user_interactions"),
+        Sql("emotional_trend", "emotional_memories"),
     )
 }
 #: Dashboard views created by scripts/setup_bigquery.py, with their descriptions.
 VIEWS = {
-    Sql("daily_user_activity", "user_interactions", "timestamp", "sql/views"): (
+    Sql("daily_user_activity", "user_interactions", "sql/views"): (
         "Per user and UTC day: interactions, tokens, errors, average duration (ms)."
     ),
-    Sql("daily_task_completion", "tasks", "created_at", "sql/views"): (
+    Sql("daily_task_completion", "tasks", "sql/views"): (
         "Per user and UTC day of creation: tasks, completed, completion rate."
     ),
-    Sql("daily_emotional_valence", "emotional_memories", "timestamp", "sql/views"): (
+    Sql("daily_emotional_valence", "emotional_memories", "sql/views"): (
         "Per user and UTC day: memories and their average emotional valence."
     ),
 }
