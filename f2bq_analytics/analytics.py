@@ -28,7 +28,7 @@ from google.api_core import exceptions as api_exceptions
 from google.cloud import bigquery
 
 from pipelines import bigquery as bq
-from pipelines.error_text import scrub
+from pipelines import error_text
 
 UTC = datetime.UTC
 #: Enough for a month of a busy user's partitions; a query that would bill more fails unbilled.
@@ -274,7 +274,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     # Imported here: they bring Beam in, which an app backend importing Analytics does not need.
     from pipelines import reachability
-    from pipelines.firestore import brief_error
     from pipelines.usage import Parser
 
     parser = Parser(prog="python -m f2bq_analytics", description=__doc__.split("\n")[0])
@@ -330,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except (api_exceptions.GoogleAPIError, OSError) as exc:  # requests' errors are OSErrors
-        print(f"error: {scrub(brief_error(exc))}", file=sys.stderr)
+        print(f"error: {error_text.one_line(exc)}", file=sys.stderr)
         return 1
     print(to_json(result))
     return 0
