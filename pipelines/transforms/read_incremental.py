@@ -51,7 +51,7 @@ def partition_time(spec: TableSpec, doc: FirestoreDocument) -> datetime.datetime
 class _ChangeRangesFn(beam.DoFn):
     def __init__(self, config: SyncConfig):
         self._config = config
-        self._specs = {s.name: s for s in config.tables}
+        self._specs = config.tables_by_name
 
     def setup(self) -> None:
         self._client = fs.make_client(self._config.project, self._config.database)
@@ -85,7 +85,7 @@ class _ReadFieldRangeFn(beam.DoFn):
 
     def __init__(self, config: SyncConfig):
         self._config = config
-        self._specs = {s.name: s for s in config.tables}
+        self._specs = config.tables_by_name
 
     def setup(self) -> None:
         self._client = fs.make_client(self._config.project, self._config.database)
@@ -119,7 +119,7 @@ class _PlanFn(beam.DoFn):
 
     def __init__(self, config: SyncConfig):
         self._config = config
-        self._specs = {s.name: s for s in config.tables}
+        self._specs = config.tables_by_name
 
     def setup(self) -> None:
         self._firestore = fs.make_client(self._config.project, self._config.database)
@@ -183,7 +183,7 @@ class ReadIncremental(beam.PTransform):
         super().__init__()
         self._config = config
         self._windows = list(windows)
-        self._specs = {s.name: s for s in config.tables}
+        self._specs = config.tables_by_name
 
     def expand(self, pbegin):
         config, specs = self._config, self._specs

@@ -108,7 +108,7 @@ class _CommitFn(beam.DoFn):
 
     def __init__(self, config: SyncConfig):
         self._config = config
-        self._specs = {s.name: s for s in config.tables}
+        self._specs = config.tables_by_name
 
     def setup(self) -> None:
         self._client = bq.make_client(self._config.project, self._config.location)
