@@ -113,7 +113,7 @@ def test_convert_documents_tags_rows_and_dead_letters_and_sums_tallies(monkeypat
 
 
 def _by_table(plans) -> Any:
-    return plans | beam.Map(lambda plan: (plan.table, plan.mode, plan.days, plan.read))
+    return plans | beam.MapTuple(lambda table, plan: (table, plan.mode, plan.days, plan.read))
 
 
 def test_plan_days_plans_every_table_even_one_with_no_documents() -> None:
@@ -142,10 +142,11 @@ def test_plan_days_takes_incremental_days_from_the_read_plans_side_input() -> No
     read_plan = IncrementalPlan("tasks", days=(DAY,), drift_days=(BEFORE,), counts=3)
     tally = Tally(read=1, returned=1, rows=Counter({DAY: 1}))
     with _pipeline() as p:
-        read_plans = p | "ReadPlans" >> beam.Create([read_plan])
+        read_plans = p | "ReadPlans" >> beam.Create([("tasks", read_plan)])
         plans = p | beam.Create([("tasks", tally)]) | PlanDays(config, read_plans)
         assert_that(
             plans
+            | beam.Values()
             | beam.Filter(lambda plan: plan.incremental)
             | beam.Map(lambda plan: (plan.table, plan.days, plan.drift_days, plan.count_queries)),
             equal_to([("tasks", (DAY,), (BEFORE,), 3)]),
@@ -196,10 +197,10 @@ def test_write_commits_every_destination_after_staging_even_one_that_staged_noth
     fake_bigquery,
 ) -> None:
     config = _config("--date", DAY.isoformat(), "--dataset", "app_analytics", dry_run=False)
-    plans = [
-        TablePlan("tasks", (DAY,), (), 2, {DAY: 2}, 0, 0),
-        TablePlan("user_interactions", (DAY,), (), 0, {DAY: 0}, 0, 0),  # nothing staged
-    ]
+    plans = [  # keyed by table, as PlanDays makes them
+        ("tasks", TablePlan("tasks", (DAY,), (), 2, {DAY: 2}, 0, 0)),
+        ("user_interactions", TablePlan("user_interactions", (DAY,), (), 0, {DAY: 0}, 0, 0)),
+    ]  # user_interactions: nothing staged
     rows = [("tasks", {DOCUMENT_PATH_COLUMN: f"users/a/tasks/t{i}"}) for i in range(2)]
     with _pipeline() as p:
         commits = (

@@ -173,11 +173,12 @@ class _PlanFn(beam.DoFn):
         metrics.counter(spec.name, metrics.COUNT_QUERIES).inc(plan.counts)
         for rng in plan.reads:
             yield beam.pvalue.TaggedOutput(READS, rng)
-        yield plan
+        yield spec.name, plan  # keyed here, as PlanDays' side input takes it
 
 
 class ReadIncremental(beam.PTransform):
-    """``(documents, plans)`` for the tables of ``windows`` (all incremental)."""
+    """``(documents, plans)`` for the tables of ``windows`` (all incremental);
+    ``plans`` holds ``(table, IncrementalPlan)`` pairs."""
 
     def __init__(self, config: SyncConfig, windows: Sequence[TableWindow]):
         super().__init__()

@@ -254,7 +254,10 @@ def _span(days: list[datetime.date]) -> str:
 
 
 class WriteDayPartitions(beam.PTransform):
-    """Stage ``(destination, row)`` pairs, then commit each table's planned days."""
+    """Stage ``(destination, row)`` pairs, then commit each table's planned days.
+
+    ``plans``: ``(table, TablePlan)`` pairs, as ``PlanDays`` makes them.
+    """
 
     def __init__(self, config: SyncConfig, plans):
         super().__init__()
@@ -274,8 +277,6 @@ class WriteDayPartitions(beam.PTransform):
             | "Commit"
             >> beam.ParDo(
                 _CommitFn(self._config),
-                plans=beam.pvalue.AsDict(
-                    self._plans | "ByTable" >> beam.Map(lambda p: (p.table, p))
-                ),
+                plans=beam.pvalue.AsDict(self._plans),
             )
         )
