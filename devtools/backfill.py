@@ -30,10 +30,8 @@ from dataclasses import dataclass
 
 from google.api_core import exceptions as api_exceptions
 
-from pipelines import audit, reachability
+from pipelines import audit, error_text, reachability
 from pipelines import bigquery as bq
-from pipelines.error_text import scrub
-from pipelines.firestore import brief_error
 from pipelines.options import UsageError
 from pipelines.table_spec import SchemaError, load_specs, select_specs
 from pipelines.usage import Parser
@@ -134,7 +132,7 @@ def finished_windows(target: Target, now: datetime.datetime) -> list[Chunk]:
     except reachability.Unreachable as exc:
         raise ProgressUnknown(str(exc)) from None
     except (api_exceptions.GoogleAPIError, OSError) as exc:
-        reason = scrub(brief_error(exc))
+        reason = error_text.one_line(exc)
         raise ProgressUnknown(f"cannot read {target.audit_table}: {reason}") from None
 
 

@@ -24,8 +24,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from devtools import REPO_ROOT
-from devtools.deploy_args import DATABASE, PROJECT, UsageError, checked, deploy_main, run_step
+from devtools.deploy_args import DATABASE, UsageError, checked, deploy_main, run_step
 from devtools.firestore_indexes import index_config, render, update_command
+from pipelines.bigquery import PROJECT_ID
 from pipelines.table_spec import SchemaError, load_specs
 
 INDEX_FILE = REPO_ROOT / "deploy" / "firestore.indexes.json"
@@ -48,7 +49,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if not (args.write_file or args.check_file):
         if not args.project:
             raise UsageError("--project is required")
-        checked(args.project, PROJECT, "--project")
+        checked(args.project, PROJECT_ID, "--project")
         checked(args.database, DATABASE, "--database")
     else:
         args.dry_run = False  # the file modes write or check a file, nothing else

@@ -11,7 +11,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-PROJECT = re.compile(r"^[a-z][a-z0-9\-]{4,28}[a-z0-9]\Z")
+from pipelines.bigquery import PROJECT_ID
+
 REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+\Z")
 BUCKET = re.compile(r"^[a-z0-9][a-z0-9._\-]{1,220}[a-z0-9]\Z")
 #: ``(default)`` or a named database: 4-63 lowercase letters, digits and hyphens.
@@ -30,7 +31,7 @@ def checked(value: str, pattern: re.Pattern[str], what: str) -> str:
 
 def check_location(project: str, region: str, bucket: str) -> None:
     """``--project``, ``--region`` and ``--bucket``, which every deploy script takes."""
-    checked(project, PROJECT, "--project")
+    checked(project, PROJECT_ID, "--project")
     checked(region, REGION, "--region")
     checked(bucket, BUCKET, "--bucket")
 

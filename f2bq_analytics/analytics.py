@@ -28,7 +28,7 @@ from google.api_core import exceptions as api_exceptions
 from google.cloud import bigquery
 
 from pipelines import bigquery as bq
-from pipelines.error_text import scrub
+from pipelines import error_text
 
 UTC = datetime.UTC
 #: Enough for a month of a busy user's partitions; a query that would bill more fails unbilled.
@@ -48,7 +48,6 @@ class Sql:
 
     name: str
     table: str
-    partition_column: str
     folder: str = "sql"
 
     def text(self, project: str, dataset: str) -> str:
@@ -61,21 +60,21 @@ class Sql:
 QUERIES = {
     q.name: q
     for q in (
-        Sql("user_analytics", "user_interactions", "timestamp"),
-        Sql("task_completion_rate", "tasks", "created_at"),
-        Sql("chat_history", "user_interactions", "timestamp"),
-        Sql("emotional_trend", "emotional_memories", "timestamp"),
+        Sql("user_analytics", "user_interactions"),
+        Sql("task_completion_rate", "tasks"),
+        Sql("chat_history", "user_interactions"),
+        Sql("emotional_trend", "emotional_memories"),
     )
 }
 #: Dashboard views created by scripts/setup_bigquery.py, with their descriptions.
 VIEWS = {
-    Sql("daily_user_activity", "user_interactions", "timestamp", "sql/views"): (
+    Sql("daily_user_activity", "user_interactions", "sql/views"): (
         "Per user and UTC day: interactions, tokens, errors, average duration (ms)."
     ),
-    Sql("daily_task_completion", "tasks", "created_at", "sql/views"): (
+    Sql("daily_task_completion", "tasks", "sql/views"): (
         "Per user and UTC day of creation: tasks, completed, completion rate."
     ),
-    Sql("daily_emotional_valence", "emotional_memories", "timestamp", "sql/views"): (
+    Sql("daily_emotional_valence", "emotional_memories", "sql/views"): (
         "Per user and UTC day: memories and their average emotional valence."
     ),
 }
@@ -275,7 +274,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     # Imported here: they bring Beam in, which an app backend importing Analytics does not need.
     from pipelines import reachability
-    from pipelines.firestore import brief_error
     from pipelines.usage import Parser
 
     parser = Parser(prog="python -m f2bq_analytics", description=__doc__.split("\n")[0])
@@ -331,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except (api_exceptions.GoogleAPIError, OSError) as exc:  # requests' errors are OSErrors
-        print(f"error: {scrub(brief_error(exc))}", file=sys.stderr)
+        print(f"error: {error_text.one_line(exc)}", file=sys.stderr)
         return 1
     print(to_json(result))
     return 0

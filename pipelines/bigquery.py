@@ -25,7 +25,13 @@ from google.cloud import bigquery
 from pipelines.table_spec import DOCUMENT_PATH_COLUMN, IDENTIFIER
 
 EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
-PROJECT_ID = re.compile(r"^[a-z][a-z0-9\-]{4,28}[a-z0-9]\Z|^[a-z0-9\-.:]{1,100}\Z")
+#: A project id as Google Cloud creates one (6-30 lowercase letters, digits and
+#: hyphens, a letter first): what the deploy scripts hand to gcloud.
+PROJECT_ID = re.compile(r"^[a-z][a-z0-9\-]{4,28}[a-z0-9]\Z")
+#: A project a query may name: any id above, a domain-scoped one
+#: (``example.com:my-project``) or an emulator's short one (``p1``), and nothing
+#: that could leave the quoted table name.
+QUERY_PROJECT = re.compile(r"^[a-z0-9\-.:]{1,100}\Z")
 STAGING_EXPIRY = datetime.timedelta(days=2)
 #: Deadline for any one API call; an emulator 500 is otherwise retried for minutes.
 CALL_TIMEOUT = 120.0
@@ -84,7 +90,7 @@ def check_identifier(name: str, what: str = "identifier") -> str:
 
 
 def check_project(project: str) -> str:
-    if not isinstance(project, str) or not PROJECT_ID.match(project):
+    if not isinstance(project, str) or not QUERY_PROJECT.match(project):
         raise UnsafeIdentifier(f"project {project!r} is not a valid project id")
     return project
 

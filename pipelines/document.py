@@ -13,8 +13,10 @@ class FirestoreDocument:
 
     ``path`` is relative to the database root (``users/u1/tasks/t1``); ``data``
     holds the client library's Python values (``DatetimeWithNanoseconds``,
-    ``GeoPoint``, ``DocumentReference``, …) untouched, so conversion sees exactly
-    what Firestore stored.
+    ``GeoPoint``, …) as read, so conversion sees what Firestore stored. The one
+    change: a reference is rebuilt as a ``BaseDocumentReference`` with the same
+    path but no client (see ``firestore._detached``), since the client cannot be
+    pickled between stages.
     """
 
     table: str

@@ -14,6 +14,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_document import BaseDocumentReference
 from google.cloud.firestore_v1.base_query import BaseQuery
 
+from pipelines import error_text
 from pipelines.document import FirestoreDocument
 from pipelines.table_spec import TableSpec
 
@@ -176,17 +177,9 @@ class _RetryLog:
             self.table,
             where,
             self.attempts,
-            brief_error(exc),
+            error_text.one_line(exc),  # scrubbed: a server's message may quote a value
         )
         return True
-
-
-def brief_error(exc: BaseException, limit: int = 200) -> str:
-    """``Type: first line of the message``, cut to ``limit`` characters."""
-    lines = (getattr(exc, "message", None) or str(exc)).strip().splitlines()
-    line = lines[0] if lines else ""
-    line = line if len(line) <= limit else line[:limit] + "…"
-    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
 
 
 def _detached(value: Any) -> Any:

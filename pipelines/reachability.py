@@ -20,6 +20,7 @@ from google.auth import exceptions as auth_exceptions
 from google.cloud import bigquery
 
 from pipelines import bigquery as bq
+from pipelines import error_text
 from pipelines import firestore as fs
 
 if TYPE_CHECKING:
@@ -68,6 +69,11 @@ def firestore_hint() -> str:
 def check_firestore(config: SyncConfig) -> None:
     """Read at most one document of the first table at the run's snapshot."""
     endpoint = firestore_endpoint(config)
+    keep = {config.project, config.database, *error_text.names(config.tables)}
+
+    def reason(exc: BaseException) -> str:
+        return error_text.one_line(exc, keep)
+
     retry = api_retry.Retry(
         predicate=fs.is_transient, initial=0.5, maximum=4.0, timeout=PROBE_DEADLINE
     )
@@ -78,18 +84,18 @@ def check_firestore(config: SyncConfig) -> None:
     except auth_exceptions.DefaultCredentialsError as exc:
         raise Unreachable(NO_CREDENTIALS) from exc
     except api_exceptions.RetryError as exc:
-        cause = fs.brief_error(exc.cause) if exc.cause else fs.brief_error(exc)
+        cause = reason(exc.cause or exc)
         raise Unreachable(
             f"{endpoint} did not answer within {PROBE_DEADLINE:.0f} s ({cause}); {firestore_hint()}"
         ) from exc
     except (api_exceptions.NotFound, api_exceptions.PermissionDenied) as exc:
         raise Unreachable(
-            f"{endpoint} refused the read ({fs.brief_error(exc)}); check --project, "
+            f"{endpoint} refused the read ({reason(exc)}); check --project, "
             "--firestore_database and that the account may read Firestore "
             "(roles/datastore.viewer)"
         ) from exc
     except api_exceptions.GoogleAPICallError as exc:
-        raise Unreachable(f"{endpoint} refused the read ({fs.brief_error(exc)})") from exc
+        raise Unreachable(f"{endpoint} refused the read ({reason(exc)})") from exc
 
 
 def bigquery_endpoint() -> str:
@@ -131,7 +137,7 @@ def _http_reason(exc: BaseException) -> str:
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
     if reason is not None:
         return f"{type(exc).__name__}: {str(reason).rsplit('): ', 1)[-1]}"
-    return fs.brief_error(exc)
+    return error_text.one_line(exc)
 
 
 def failure_hint(exc: BaseException) -> str:

@@ -25,11 +25,8 @@ class TableSummary:
     days_replaced: int = 0
     rows_per_day: dict[str, int] = field(default_factory=dict)
     written_per_day: dict[str, int] = field(default_factory=dict)
-    #: From the audit row: the pipeline's own verdict, and what an incremental run did.
+    #: From the audit row: the pipeline's own verdict.
     status: str | None = None
-    mode: str | None = None
-    late_edits: int = 0
-    drift_days: list[str] = field(default_factory=list)
 
     def reconciles(self, dry_run: bool) -> bool:
         if self.status is not None:
@@ -133,9 +130,6 @@ def from_audit(config: SyncConfig, row: dict) -> RunSummary:
                 days_replaced=int(t.get("days_replaced") or 0),
                 written_per_day=dict(t.get("rows_per_day") or {}),
                 status=t.get("status"),
-                mode=t.get("mode"),
-                late_edits=int(t.get("late_edits") or 0),
-                drift_days=list(t.get("drift_days") or []),
             )
         )
     return RunSummary(config, tables)

@@ -96,7 +96,7 @@ def test_no_parameter_names_in_comments(query: analytics.Sql):
 def test_views_read_their_table_and_group_by_user_and_day(view: analytics.Sql):
     sql = view.text("my-proj", "app_analytics")
     assert f"FROM `my-proj.app_analytics.{view.table}`" in sql
-    assert f"DATE({view.partition_column}) AS day" in sql
+    assert f"DATE({load_specs()[view.table].partition_column}) AS day" in sql
     assert sql.rstrip().endswith("GROUP BY user_id, day")
 
 

@@ -265,3 +265,19 @@ def test_the_root_cause_line_carries_no_value() -> None:
     except RuntimeError as wrapped:
         line = _root_cause(wrapped)
     assert line == "BadRequest: Could not convert string '…' to INT64"
+
+
+def test_a_retried_read_error_quoting_a_value_is_logged_without_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from google.api_core.exceptions import ServiceUnavailable
+
+    from pipelines.firestore import _RetryLog
+
+    log = _RetryLog("tasks")
+    log.last_path = "users/alice/tasks/t1"
+    caplog.set_level(logging.WARNING, logger="pipelines")
+    assert log.retryable(ServiceUnavailable(f"stream broke at value '{SECRET}'"))
+    assert "resuming after users/alice/tasks/t1: attempt 1 failed" in caplog.text
+    assert "(ServiceUnavailable: stream broke at value '…')" in caplog.text
+    assert "SECRET" not in caplog.text

@@ -72,3 +72,17 @@ def test_incremental_plan_accounts_for_every_document() -> None:
     assert plan.late_rows == 2
     assert plan.outside_window == 2  # D2's unchanged row, and the one changed onto a future day
     assert plan.dead_lettered == 1
+
+
+def test_audit_tables_description_names_every_key_a_verdict_writes() -> None:
+    """``_sync_runs.tables`` is documented in its column description (and so in
+    docs/tables.md): the keys listed there are the keys RecordRun writes."""
+    import re
+
+    from pipelines import audit
+
+    [column] = [f for f in audit.SCHEMA if f["name"] == "tables"]
+    listed = re.sub(r"\([^)]*\)", "", column["description"]).removeprefix("Per table: ")
+    keys = {k.strip() for k in listed.rstrip(".").split(",")}
+    verdict = table_verdict(_plan(1, {D1: 1}), {"replaced": True, "written": {D1: 1}})
+    assert keys == {*verdict, "advances_watermark"}  # added by RecordRun per window

@@ -51,7 +51,7 @@ class _ConvertFn(beam.DoFn):
 
     def __init__(self, config: SyncConfig):
         self._config = config
-        self._specs = {s.name: s for s in config.tables}
+        self._specs = config.tables_by_name
         self._edit_window = config.edit_window
 
     def setup(self) -> None:

@@ -35,7 +35,7 @@ class _PlanFn(beam.DoFn):
         self,
         element: tuple[str, Mapping[str, Iterable[Any]]],
         read_plans: Mapping[str, IncrementalPlan],
-    ) -> Iterator[TablePlan]:
+    ) -> Iterator[tuple[str, TablePlan]]:
         table, grouped = element
         tally = add_tallies(grouped["tally"])
         window = self._config.window(table)
@@ -61,11 +61,14 @@ class _PlanFn(beam.DoFn):
         metrics.counter(table, metrics.LATE_EDIT_DAYS).inc(len(plan.late_days))
         for day, n in plan.rows_per_day.items():
             metrics.counter(table, metrics.ROWS_PER_DAY, day).inc(n)
-        yield plan
+        yield table, plan  # keyed once: the write and the audit take them as a dict
 
 
 class PlanDays(beam.PTransform):
-    """``TablePlan`` for every table of the run, including tables with no documents."""
+    """``(table, TablePlan)`` for every table of the run, including tables with no documents.
+
+    ``read_plans``: ``(table, IncrementalPlan)`` pairs from ``ReadIncremental``.
+    """
 
     def __init__(self, config: SyncConfig, read_plans=None):
         super().__init__()
@@ -85,8 +88,6 @@ class PlanDays(beam.PTransform):
             | "Plan"
             >> beam.ParDo(
                 _PlanFn(self._config),
-                read_plans=beam.pvalue.AsDict(
-                    read_plans | "ReadPlanByTable" >> beam.Map(lambda p: (p.table, p))
-                ),
+                read_plans=beam.pvalue.AsDict(read_plans),
             )
         )

@@ -51,7 +51,7 @@ def partition_time(spec: TableSpec, doc: FirestoreDocument) -> datetime.datetime
 class _ChangeRangesFn(beam.DoFn):
     def __init__(self, config: SyncConfig):
         self._config = config
-        self._specs = {s.name: s for s in config.tables}
+        self._specs = config.tables_by_name
 
     def setup(self) -> None:
         self._client = fs.make_client(self._config.project, self._config.database)
@@ -85,7 +85,7 @@ class _ReadFieldRangeFn(beam.DoFn):
 
     def __init__(self, config: SyncConfig):
         self._config = config
-        self._specs = {s.name: s for s in config.tables}
+        self._specs = config.tables_by_name
 
     def setup(self) -> None:
         self._client = fs.make_client(self._config.project, self._config.database)
@@ -119,7 +119,7 @@ class _PlanFn(beam.DoFn):
 
     def __init__(self, config: SyncConfig):
         self._config = config
-        self._specs = {s.name: s for s in config.tables}
+        self._specs = config.tables_by_name
 
     def setup(self) -> None:
         self._firestore = fs.make_client(self._config.project, self._config.database)
@@ -173,17 +173,18 @@ class _PlanFn(beam.DoFn):
         metrics.counter(spec.name, metrics.COUNT_QUERIES).inc(plan.counts)
         for rng in plan.reads:
             yield beam.pvalue.TaggedOutput(READS, rng)
-        yield plan
+        yield spec.name, plan  # keyed here, as PlanDays' side input takes it
 
 
 class ReadIncremental(beam.PTransform):
-    """``(documents, plans)`` for the tables of ``windows`` (all incremental)."""
+    """``(documents, plans)`` for the tables of ``windows`` (all incremental);
+    ``plans`` holds ``(table, IncrementalPlan)`` pairs."""
 
     def __init__(self, config: SyncConfig, windows: Sequence[TableWindow]):
         super().__init__()
         self._config = config
         self._windows = list(windows)
-        self._specs = {s.name: s for s in config.tables}
+        self._specs = config.tables_by_name
 
     def expand(self, pbegin):
         config, specs = self._config, self._specs

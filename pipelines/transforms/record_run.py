@@ -118,7 +118,10 @@ class _RecordRunFn(beam.DoFn):
 
 
 class RecordRun(beam.PTransform):
-    """Write the run's audit row once every commit is done."""
+    """Write the run's audit row once every commit is done.
+
+    ``plans``: ``(table, TablePlan)`` pairs, as ``PlanDays`` makes them.
+    """
 
     def __init__(self, config: SyncConfig, runner: str, plans):
         super().__init__()
@@ -134,8 +137,6 @@ class RecordRun(beam.PTransform):
             >> beam.ParDo(
                 _RecordRunFn(self._config, self._runner),
                 commits=beam.pvalue.AsList(commits),
-                plans=beam.pvalue.AsDict(
-                    self._plans | "ByTable" >> beam.Map(lambda p: (p.table, p))
-                ),
+                plans=beam.pvalue.AsDict(self._plans),
             )
         )

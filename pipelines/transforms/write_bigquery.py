@@ -107,7 +107,7 @@ class _CommitFn(beam.DoFn):
 
     def __init__(self, config: SyncConfig):
         self._config = config
-        self._specs = {s.name: s for s in config.tables}
+        self._specs = config.tables_by_name
 
     def setup(self) -> None:
         self._client = bq.make_client(self._config.project, self._config.location)
@@ -253,7 +253,10 @@ def _span(days: list[datetime.date]) -> str:
 
 
 class WriteDayPartitions(beam.PTransform):
-    """Stage ``(destination, row)`` pairs, then commit each table's planned days."""
+    """Stage ``(destination, row)`` pairs, then commit each table's planned days.
+
+    ``plans``: ``(table, TablePlan)`` pairs, as ``PlanDays`` makes them.
+    """
 
     def __init__(self, config: SyncConfig, plans):
         super().__init__()
@@ -273,8 +276,6 @@ class WriteDayPartitions(beam.PTransform):
             | "Commit"
             >> beam.ParDo(
                 _CommitFn(self._config),
-                plans=beam.pvalue.AsDict(
-                    self._plans | "ByTable" >> beam.Map(lambda p: (p.table, p))
-                ),
+                plans=beam.pvalue.AsDict(self._plans),
             )
         )
