@@ -140,12 +140,23 @@ def table_states(
         f"WHERE {PARTITION_COLUMN} >= @since ORDER BY {PARTITION_COLUMN}",
         query_parameters=since,
     )
+    return fold_states([dict(r) for r in job.result()], committed(client, dataset, now=now), wanted)
+
+
+def fold_states(
+    rows: Iterable[Mapping[str, Any]],
+    commits: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    tables: Iterable[str],
+) -> dict[str, TableState]:
+    """The pure half of :func:`table_states`: ``_sync_runs`` rows (start rows and
+    verdicts, any order) and ``_sync_commits`` rows by run and table, folded in
+    the order the runs started."""
     runs: dict[str, dict[str, Any]] = {}
-    for row in job.result():
+    for row in rows:
         run = runs.setdefault(row["run_id"], dict(row))
         if row["status"] != RUNNING:  # the verdict supersedes the start row
             run.update(dict(row))
-    commits = committed(client, dataset, now=now)
+    wanted = list(tables)
     facts: dict[str, dict[str, Any]] = {t: {} for t in wanted}
     for run in sorted(runs.values(), key=lambda r: r["started_at"]):
         by_table = {e.get("table"): e for e in entries(run["tables"])}

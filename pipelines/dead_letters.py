@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,3 +93,40 @@ def dead_letter_row(
         "read_time": read_time,
         PARTITION_COLUMN: run_started,
     }
+
+
+def days_with_letters(
+    client: Any,
+    dataset: str,
+    table: str,
+    days: Sequence[datetime.date],
+    since: datetime.datetime,
+) -> set[datetime.date]:
+    """Days of ``days`` on which a run since ``since`` dead-lettered a document of ``table``.
+
+    The drift check re-reads them whatever the counts say (see
+    ``read_plan.plan_incremental``). Pruned by the partition column and the
+    clustering column; nothing to read before the first dead letter.
+    """
+    if not days:
+        return set()
+    from google.api_core import exceptions as api_exceptions
+    from google.cloud import bigquery
+
+    from pipelines import bigquery as bq
+
+    try:
+        job = bq.run_query(
+            client,
+            f"SELECT DISTINCT partition_day FROM {bq.table_sql(client.project, dataset, TABLE)} "
+            f"WHERE {PARTITION_COLUMN} >= @since AND table_name = @table "
+            "AND partition_day IN UNNEST(@days)",
+            query_parameters=[
+                bigquery.ScalarQueryParameter("since", "TIMESTAMP", since),
+                bigquery.ScalarQueryParameter("table", "STRING", table),
+                bigquery.ArrayQueryParameter("days", "DATE", list(days)),
+            ],
+        )
+    except api_exceptions.NotFound:
+        return set()
+    return {row["partition_day"] for row in job.result()}

@@ -21,8 +21,8 @@ from typing import Any
 import apache_beam as beam
 
 from pipelines import bigquery as bq
+from pipelines import dead_letters, metrics
 from pipelines import firestore as fs
-from pipelines import metrics
 from pipelines.document import FirestoreDocument
 from pipelines.options import SyncConfig
 from pipelines.read_plan import (
@@ -146,6 +146,12 @@ class _PlanFn(beam.DoFn):
                 self._bigquery, config.dataset, spec.name, spec.partition_column, days
             )
 
+        def lettered(days):
+            since = config.started_at - datetime.timedelta(days=config.verify_days)
+            return dead_letters.days_with_letters(
+                self._bigquery, config.dataset, spec.name, days, since
+            )
+
         def leaving(days):
             return bq.rows_per_day(
                 self._bigquery,
@@ -167,6 +173,7 @@ class _PlanFn(beam.DoFn):
             held,
             leaving,
             config.num_splits,
+            lettered,
         )
         if window.watermark is not None:  # _ChangeRangesFn counted the change query
             plan = dataclasses.replace(plan, counts=plan.counts + 1)

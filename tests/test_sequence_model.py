@@ -1,0 +1,295 @@
+"""The sequence state machine's pure tier: the planner under many sequences, no server.
+
+The same rules as ``tests/test_sequence_machine.py`` (app writes, missed nights,
+nightlies, dated runs in either mode, full runs, subsets, backfill chunks, runs
+that fail before or part-way through their commits), with Firestore and BigQuery
+replaced by a model of what they hold and the pipeline by a model of what its
+transaction does with a plan. Everything that decides is the real code:
+``windows.plan_windows`` (modes, windows, watermarks, catch-up), ``read_plan.
+plan_incremental`` (range reads, drift), ``tally`` (late-edit days) and
+``audit.fold_states`` (what ``_sync_runs`` and ``_sync_commits`` say of each table).
+
+Invariant: after every successful run, every table it synced equals a full
+rebuild at its snapshot over the days it is responsible for (every day up to
+yesterday for a run without dates, its window otherwise), except what the docs
+say an incremental run cannot see: hard deletes older than ``--verify_days``, and
+in a table without a change field a back-dated create that a delete on the same
+day cancels out in the counts (interactions are created as they happen, so the
+model creates them at "now").
+Many examples, in ``make unit``; ``F2BQ_MODEL_EXAMPLES`` raises them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
+
+from pipelines import audit
+from pipelines.read_plan import day_bounds, plan_incremental
+from pipelines.table_spec import load_specs
+from pipelines.windows import CatchUpTooLong, TableWindow, plan_windows
+
+UTC = datetime.UTC
+ONE_DAY = datetime.timedelta(days=1)
+SPECS = load_specs()
+TABLES = ("tasks", "user_interactions")
+VERIFY_DAYS = 35
+EXAMPLES = int(os.environ.get("F2BQ_MODEL_EXAMPLES", "150"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Doc:
+    table: str
+    ts: datetime.datetime  # the partition value
+    updated: datetime.datetime  # Firestore's update time, and ``updated_at``
+    valid: bool = True
+
+    @property
+    def day(self) -> datetime.date:
+        return self.ts.date()
+
+    @property
+    def row(self) -> tuple:
+        return (self.ts, self.updated)
+
+
+class Model(RuleBasedStateMachine):
+    """Firestore (``docs``), BigQuery (``tables``, ``runs``, ``commits``) and a clock."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = datetime.datetime(2026, 3, 1, 9, tzinfo=UTC)
+        self.docs: dict[str, Doc] = {}
+        self.tables: dict[str, dict[str, tuple[datetime.date, tuple]]] = {t: {} for t in TABLES}
+        self.runs: list[dict] = []
+        self.commits: dict[str, dict[str, dict]] = {}
+        self.letters: list[tuple[str, datetime.date, datetime.datetime]] = []  # _dead_letters
+        self.serial = 0
+
+    # -- the app and the clock ---------------------------------------------------------
+
+    def _tick(self) -> datetime.datetime:
+        self.clock += datetime.timedelta(minutes=7)
+        return self.clock
+
+    def _write(self, kind: str, which: int, offset: int) -> None:
+        now = self._tick()
+        day = now.date() + datetime.timedelta(days=offset)
+        ts = datetime.datetime.combine(day, datetime.time(which % 24), UTC)
+        tasks = sorted(p for p, d in self.docs.items() if d.table == "tasks")
+        if kind == "create_interaction":  # the app logs a turn as it happens
+            ts = now
+        if kind in ("create_task", "malformed_task", "create_interaction"):
+            table = "user_interactions" if kind == "create_interaction" else "tasks"
+            self.serial += 1
+            self.docs[f"{table}/d{self.serial}"] = Doc(table, ts, now, kind != "malformed_task")
+        elif kind == "delete" and self.docs:
+            del self.docs[sorted(self.docs)[which % len(self.docs)]]
+        elif tasks:
+            path = tasks[which % len(tasks)]
+            doc = self.docs[path]
+            if kind == "edit_task":
+                self.docs[path] = dataclasses.replace(doc, updated=now)
+            elif kind == "fix_task":
+                self.docs[path] = dataclasses.replace(doc, updated=now, valid=True)
+            elif kind == "move_task":
+                self.docs[path] = dataclasses.replace(doc, ts=ts, updated=now)
+
+    @initialize(
+        ops=st.lists(
+            st.tuples(
+                st.sampled_from(["create_task", "create_interaction", "malformed_task"]),
+                st.integers(0, 30),
+                st.integers(-6, 0),
+            ),
+            min_size=1,
+            max_size=8,
+        )
+    )
+    def history(self, ops) -> None:
+        for op in ops:
+            self._write(*op)
+
+    @rule(
+        ops=st.lists(
+            st.tuples(
+                st.sampled_from(
+                    ["create_task", "create_interaction", "edit_task", "move_task", "delete",
+                     "malformed_task", "fix_task"]
+                ),
+                st.integers(0, 60),
+                st.integers(-6, 0),
+            ),
+            max_size=5,
+        ),
+        nights=st.sampled_from([0, 0, 1, 1, 2, 3]),
+        kind=st.sampled_from(
+            ["nightly", "nightly", "nightly", "full", "date", "range_full", "range_incremental",
+             "backfill"]
+        ),
+        back=st.integers(1, 6),
+        span=st.integers(0, 3),
+        tables=st.sampled_from([TABLES, TABLES, ("tasks",), ("user_interactions",)]),
+        fault=st.sampled_from([None, None, None, None, "before_commit", "lost_after_one",
+                               "interrupted_after_one"]),
+    )  # fmt: skip
+    def step(self, ops, nights, kind, back, span, tables, fault) -> None:
+        for op in ops:
+            self._write(*op)
+        if nights:
+            midnight = datetime.datetime.combine(self.clock.date(), datetime.time(), UTC)
+            self.clock = midnight + nights * ONE_DAY + datetime.timedelta(hours=1)
+        yesterday = self.clock.date() - ONE_DAY
+        last = yesterday - (back - 1) * ONE_DAY
+        first = last - span * ONE_DAY
+        if kind == "backfill":
+            for day in range((last - first).days + 1):
+                chunk = first + day * ONE_DAY
+                self.sync(tables, "full", (chunk, chunk), None)
+        elif kind in ("nightly", "full"):
+            self.sync(tables, "full" if kind == "full" else None, None, fault)
+        elif kind == "date":
+            self.sync(tables, None, (last, last), fault)
+        else:
+            self.sync(tables, kind.removeprefix("range_"), (first, last), fault)
+
+    # -- a run ----------------------------------------------------------------------
+
+    def sync(self, tables, mode, dates, fault) -> None:
+        self.serial += 1
+        run_id, read_time = f"r{self.serial}", self._tick()
+        today = read_time.date()
+        states = audit.fold_states(self.runs, self.commits, tables)
+        try:
+            plan = plan_windows(
+                [SPECS[t] for t in tables], states, today=today, mode=mode, dates=dates,
+                max_catchup_days=7, verify_days=VERIFY_DAYS,
+            )  # fmt: skip
+        except CatchUpTooLong:
+            return  # exit 2: nothing written (a backfill is the user's next step)
+        start = {"run_id": run_id, "started_at": read_time, "read_time": read_time,
+                 "status": audit.RUNNING, "error": None, "tables": []}  # fmt: skip
+        self.runs.append(start)
+        if fault == "before_commit":
+            self.runs.append({**start, "status": "failed", "error": "lost"})
+            return
+        entries = []
+        for i, window in enumerate(plan):
+            if fault in ("lost_after_one", "interrupted_after_one") and i == 1:
+                break
+            days = self.commit(window, read_time, plan.yesterday)
+            self.commits.setdefault(run_id, {})[window.table] = {
+                "newest_day": max(days) if days else None,
+                "advances_watermark": window.advances_watermark,
+            }
+            entries.append({"table": window.table, "mode": window.mode,
+                            "status": audit.SUCCEEDED, "replaced": True,
+                            "replaced_days": [d.isoformat() for d in days],
+                            "advances_watermark": window.advances_watermark})  # fmt: skip
+        if fault == "lost_after_one":
+            return  # the launcher lost BigQuery: only its start row and its commits remain
+        if fault == "interrupted_after_one":
+            for entry in entries:
+                entry["status"] = audit.COMMITTED
+            self.runs.append({**start, "status": audit.INTERRUPTED, "tables": entries})
+            return
+        self.runs.append({**start, "status": audit.SUCCEEDED, "tables": entries})
+        for window in plan:
+            self.check(window, plan.yesterday, dates is not None)
+
+    def commit(self, window: TableWindow, read_time, yesterday) -> list[datetime.date]:
+        """What the run's transaction does to one table; returns the days replaced whole."""
+        table = self.tables[window.table]
+        mine = {p: d for p, d in self.docs.items() if d.table == window.table}
+        if window.incremental:
+            return self._incremental(window, table, mine, read_time)
+        if window.all_days:  # every day up to yesterday that holds a document
+            days = sorted({d.day for d in mine.values() if d.day <= window.end} | {window.end})
+            table.clear()
+        else:
+            edit_start, edit_end = day_bounds(window.start)[0], day_bounds(window.end)[1]
+            late = {d.day for d in mine.values() if edit_start <= d.updated < edit_end}
+            days = sorted(set(window.days) | {d for d in late if d <= yesterday})
+            written = {p for p, d in mine.items() if d.valid and d.day in days}
+            for path in [p for p, (day, _) in table.items() if day in days or p in written]:
+                del table[path]
+        for path, doc in mine.items():
+            if doc.valid and doc.day in days:
+                table[path] = (doc.day, doc.row)
+            elif not doc.valid and (window.all_days or doc.day in days):
+                self.letters.append((window.table, doc.day, read_time))
+        return days
+
+    def _incremental(self, window: TableWindow, table, mine, read_time) -> list[datetime.date]:
+        spec = SPECS[window.table]
+        changed = {}
+        if window.watermark is not None:
+            changed = {p: d for p, d in mine.items() if d.updated >= window.watermark}
+
+        def count(ranges):
+            return [sum(lo <= d.ts < hi for d in mine.values()) for lo, hi in ranges]
+
+        def held(days):
+            return {day: sum(r[0] == day for r in table.values()) for day in days}
+
+        def leaving(days):
+            return {day: sum(table.get(p, (None,))[0] == day for p in changed) for day in days}
+
+        def lettered(days):
+            since = read_time - VERIFY_DAYS * ONE_DAY
+            return {d for t, d, at in self.letters if t == window.table and at >= since} & set(days)
+
+        plan = plan_incremental(
+            window.table, spec.partition.source[0], window.days, window.verify,
+            window.watermark, [d.ts for d in changed.values()], count, held, leaving, 8,
+            lettered,
+        )  # fmt: skip
+        read = dict(changed)
+        for rng in plan.reads:
+            read.update({p: d for p, d in mine.items() if rng.start <= d.ts < rng.end})
+        horizon = window.horizon or window.end
+        for path in [p for p, (day, _) in table.items() if day in plan.days or p in read]:
+            del table[path]
+        for path, doc in read.items():
+            if doc.valid and doc.day <= horizon:
+                table[path] = (doc.day, doc.row)
+            elif not doc.valid:
+                self.letters.append((window.table, doc.day, read_time))
+        return list(plan.days)
+
+    # -- the invariant --------------------------------------------------------------
+
+    def check(self, window: TableWindow, yesterday: datetime.date, dated: bool) -> None:
+        """The table equals a full rebuild over the days this run is responsible for."""
+        rebuild = {
+            p: (d.day, d.row)
+            for p, d in self.docs.items()
+            if d.table == window.table and d.valid and d.day <= yesterday
+        }
+        table = dict(self.tables[window.table])
+        if dated:
+            days = set(window.days)
+            rebuild = {p: r for p, r in rebuild.items() if r[0] in days}
+            table = {p: r for p, r in table.items() if r[0] in days}
+        floor = yesterday - (VERIFY_DAYS - 1) * ONE_DAY
+        # A hard delete older than --verify_days is for the weekly full run to find.
+        table = {p: r for p, r in table.items() if p in self.docs or r[0] >= floor}
+        assert table == rebuild, (window, sorted(set(table.items()) ^ set(rebuild.items())))
+
+
+def test_the_planner_keeps_every_sequence_equal_to_a_full_rebuild() -> None:
+    run_state_machine_as_test(
+        Model,
+        settings=settings(
+            max_examples=EXAMPLES,
+            stateful_step_count=25,
+            deadline=None,
+            derandomize=os.environ.get("F2BQ_MODEL_EXAMPLES") is None,
+            suppress_health_check=list(HealthCheck),
+        ),
+    )
