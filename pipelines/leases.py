@@ -38,7 +38,6 @@ from google.cloud import bigquery
 
 from pipelines import bigquery as bq
 from pipelines.commit_log import check_run_id, timestamp_literal
-from pipelines.convert import format_timestamp
 
 if TYPE_CHECKING:
     from pipelines.options import SyncConfig
@@ -91,9 +90,13 @@ class Lease:
 
     def describe(self) -> str:
         return (
-            f"held by run {self.run_id} since {format_timestamp(self.taken_at)}, "
-            f"expires {format_timestamp(self.expires_at)}"
+            f"held by run {self.run_id} since {_when(self.taken_at)}, "
+            f"expires {_when(self.expires_at)}"
         )
+
+
+def _when(value: datetime.datetime) -> str:
+    return value.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class LeaseHeld(RuntimeError):

@@ -141,11 +141,10 @@ def check(
 def _too_many_days(need: TableNeeds, window: TableWindow, lookback_days: int, target: str) -> str:
     limit = f"BigQuery's {PARTITIONS_PER_JOB:,} partitions modified by one job"
     if window.verify:
-        most = PARTITIONS_PER_JOB - len(window.days)
         return (
             f"{need.table}: replacing up to {need.days:,} days in one commit (with "
             f"{len(window.verify):,} drift-checked days) exceeds {limit}; "
-            f"lower --verify_days to at most {most:,}"
+            f"lower --verify_days by at least {need.days - PARTITIONS_PER_JOB:,}"
         )
     chunk = max(1, min(CHUNK_DAYS, PARTITIONS_PER_JOB - lookback_days))
     start = window.start

@@ -107,8 +107,8 @@ class AbortingBigQueryProxy:
                     project, kind, job_id = found.groups()
                     error = proxy._error(project)
                     if kind == "queries":  # getQueryResults of a failed job: the error
-                        self._reply(400, {"error": {"code": 400, "message": error["message"],
-                                                    "errors": [error], "status": "INVALID_ARGUMENT"}})  # fmt: skip
+                        body = {"code": 400, "message": error["message"], "errors": [error]}
+                        self._reply(400, {"error": {**body, "status": "INVALID_ARGUMENT"}})
                     else:
                         status = {"state": "DONE", "errorResult": error, "errors": [error]}
                         self._reply(200, _job({}, project, job_id, status))
