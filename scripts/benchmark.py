@@ -1129,7 +1129,8 @@ def audit_entries(client: Any, dataset: str, run_id: str) -> dict[str, Any]:
     job = bq.run_query(
         client,
         "SELECT status, read_time, tables FROM "
-        f"{bq.table_sql(client.project, dataset, '_sync_runs')} WHERE run_id = @run_id",
+        f"{bq.table_sql(client.project, dataset, '_sync_runs')} WHERE run_id = @run_id "
+        "AND status != 'running'",  # the verdict, not the row written at the start
         query_parameters=[bigquery.ScalarQueryParameter("run_id", "STRING", run_id)],
     )
     rows = [dict(r) for r in job.result()]
