@@ -23,6 +23,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Collection, Sequence
 
 import apache_beam as beam
@@ -273,7 +274,7 @@ def _failure(config: SyncConfig, runner: str, exc: BaseException) -> RunFailed:
     ``running`` row then reads as unfinished in ``status``, and a later run
     drops its staging tables.
     """
-    interrupted = isinstance(exc, KeyboardInterrupt)
+    interrupted = isinstance(exc, KeyboardInterrupt) or STOPPED.is_set()
     if interrupted:
         message = "interrupted (SIGINT or SIGTERM); the tables it had not committed are as before"
     else:
@@ -351,20 +352,29 @@ def configure_logging(level: int) -> None:
     logging.getLogger("apache_beam").setLevel(beam_level)
 
 
-def _stop_on_sigterm() -> None:
+#: Set by SIGINT or SIGTERM: Beam re-raises the KeyboardInterrupt of a step as a
+#: RuntimeError, so the failure path asks this instead of the exception's type.
+STOPPED = threading.Event()
+
+
+def _stop_on_signals() -> None:
     """SIGTERM (what Cloud Run, Dataflow's launcher and Kubernetes send) stops the
     run as Ctrl-C does: promptly, recorded, staging dropped."""
 
     def interrupt(signum, frame):  # noqa: ARG001 - the signal module's signature
+        if STOPPED.is_set():  # a second signal: let the recording and cleanup finish
+            return
+        STOPPED.set()
         raise KeyboardInterrupt
 
     with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
         signal.signal(signal.SIGTERM, interrupt)
+        signal.signal(signal.SIGINT, interrupt)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    _stop_on_sigterm()
+    _stop_on_signals()
     if args[:1] == ["status"]:
         from pipelines import status
 

@@ -4,6 +4,10 @@ Sits between the Firestore client and the emulator. After the server has sent
 ``cut_every`` more bytes, it resets every open connection (the client sees
 ``UNAVAILABLE`` mid-stream, exactly as on a dropped network path) and can call
 ``on_cut`` (e.g. to stop the emulator). Bounded: at most ``max_cuts`` cuts.
+
+``die_on``: the ``die_at``-th time a client sends these bytes (e.g. ``b"/upload/"``,
+BigQuery's load-job upload), the server is gone for good: every connection is
+reset and new ones are refused, as when the machine behind it dies.
 """
 
 from __future__ import annotations
@@ -22,11 +26,16 @@ class FaultProxy:
         cut_every: int | None = None,
         max_cuts: int = 0,
         on_cut: Callable[[], None] | None = None,
+        die_on: bytes | None = None,
+        die_at: int = 1,
     ) -> None:
         self.upstream = ("127.0.0.1", upstream_port)
         self.cut_every = cut_every
         self.max_cuts = max_cuts
         self.on_cut = on_cut
+        self.die_on = die_on
+        self._seen_until_death = die_at
+        self.died = threading.Event()
         self.cuts = 0
         self.bytes_down = 0
         self._next_cut = cut_every
@@ -70,6 +79,10 @@ class FaultProxy:
                 data = src.recv(65536)
                 if not data:
                     break
+                if not downstream and self._dies(data):
+                    self.died.set()
+                    self.close()
+                    return
                 dst.sendall(data)
                 if downstream and self._count(len(data)):
                     self._cut()
@@ -80,6 +93,13 @@ class FaultProxy:
             for s in (src, dst):
                 with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
+
+    def _dies(self, data: bytes) -> bool:
+        if self.die_on is None or self.die_on not in data:
+            return False
+        with self._lock:
+            self._seen_until_death -= 1
+            return self._seen_until_death <= 0
 
     def _count(self, n: int) -> bool:
         with self._lock:
