@@ -200,9 +200,11 @@ def run(argv: Sequence[str] | None = None, now: datetime.datetime | None = None)
         config = plan_run(config, now)
         if not dry_run:  # after planning: a refused plan never waits for a lease
             leases.take(config)
-    except (UsageError, leases.LeaseHeld):
-        if not dry_run:
-            drop_staging_tables(config)  # nothing else was written
+    except (UsageError, leases.LeaseHeld, KeyboardInterrupt):
+        if not dry_run:  # nothing else was written
+            with contextlib.suppress(Exception):  # the refusal matters more
+                drop_staging_tables(config)
+                leases.release(config)  # Ctrl-C just after taking: give them back
         raise
     _LOG.info(
         "run %s: %d table(s), %s (%s), snapshot %s",
