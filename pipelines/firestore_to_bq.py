@@ -191,6 +191,7 @@ def run(argv: Sequence[str] | None = None, now: datetime.datetime | None = None)
     """
     dry_run, beam_args = pop_dry_run(list(sys.argv[1:] if argv is None else argv))
     options = parse_options(beam_args)
+    acting_as = now  # a given moment also dates the leases (tests run "a day later")
     now = now or datetime.datetime.now(datetime.UTC)
     config = resolve(options, dry_run=dry_run, now=now)
     reachability.check(config)
@@ -199,7 +200,7 @@ def run(argv: Sequence[str] | None = None, now: datetime.datetime | None = None)
     try:
         config = plan_run(config, now)
         if not dry_run:  # after planning: a refused plan never waits for a lease
-            leases.take(config)
+            leases.take(config, now=acting_as)
     except (UsageError, leases.LeaseHeld, KeyboardInterrupt):
         if not dry_run:  # nothing else was written
             with contextlib.suppress(Exception):  # the refusal matters more
