@@ -54,6 +54,8 @@ LABELS = {
     "max_catchup_days": "Most missed days caught up",
     "verify_days": "Days checked for drift",
     "allow_shrink": "Allow days to shrink",
+    "lease_minutes": "Table lease (minutes)",
+    "lease_wait_seconds": "Wait for a lease (seconds)",
     DRY_RUN: "Dry run",
 }
 #: ``resolve()`` refuses to run without these (outside a dry run), though argparse

@@ -194,6 +194,8 @@ def _record(
         )
         return
     fact.update(last_success_run_id=run["run_id"], last_success_read_time=run["read_time"])
+    if (entry or {}).get("rows_written") is not None:
+        fact["last_rows"] = int(entry["rows_written"])
     if (entry or {}).get("advances_watermark") or (entry is None and commit["advances_watermark"]):
         fact["watermark"] = run["read_time"]
     days = _days(entry) if entry is not None else []

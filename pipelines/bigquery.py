@@ -15,7 +15,7 @@ import io
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, Any
 
 from google.api_core import exceptions as api_exceptions
@@ -53,6 +53,48 @@ JOB_RETRY = api_retry.Retry(
     maximum=30.0,
     timeout=600.0,
 )
+
+
+#: What BigQuery says when it cancels one of two transactions that mutate the same
+#: table (https://cloud.google.com/bigquery/docs/transactions#transaction_concurrency;
+#: the error string: https://cloud.google.com/bigquery/docs/troubleshoot-queries).
+#: bqemulator serialises transactions instead, so only a fault test shows it.
+CONCURRENT_UPDATE = "transaction is aborted due to concurrent update"
+#: Attempts of one transaction aborted by a concurrent update before giving up.
+CONCURRENT_UPDATE_ATTEMPTS = 5
+
+
+def is_concurrent_update(exc: BaseException) -> bool:
+    """Whether ``exc`` is BigQuery cancelling a transaction for a concurrent update
+    (a 400 ``invalidQuery`` whose message says so): nothing was changed, and the
+    whole transaction may simply be run again."""
+    return (
+        isinstance(exc, api_exceptions.BadRequest)
+        and CONCURRENT_UPDATE in str(exc.message or exc).lower()
+    )
+
+
+def concurrent_update_retry(
+    attempts: int = CONCURRENT_UPDATE_ATTEMPTS,
+    initial: float = 2.0,
+    on_error: Callable[[BaseException], Any] | None = None,
+) -> api_retry.Retry:
+    """Re-run a transaction BigQuery aborted for a concurrent update, with
+    exponential backoff (``initial`` seconds, doubling, jittered, at most 60), at
+    most ``attempts`` times in all and within ten minutes: a fresh counter per call."""
+    tries = iter(range(1, attempts))
+
+    def again(exc: BaseException) -> bool:
+        return is_concurrent_update(exc) and next(tries, None) is not None
+
+    return api_retry.Retry(
+        predicate=again,
+        initial=initial,
+        maximum=60.0,
+        multiplier=2.0,
+        timeout=600.0,
+        on_error=on_error,
+    )
 
 
 class UnsafeIdentifier(ValueError):

@@ -70,6 +70,13 @@ SCHEMA: list[dict[str, str]] = [
 _RUN_ID = re.compile(r"^[A-Za-z0-9_]{1,64}\Z")  # as --run_id allows
 
 
+def check_run_id(run_id: str) -> str:
+    """``run_id`` if it is safe as a SQL string literal (letters, digits, underscores)."""
+    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+        raise UnsafeIdentifier(f"run id {run_id!r} is not letters, digits and underscores")
+    return run_id
+
+
 def timestamp_literal(value: datetime.datetime) -> str:
     """``TIMESTAMP '2026-11-25 02:00:00.000000+00:00'`` from a real aware datetime."""
     if not isinstance(value, datetime.datetime) or value.tzinfo is None:
@@ -93,8 +100,7 @@ def insert_sql(
     """The statement a commit's transaction runs just before ``COMMIT TRANSACTION``."""
     if mode not in ("full", "incremental"):
         raise ValueError(f"unknown mode {mode!r}")
-    if not _RUN_ID.match(run_id or ""):
-        raise UnsafeIdentifier(f"run id {run_id!r} is not letters, digits and underscores")
+    check_run_id(run_id)
     newest = date_literals([max(days)]) if days else "NULL"
     columns = ", ".join(f"`{f['name']}`" for f in SCHEMA)
     return (

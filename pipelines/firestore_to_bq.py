@@ -32,7 +32,7 @@ from apache_beam.runners.runner import PipelineState
 from google.api_core import exceptions as api_exceptions
 from google.api_core.exceptions import GoogleAPICallError, RetryError
 
-from pipelines import audit, error_text, reachability
+from pipelines import audit, error_text, leases, quotas, reachability
 from pipelines import bigquery as bq
 from pipelines.arguments import (
     HELP,
@@ -147,7 +147,8 @@ def build(pipeline: beam.Pipeline, config: SyncConfig, runner: str = "DirectRunn
 
 
 def plan_run(config: SyncConfig, now: datetime.datetime) -> SyncConfig:
-    """Give every table its window, mode and watermark from ``_sync_runs``."""
+    """Give every table its window, mode and watermark from ``_sync_runs``; a plan
+    over a BigQuery limit (:mod:`pipelines.quotas`) is refused before reading."""
     states = {}
     if config.dataset:
         client = bq.make_client(config.project, config.location)
@@ -166,7 +167,19 @@ def plan_run(config: SyncConfig, now: datetime.datetime) -> SyncConfig:
             verify_days=config.verify_days,
             backfill_hint=f"--project {config.project} --dataset {config.dataset} ",
         )
-    except CatchUpTooLong as exc:
+        quotas.check(
+            plan,
+            lookback_days=config.lookback_days,
+            load_batch_rows=config.load_batch_rows,
+            num_splits=config.num_splits,
+            expected_rows={  # a full run loads about what the last one wrote
+                t: s.last_rows
+                for t, s in states.items()
+                if s.last_rows is not None and not plan.window(t).incremental
+            },
+            target=f"--project {config.project} --dataset {config.dataset} ",
+        )
+    except (CatchUpTooLong, quotas.OverQuota) as exc:
         raise UsageError(str(exc)) from None
     return dataclasses.replace(config, plan=plan)
 
@@ -178,12 +191,22 @@ def run(argv: Sequence[str] | None = None, now: datetime.datetime | None = None)
     """
     dry_run, beam_args = pop_dry_run(list(sys.argv[1:] if argv is None else argv))
     options = parse_options(beam_args)
+    acting_as = now  # a given moment also dates the leases (tests run "a day later")
     now = now or datetime.datetime.now(datetime.UTC)
     config = resolve(options, dry_run=dry_run, now=now)
     reachability.check(config)
     if not dry_run:
         prepare_tables(config)
-    config = plan_run(config, now)
+    try:
+        config = plan_run(config, now)
+        if not dry_run:  # after planning: a refused plan never waits for a lease
+            leases.take(config, now=acting_as)
+    except (UsageError, leases.LeaseHeld, KeyboardInterrupt):
+        if not dry_run:  # nothing else was written
+            with contextlib.suppress(Exception):  # the refusal matters more
+                drop_staging_tables(config)
+                leases.release(config)  # Ctrl-C just after taking: give them back
+        raise
     _LOG.info(
         "run %s: %d table(s), %s (%s), snapshot %s",
         config.run_id,
@@ -262,9 +285,10 @@ def _failure(config: SyncConfig, runner: str, exc: BaseException) -> RunFailed:
     _LOG.error("run %s %s: %s", config.run_id, "stopped" if interrupted else "failed", message)
     if config.dry_run:
         return RunFailed(message, interrupted=interrupted)
-    row = None
+    row, reachable = None, False
     try:
         reachability.check_bigquery(config.project, config.dataset, config.location)
+        reachable = True
         row = read_audit_row(config)
         if row is None:  # the pipeline never reached its audit step
             client = bq.make_client(config.project, config.location)
@@ -275,6 +299,11 @@ def _failure(config: SyncConfig, runner: str, exc: BaseException) -> RunFailed:
         drop_staging_tables(config)
     except Exception as cleanup_exc:  # noqa: BLE001 - the original failure matters more
         _LOG.warning("could not record the failure: %s", _root_cause(cleanup_exc))
+    if reachable:  # else the leases lapse at their expiry
+        try:
+            leases.release(config)  # the job's last step may have given them back already
+        except Exception as cleanup_exc:  # noqa: BLE001
+            _LOG.warning("could not give back the leases: %s", _root_cause(cleanup_exc))
     return RunFailed(message, row, interrupted)
 
 
@@ -397,11 +426,12 @@ def _main(args: list[str], now: datetime.datetime | None) -> int:
     except KeyboardInterrupt:  # before the run had anything to record
         print("error: interrupted before the run started; nothing was written", file=sys.stderr)
         return 130
-    except (reachability.Unreachable, GoogleAPICallError, RetryError) as exc:
+    except (reachability.Unreachable, leases.LeaseHeld, GoogleAPICallError, RetryError) as exc:
         # RetryError: a call that kept failing, e.g. while preparing tables.
         _LOG.debug("run failed", exc_info=exc)
         text = exc.message if isinstance(exc, GoogleAPICallError) else str(exc)
-        prefix = "" if isinstance(exc, reachability.Unreachable) else f"{type(exc).__name__}: "
+        plain = isinstance(exc, (reachability.Unreachable, leases.LeaseHeld))
+        prefix = "" if plain else f"{type(exc).__name__}: "
         print(f"error: {prefix}{text}", file=sys.stderr)
         return 1
     print(summary.render())

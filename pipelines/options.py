@@ -139,6 +139,20 @@ class SyncOptions(PipelineOptions):
             "projects/P/secrets/f2bq-hash-key/versions/latest (read by each worker).",
         )
         parser.add_argument(
+            "--lease_minutes",
+            type=int,
+            default=360,
+            help="A run leases its tables in _sync_leases so no other run writes them "
+            "meanwhile; the lease lapses after this many minutes even if the run dies.",
+        )
+        parser.add_argument(
+            "--lease_wait_seconds",
+            type=int,
+            default=120,
+            help="Seconds to wait for another run's lease on a table before refusing "
+            "(exit 1, nothing written).",
+        )
+        parser.add_argument(
             "--firestore_retry_timeout",
             type=float,
             default=300.0,
@@ -201,6 +215,9 @@ class SyncConfig:
     max_catchup_days: int = 7
     verify_days: int = 35
     allow_shrink: bool = False
+    #: Table leases (``pipelines.leases``): how long one lasts, how long to wait for one.
+    lease_minutes: int = 360
+    lease_wait_seconds: int = 120
     #: Per-table windows, modes and watermarks (``pipelines.windows.RunPlan``);
     #: None until the launcher has read ``_sync_runs``.
     plan: RunPlan | None = None
@@ -313,6 +330,10 @@ def resolve(
         raise UsageError("--num_splits must be between 1 and 1000")
     if not 1 <= sync.load_batch_rows <= 1_000_000:
         raise UsageError("--load_batch_rows must be between 1 and 1000000")
+    if not 1 <= sync.lease_minutes <= 7 * 24 * 60:
+        raise UsageError("--lease_minutes must be between 1 and 10080 (7 days)")
+    if not 0 <= sync.lease_wait_seconds <= 6 * 3600:
+        raise UsageError("--lease_wait_seconds must be between 0 and 21600 (6 hours)")
 
     try:
         specs = load_specs(sync.schemas_dir)
@@ -370,4 +391,6 @@ def resolve(
         max_catchup_days=sync.max_catchup_days,
         verify_days=sync.verify_days,
         allow_shrink=bool(sync.allow_shrink),
+        lease_minutes=sync.lease_minutes,
+        lease_wait_seconds=sync.lease_wait_seconds,
     )

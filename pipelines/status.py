@@ -4,9 +4,10 @@
 
 Per table: the last successful run and its Firestore snapshot, the newest day
 it replaced, how many days that is behind yesterday (UTC), dead letters of the
-last 7 days and the last failure, read from ``_sync_runs`` and ``_dead_letters``
-(query parameters only). Exits 1 when a table is more than ``--max_lag_days``
-behind (or was never synced), so it doubles as a monitoring check.
+last 7 days, the last failure and the run holding its lease now, if one does,
+read from ``_sync_runs``, ``_dead_letters`` and ``_sync_leases`` (query parameters
+only). Exits 1 when a table is more than ``--max_lag_days`` behind (or was never
+synced), so it doubles as a monitoring check.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from google.api_core import exceptions as api_exceptions
 from google.cloud import bigquery
 
-from pipelines import audit, dead_letters, reachability
+from pipelines import audit, dead_letters, leases, reachability
 from pipelines import bigquery as bq
 from pipelines.convert import format_timestamp
 from pipelines.error_text import names, scrub
@@ -38,6 +39,8 @@ class TableStatus:
     state: TableState
     yesterday: datetime.date
     dead_letters: int
+    #: The unexpired lease of a run writing the table now, if any.
+    lease: leases.Lease | None = None
 
     @property
     def days_behind(self) -> int | None:
@@ -88,8 +91,9 @@ def collect(
         dead = dead_letter_counts(client, dataset, now - datetime.timedelta(DEAD_LETTER_DAYS))
     except api_exceptions.NotFound:  # no run has written dead letters yet
         dead = {}
+    held = leases.held(client, dataset, tables, now)
     yesterday = now.astimezone(UTC).date() - datetime.timedelta(days=1)
-    return [TableStatus(states[t], yesterday, dead.get(t, 0)) for t in tables]
+    return [TableStatus(states[t], yesterday, dead.get(t, 0), held.get(t)) for t in tables]
 
 
 def _time(value: datetime.datetime | None) -> str:
@@ -115,6 +119,8 @@ def render(
             f"{_time(st.last_success_read_time):<27}  {str(st.newest_day or '-'):<10}  "
             f"{behind:>6}  {s.dead_letters:>7}  {check}"
         )
+        if s.lease is not None:
+            lines.append(f"  lease: {s.lease.describe()}")
         if st.last_failure_run_id:
             lines_of_error = (st.last_failure_error or "").strip().splitlines()
             error = scrub(lines_of_error[0], keep) if lines_of_error else ""

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from google.cloud import bigquery
 
-from pipelines import audit, commit_log, dead_letters
+from pipelines import audit, commit_log, dead_letters, leases
 from pipelines import bigquery as bq
 from pipelines.table_spec import TableSpec
 
@@ -47,9 +47,9 @@ def definition(spec: TableSpec) -> TableDefinition:
 
 
 def definitions(specs: Iterable[TableSpec]) -> list[TableDefinition]:
-    """The synced tables of ``specs``, then the dead-letter and audit tables."""
+    """The synced tables of ``specs``, then the dead-letter, audit, commit and lease tables."""
     tables = [definition(spec) for spec in specs]
-    for module in (dead_letters, audit, commit_log):
+    for module in (dead_letters, audit, commit_log, leases):
         tables.append(
             TableDefinition(
                 module.TABLE,

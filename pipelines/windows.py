@@ -53,6 +53,9 @@ class TableState:
     last_failure_run_id: str | None = None
     last_failure_at: datetime.datetime | None = None
     last_failure_error: str | None = None
+    #: Rows the last successful run wrote (for a full run: the table's size), an
+    #: estimate of what the next full run loads (see ``pipelines.quotas``).
+    last_rows: int | None = None
 
 
 @dataclass(frozen=True)

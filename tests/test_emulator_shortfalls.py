@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from google.api_core import exceptions
@@ -108,3 +109,23 @@ def test_emulator_counts_parameter_names_in_comments(bq_client, table):
         bq.run_query(
             bq_client, sql, query_parameters=[bigquery.ScalarQueryParameter("n", "INT64", 1)]
         )
+
+
+def test_emulator_runs_both_of_two_transactions_that_mutate_one_table(bq_client, table):
+    """BigQuery cancels one of them ("Transaction is aborted due to concurrent update",
+    https://cloud.google.com/bigquery/docs/transactions#transaction_concurrency); the
+    emulator serialises them, so tests inject that abort with tests/bigquery_fault_proxy.py
+    and the table leases (pipelines/leases.py) are what keeps two runs apart."""
+    dataset, name = table
+    bq.load_rows(bq_client, dataset, name, SCHEMA, _rows(10))
+    target = f"`{bq_client.project}.{dataset}.{name}`"
+    script = (
+        f"BEGIN TRANSACTION; DELETE FROM {target} WHERE n < 5; "
+        f"INSERT INTO {target} (`at`, `n`) VALUES (TIMESTAMP '2026-11-24 10:00:00+00', 99); "
+        "COMMIT TRANSACTION;"
+    )
+    with ThreadPoolExecutor(2) as pool:
+        jobs = list(pool.map(lambda _: bq.run_query(bq_client, script), range(2)))
+    assert [job.error_result for job in jobs] == [None, None]  # BigQuery: one aborted
+    (row,) = bq.run_query(bq_client, f"SELECT COUNT(*) AS n FROM {target}").result()
+    assert row["n"] == 5 + 2

@@ -2,21 +2,29 @@
 
 Firestore faults go through :class:`FaultProxy`, a loopback TCP proxy that
 resets the client's connections after a number of bytes, as a dropped network
-path or a dying server does.
+path or a dying server does. BigQuery's "Transaction is aborted due to concurrent
+update" goes through :class:`AbortingBigQueryProxy`, an HTTP proxy in front of
+bqemulator (which serialises transactions and so never aborts one).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import functools
 import os
 import subprocess
 import sys
 
 import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from devtools import REPO_ROOT, sample_data
-from pipelines import firestore_to_bq
+from pipelines import bigquery as bq
+from pipelines import commit_log, firestore_to_bq, leases, status
+from pipelines.options import resolve
 from pipelines.table_spec import load_specs
+from tests.bigquery_fault_proxy import AbortingBigQueryProxy
 from tests.fault_proxy import FaultProxy
 from tests.sync_helpers import PROJECT, seed, sync, table_rows, unique_dataset, verdicts
 
@@ -164,36 +172,134 @@ def test_bigquery_failing_on_one_table_leaves_it_whole_and_says_which(
     }
 
 
-def test_two_runs_at_once_leave_correct_tables_emulator_serialises_them(
-    emulators, firestore_db, bq_client
-):
-    """On the emulator the two transactions serialise; on BigQuery one may abort instead."""
+def test_two_runs_at_once_take_turns_through_the_table_leases(emulators, firestore_db, bq_client):
+    """BigQuery would abort one of two transactions on a table (bqemulator serialises
+    them); the table leases make the second run wait for the first instead."""
     seed(firestore_db, _documents())
     dataset = unique_dataset("concurrent")
     sync(dataset, *WINDOW)  # create the tables first, as the nightly job finds them
     env = {**os.environ, **emulators.env()}
     cmd = [sys.executable, "-m", "pipelines.firestore_to_bq", "--project", PROJECT,
-           "--dataset", dataset, *WINDOW]  # fmt: skip
+           "--dataset", dataset, *WINDOW, "--lease_wait_seconds", "600"]  # fmt: skip
     procs = [
         subprocess.Popen(
-            cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            [*cmd, "--run_id", f"both_{i}"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
-        for _ in range(2)
+        for i in range(2)
     ]
-    outcomes = [p.wait(timeout=300) for p in procs]
-    for p in procs:
-        p.stdout.close()
-        p.stderr.close()
-    assert 0 in outcomes and set(outcomes) <= {0, 1}
-    # Both runs left an audit row; their start..finish intervals overlap, so the runs
-    # really were concurrent (not one after the other because the second started late).
+    errs = [p.communicate(timeout=900)[1].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errs
+    waited = [i for i, err in enumerate(errs) if "waiting for a lease" in err]
+    assert len(waited) == 1, errs  # exactly one found the other holding the tables
+    holder = f"both_{1 - waited[0]}"
+    assert f"lease held by run {holder} since " in errs[waited[0]]
+    # Both were started together (their intervals overlap), yet the waiting run
+    # committed only after the holder had recorded its verdict.
     first, *runs = verdicts(bq_client, dataset)
     assert len(runs) == 2, runs
-    assert all(first["finished_at"] < run["started_at"] for run in runs)
     assert max(r["started_at"] for r in runs) < min(r["finished_at"] for r in runs), runs
+    held_until = next(r["finished_at"] for r in runs if r["run_id"] == holder)
+    commits = table_rows(bq_client, dataset, commit_log.TABLE, keep_run_metadata=True)
+    later = [c for c in commits if c["run_id"] == f"both_{waited[0]}"]
+    assert len(later) == len(load_specs()) and all(c["committed_at"] > held_until for c in later)
     clean = unique_dataset("clean")
     sync(clean, *WINDOW)
     assert _tables(bq_client, dataset) == _tables(bq_client, clean)
+
+
+def test_a_run_refuses_tables_another_run_leases_and_status_shows_the_lease(
+    firestore_db, bq_client, capsys
+):
+    seed(firestore_db, _documents())
+    dataset = unique_dataset("leased")
+    sync(dataset, *WINDOW)
+    before, runs_before = _tables(bq_client, dataset), verdicts(bq_client, dataset)
+    seed(firestore_db, _documents(edited=True))  # a run that went ahead would change tasks
+    weekly = resolve(
+        PipelineOptions(["--project", PROJECT, "--dataset", dataset, "--run_id", "weekly_1",
+                         "--collections", "tasks"])
+    )  # fmt: skip
+    leases.take(weekly)
+
+    code = firestore_to_bq.main(
+        ["--project", PROJECT, "--dataset", dataset, *WINDOW, "--lease_wait_seconds", "0"]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert err[-1].startswith("error: tasks: lease held by run weekly_1 since "), err
+    assert "nothing was written" in err[-1]
+    assert _tables(bq_client, dataset) == before
+    assert verdicts(bq_client, dataset) == runs_before
+    assert _staging_left(bq_client, dataset) == []
+
+    status.main(["--project", PROJECT, "--dataset", dataset])
+    out = capsys.readouterr().out.splitlines()
+    tasks = next(i for i, line in enumerate(out) if line.startswith("tasks "))
+    assert out[tasks + 1].startswith("  lease: held by run weekly_1 since "), out
+
+    # A run that died without giving its lease back blocks only until it expires.
+    leases.release(weekly)
+    lapsed = dataclasses.replace(weekly, lease_minutes=1)
+    leases.take(lapsed, now=datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5))
+    sync(dataset, *WINDOW, "--lease_wait_seconds", "0")
+    assert _tables(bq_client, dataset) != before  # it ran
+    status.main(["--project", PROJECT, "--dataset", dataset])
+    assert "lease:" not in capsys.readouterr().out  # and gave its leases back
+
+
+def _aborting(emulators, dataset: str, table: str, times: int) -> AbortingBigQueryProxy:
+    """BigQuery's answer to a transaction cancelled by a concurrent update, for the
+    first ``times`` commits of ``table``."""
+    commit = ["BEGIN TRANSACTION", f"DELETE FROM `{PROJECT}.{dataset}.{table}`"]
+    return AbortingBigQueryProxy(emulators.bigquery_endpoint, commit, f"{dataset}.{table}", times)
+
+
+def test_a_commit_aborted_by_a_concurrent_update_is_run_again_and_the_run_succeeds(
+    emulators, firestore_db, bq_client, monkeypatch
+):
+    seed(firestore_db, _documents())
+    dataset = unique_dataset("aborted")
+    proxy = _aborting(emulators, dataset, "tasks", times=2)
+    monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", proxy.endpoint)
+    try:
+        sync(dataset, *WINDOW)
+    finally:
+        proxy.close()
+        monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", emulators.bigquery_endpoint)
+    assert len(proxy.aborted) == 2, "the proxy never aborted a commit: the test proved nothing"
+    commits = table_rows(bq_client, dataset, commit_log.TABLE, keep_run_metadata=True)
+    assert sorted(c["table_name"] for c in commits) == sorted(load_specs())  # tasks once
+    clean = unique_dataset("clean")
+    sync(clean, *WINDOW)
+    assert _tables(bq_client, dataset) == _tables(bq_client, clean)
+
+
+def test_a_commit_aborted_every_time_is_not_replaced_after_a_bounded_number_of_tries(
+    emulators, firestore_db, bq_client, monkeypatch, capsys
+):
+    seed(firestore_db, _documents())
+    dataset = unique_dataset("abort_all")
+    monkeypatch.setattr(
+        bq, "concurrent_update_retry", functools.partial(bq.concurrent_update_retry, initial=0.05)
+    )
+    proxy = _aborting(emulators, dataset, "tasks", times=100)
+    monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", proxy.endpoint)
+    try:
+        code = firestore_to_bq.main(["--project", PROJECT, "--dataset", dataset, *WINDOW])
+    finally:
+        proxy.close()
+        monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", emulators.bigquery_endpoint)
+    err = capsys.readouterr().err
+    assert code == 1
+    assert len(proxy.aborted) == bq.CONCURRENT_UPDATE_ATTEMPTS
+    assert "tasks: NOT replaced (" in err and "concurrent update" in err
+    assert "routines: replaced" in err
+    assert table_rows(bq_client, dataset, "tasks") == []
+    assert _staging_left(bq_client, dataset) == []
 
 
 def test_transient_errors_in_incremental_range_reads_resume_from_the_cursor(

@@ -294,8 +294,11 @@ def test_hostile_collection_and_field_names_sync_and_touch_no_other_table(
     # Nothing else changed: same tables (plus the new one), same rows, one more run.
     after_tables = {t.table_id for t in bq_client.list_tables(dataset, timeout=30)}
     assert after_tables == before_tables | {"hostile_tasks"}
-    for name in sorted(before_tables - {"_dead_letters", "_sync_runs", "_sync_commits"}):
+    logs = {"_dead_letters", "_sync_runs", "_sync_commits", "_sync_leases"}
+    for name in sorted(before_tables - logs):
         assert table_rows(bq_client, dataset, name, keep_run_metadata=True) == before[name], name
+    held = table_rows(bq_client, dataset, "_sync_leases", keep_run_metadata=True)
+    assert [r for r in held if r["table_name"] != "hostile_tasks"] == before["_sync_leases"]
     dead_after = table_rows(bq_client, dataset, "_dead_letters", keep_run_metadata=True)
     assert [r for r in dead_after if r["table_name"] != "hostile_tasks"] == before["_dead_letters"]
     runs = verdicts(bq_client, dataset)

@@ -15,7 +15,7 @@ from google.cloud import bigquery
 from devtools import REPO_ROOT
 from devtools import setup_bigquery as setup
 from f2bq_analytics import analytics
-from pipelines import audit, dead_letters
+from pipelines import audit, commit_log, dead_letters, leases
 from pipelines import bigquery as bq
 from pipelines.table_spec import load_specs
 
@@ -118,6 +118,9 @@ def test_creates_dataset_and_every_table_partitioned_and_clustered(env: Setup) -
         [f["name"] for f in dead_letters.SCHEMA],
     )
     expected[audit.TABLE] = (audit.PARTITION_COLUMN, [], [f["name"] for f in audit.SCHEMA])
+    for module in (commit_log, leases):
+        fields = [f["name"] for f in module.SCHEMA]
+        expected[module.TABLE] = (module.PARTITION_COLUMN, list(module.CLUSTERING), fields)
     assert sorted(re.findall(rf"^create table {env.dataset}\.(\w+) ", out, re.M)) == sorted(
         expected
     )
@@ -269,7 +272,7 @@ def test_refuses_a_dataset_in_another_location(env: Setup) -> None:
 
 
 def _all_tables() -> list[str]:
-    return [*load_specs(), dead_letters.TABLE, audit.TABLE]
+    return [*load_specs(), dead_letters.TABLE, audit.TABLE, commit_log.TABLE, leases.TABLE]
 
 
 VIEW_COLUMNS = {

@@ -8,6 +8,7 @@ fails so the job itself shows as failed.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -16,6 +17,8 @@ import apache_beam as beam
 from pipelines.audit import audit_row, write_audit_row
 from pipelines.options import SyncConfig
 from pipelines.tally import TablePlan
+
+_LOG = logging.getLogger(__name__)
 
 
 class TablesNotReplaced(RuntimeError):
@@ -107,6 +110,7 @@ class _RecordRunFn(beam.DoFn):
         row = audit_row(self._config, self._runner, status, tables, error)
         write_audit_row(self._config, row)
         drop_staging_tables(self._config)
+        _give_back_leases(self._config)
         if status != "succeeded":
             replaced = [t["table"] for t in tables if t["replaced"]]
             not_replaced = [t["table"] for t in tables if not t["replaced"]]
@@ -115,6 +119,18 @@ class _RecordRunFn(beam.DoFn):
                 f"replaced: {', '.join(replaced) or 'none'} ({error})"
             )
         yield row
+
+
+def _give_back_leases(config: SyncConfig) -> None:
+    """The run is over once its verdict is written: its tables are free again (here,
+    inside the job, so a Flex Template launch that does not wait gives them back too).
+    A failure only leaves the lease to lapse at its expiry."""
+    from pipelines import leases
+
+    try:
+        leases.release(config)
+    except Exception as exc:  # noqa: BLE001 - the verdict stands; the lease expires
+        _LOG.warning("could not give back the leases of run %s: %s", config.run_id, exc)
 
 
 class RecordRun(beam.PTransform):

@@ -198,7 +198,14 @@ class _CommitFn(beam.DoFn):
                 advances_watermark=config.window(plan.table).advances_watermark,
             ),
         )
-        bq.run_query(self._client, sql)
+        # The whole transaction again if BigQuery aborted it for a concurrent
+        # update (nothing of it was applied); any other error is final.
+        retry = bq.concurrent_update_retry(
+            on_error=lambda exc: _LOG.warning(
+                "commit of %s aborted by a concurrent update; retrying", plan.table
+            )
+        )
+        retry(bq.run_query)(self._client, sql)
         _LOG.info("replaced %d day(s) of %s from %d staged row(s)", len(days), plan.table, staged)
         written = count(days, through=plan.through)
         late = 0
