@@ -80,7 +80,10 @@ class Horizon:
 
 def assumed_horizon(why: str) -> Horizon:
     seconds = os.environ.get(ASSUMED_HORIZON_ENV, "").strip()
-    retention = datetime.timedelta(seconds=float(seconds)) if seconds else ONE_HOUR
+    try:
+        retention = datetime.timedelta(seconds=float(seconds)) if seconds else ONE_HOUR
+    except (ValueError, OverflowError):
+        raise UsageError(f"${ASSUMED_HORIZON_ENV} must be a number of seconds") from None
     return Horizon(retention, pitr=False, assumed=why)
 
 

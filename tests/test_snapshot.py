@@ -79,3 +79,38 @@ def test_where_the_horizon_cannot_be_read_one_hour_is_assumed(monkeypatch, caplo
     assert "1.0 h (assumed: the Firestore emulator has no Admin API)" in caplog.text
     monkeypatch.setenv(snapshot.ASSUMED_HORIZON_ENV, "90")
     assert snapshot.database_horizon("p", "(default)", emulator=True).retention.seconds == 90
+
+
+class _Admin:
+    """The Admin API client's one call the horizon makes (a unit-test seam)."""
+
+    answer: object = None
+
+    def get_database(self, name: str, timeout: float):
+        assert name == "projects/p/databases/(default)" and timeout > 0
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+def test_the_horizon_is_read_from_the_admin_api(monkeypatch) -> None:
+    from google.api_core import exceptions
+    from google.cloud import firestore_admin_v1
+    from google.cloud.firestore_admin_v1.types import Database
+
+    monkeypatch.setattr(firestore_admin_v1, "FirestoreAdminClient", _Admin)
+    enabled = Database.PointInTimeRecoveryEnablement
+    _Admin.answer = Database(
+        point_in_time_recovery_enablement=enabled.POINT_IN_TIME_RECOVERY_ENABLED,
+        version_retention_period=WEEK,
+    )
+    assert snapshot.database_horizon("p", "(default)", emulator=False) == PITR
+    _Admin.answer = Database(
+        point_in_time_recovery_enablement=enabled.POINT_IN_TIME_RECOVERY_DISABLED,
+        version_retention_period=HOUR,
+    )
+    assert snapshot.database_horizon("p", "(default)", emulator=False) == NO_PITR
+    _Admin.answer = exceptions.PermissionDenied("no datastore.databases.get")
+    horizon = snapshot.database_horizon("p", "(default)", emulator=False)
+    assert horizon.retention == HOUR and not horizon.pitr
+    assert horizon.assumed == "databases.get failed: PermissionDenied"
