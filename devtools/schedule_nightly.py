@@ -1,20 +1,24 @@
-"""Create or update the Cloud Scheduler jobs: the nightly incremental sync and a weekly full one.
+"""Create or update the Cloud Scheduler jobs: nightly sync, weekly reconcile, monthly full run.
 
     python scripts/schedule_nightly.py --project P --region R --bucket B --dataset D \\
         [--collections a,b] [--lookback_days N] [--bq_location US] [--max_workers N] \\
         [--max_catchup_days N] [--verify_days N] [--nightly_mode incremental|full] \\
         [--name firestore-to-bq] [--schedule "0 3 * * *"] [--weekly_schedule "0 4 * * 0"] \\
-        [--time_zone Etc/UTC] [--dry_run]
+        [--monthly_schedule "0 5 1 * *"] [--time_zone Etc/UTC] [--dry_run]
 
 Each job POSTs a Flex Template launch request to the Dataflow API with an OAuth
 token of a dedicated scheduler service account (which may only launch jobs that
 run as the pipeline's service account). The requests carry no date, so the same
 body is right every time: the nightly (``mode=incremental``) catches up from the
 last successful run to yesterday (UTC) and reads only what changed; the weekly
-reconcile (``mode=full``) reads whole collections and replaces every day, which
-is what catches what incremental reads cannot see (documents without a usable
-partition value, late edits of tables without a change field, old hard deletes).
-Running this again updates both jobs in place (describe, then update or create).
+reconcile (``mode=reconcile``) is the nightly with its ``count()`` drift check
+over each table's whole history (old hard deletes, documents that left a day
+unseen), re-reading only the days that differ; the monthly full run
+(``mode=full``) reads whole collections and replaces every day, which is what
+catches what counts cannot see (in-place edits of tables without a change field,
+partition values that are not timestamps). Running this again updates the jobs
+in place (describe, then update or create); a ``NAME-weekly-full`` job left by
+an earlier version is named with the command that deletes it.
 ``--dry_run`` prints the request bodies and the gcloud commands.
 """
 
@@ -65,8 +69,12 @@ class Job:
         return f"launch-body-{self.suffix}.json"
 
 
+#: The weekly full job of earlier versions, replaced by the weekly reconcile.
+LEGACY_WEEKLY = "weekly-full"
+
+
 def jobs(args: argparse.Namespace) -> list[Job]:
-    """The nightly incremental run, then the weekly full reconcile."""
+    """The nightly incremental run, the weekly reconcile, the monthly full run."""
     return [
         Job(
             "nightly",
@@ -75,10 +83,16 @@ def jobs(args: argparse.Namespace) -> list[Job]:
             f"Nightly {args.nightly_mode} Firestore to BigQuery sync into {args.dataset}",
         ),
         Job(
-            "weekly-full",
-            "full",
+            "weekly-reconcile",
+            "reconcile",
             args.weekly_schedule,
-            f"Weekly full Firestore to BigQuery reconcile of {args.dataset}",
+            f"Weekly Firestore to BigQuery reconcile of {args.dataset} (counts per day)",
+        ),
+        Job(
+            "monthly-full",
+            "full",
+            args.monthly_schedule,
+            f"Monthly full Firestore to BigQuery rebuild of {args.dataset}",
         ),
     ]
 
@@ -101,7 +115,7 @@ def launch_body(args: argparse.Namespace, job: Job) -> dict[str, Any]:
     }
     if args.collections:
         parameters["collections"] = args.collections
-    if job.mode == "incremental":
+    if job.mode in ("incremental", "reconcile"):
         # A full run without dates replaces every day: a window or its limits mean nothing.
         parameters["lookback_days"] = str(args.lookback_days)
         for option in ("max_catchup_days", "verify_days"):
@@ -201,7 +215,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--verify_days", type=int, help="Nightly: recent days checked for drift (pipeline's)."
     )
     parser.add_argument(
-        "--name", default=NAME, help="Job name prefix: NAME-nightly and NAME-weekly-full."
+        "--name",
+        default=NAME,
+        help="Job name prefix: NAME-nightly, NAME-weekly-reconcile, NAME-monthly-full.",
     )
     parser.add_argument("--schedule", default="0 3 * * *", help="Cron schedule of the nightly.")
     parser.add_argument(
@@ -212,7 +228,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--weekly_schedule",
         default="0 4 * * 0",
-        help="Cron schedule of the weekly full run (default Sunday 04:00, after the nightly).",
+        help="Cron schedule of the weekly reconcile (default Sunday 04:00, after the nightly).",
+    )
+    parser.add_argument(
+        "--monthly_schedule",
+        default="0 5 1 * *",
+        help="Cron schedule of the monthly full run (default the 1st, 05:00).",
     )
     parser.add_argument("--time_zone", default="Etc/UTC", help="Time zone of the schedule.")
     parser.add_argument(
@@ -250,8 +271,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     checked(args.name, JOB_PREFIX, "--name")
     if args.nightly_mode not in ("incremental", "full"):
         raise UsageError(f"--nightly_mode must be incremental or full, not {args.nightly_mode!r}")
-    if args.schedule == args.weekly_schedule:
-        raise UsageError("--schedule and --weekly_schedule must differ")
+    schedules = (args.schedule, args.weekly_schedule, args.monthly_schedule)
+    if len(set(schedules)) < len(schedules):
+        raise UsageError("--schedule, --weekly_schedule and --monthly_schedule must differ")
     domain = f"{args.project}.iam.gserviceaccount.com"
     args.service_account = args.service_account or f"{PIPELINE_SA}@{domain}"
     args.oauth_service_account_email = args.oauth_service_account_email or (
@@ -274,6 +296,7 @@ def print_plan(args: argparse.Namespace) -> None:
         print(shlex.join(write_command(args, job, "create", job.body_file())))
         print("# If it exists:")
         print(shlex.join(write_command(args, job, "update", job.body_file())))
+    print(f"# {legacy_note(args)}")
 
 
 def apply_job(args: argparse.Namespace, job: Job) -> int:
@@ -297,11 +320,27 @@ def apply_job(args: argparse.Namespace, job: Job) -> int:
     return 0
 
 
+def legacy_note(args: argparse.Namespace) -> str:
+    """What to do about the weekly full job an earlier version scheduled."""
+    name = f"{args.name}-{LEGACY_WEEKLY}"
+    delete = ["gcloud", "scheduler", "jobs", "delete", name]
+    delete += ["--project", args.project, "--location", args.region]
+    return (
+        f"note: {name} (weekly full runs, from an earlier version) is replaced by "
+        f"{args.name}-weekly-reconcile; if it exists, delete it: {shlex.join(delete)}"
+    )
+
+
 def apply(args: argparse.Namespace) -> int:
-    """Both jobs, nightly first; stop at the first that fails."""
+    """Every job, nightly first; stop at the first that fails. Then, if the weekly
+    full job of an earlier version exists, say how to delete it (it is not
+    deleted here: it may carry settings someone chose)."""
     for job in jobs(args):
         if apply_job(args, job) != 0:
             return 1
+    legacy = Job(LEGACY_WEEKLY, "full", "", "")
+    if subprocess.run(describe_command(args, legacy), capture_output=True).returncode == 0:
+        print(legacy_note(args))
     return 0
 
 

@@ -452,5 +452,16 @@ def rows_per_day(
     return counts
 
 
+def first_day(
+    client: bigquery.Client, dataset: str, table: str, partition_column: str
+) -> datetime.date | None:
+    """The table's oldest day (``MIN`` of its partition column), or None when empty."""
+    part = f"DATE(`{check_identifier(partition_column, 'column')}`)"
+    job = run_query(
+        client, f"SELECT MIN({part}) AS day FROM {table_sql(client.project, dataset, table)}"
+    )
+    return next(iter(job.result()))["day"]
+
+
 #: Document paths per query parameter when counting rows by path.
 PATHS_PER_QUERY = 10_000

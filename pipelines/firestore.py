@@ -116,6 +116,37 @@ def count_range(
     return count(field_range_query(client, spec, field, start, end), read_time, retry)
 
 
+def count_all(
+    client: firestore.Client, spec: TableSpec, read_time: datetime.datetime, retry: api_retry.Retry
+) -> int:
+    """Every document of ``spec``'s collection at ``read_time`` (see :func:`count`)."""
+    return count(base_query(client, spec), read_time, retry)
+
+
+#: Firestore's smallest timestamp: a range from it matches every timestamp value.
+EARLIEST = datetime.datetime(1, 1, 1, tzinfo=datetime.UTC)
+
+
+def oldest_time(
+    client: firestore.Client,
+    spec: TableSpec,
+    field: str,
+    read_time: datetime.datetime,
+    retry: api_retry.Retry,
+) -> datetime.datetime | None:
+    """The smallest timestamp in ``field`` at ``read_time`` (one ordered limit-1
+    query, one read), or None when no document holds a timestamp there."""
+    query = field_range_query(client, spec, field, EARLIEST, None).limit(1)
+    for snapshot in query.stream(read_time=read_time, retry=retry, timeout=retry.timeout):
+        try:
+            value = snapshot.get(field)
+        except KeyError:
+            continue
+        if isinstance(value, datetime.datetime):
+            return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
+    return None
+
+
 def range_query(
     client: firestore.Client, spec: TableSpec, start: str | None, end: str | None
 ) -> BaseQuery:

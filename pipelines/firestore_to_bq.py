@@ -32,7 +32,7 @@ from apache_beam.runners.runner import PipelineState
 from google.api_core import exceptions as api_exceptions
 from google.api_core.exceptions import GoogleAPICallError, RetryError
 
-from pipelines import audit, error_text, leases, quotas, reachability
+from pipelines import audit, error_text, leases, quotas, reachability, snapshot
 from pipelines import bigquery as bq
 from pipelines.arguments import (
     HELP,
@@ -156,6 +156,7 @@ def plan_run(config: SyncConfig, now: datetime.datetime) -> SyncConfig:
             states = table_states(client, config.dataset, [t.name for t in config.tables], now)
         except api_exceptions.NotFound:  # a dry run before the first run: no history
             states = {}
+    first_days = reconcile_first_days(config) if config.mode == "reconcile" else None
     try:
         plan = plan_windows(
             config.tables,
@@ -166,6 +167,7 @@ def plan_run(config: SyncConfig, now: datetime.datetime) -> SyncConfig:
             max_catchup_days=config.max_catchup_days,
             verify_days=config.verify_days,
             backfill_hint=f"--project {config.project} --dataset {config.dataset} ",
+            first_days=first_days,
         )
         quotas.check(
             plan,
@@ -184,6 +186,30 @@ def plan_run(config: SyncConfig, now: datetime.datetime) -> SyncConfig:
     return dataclasses.replace(config, plan=plan)
 
 
+def reconcile_first_days(config: SyncConfig) -> dict[str, datetime.date]:
+    """Each range-queryable table's oldest day, the older of BigQuery's ``MIN`` of
+    the partition column and Firestore's oldest timestamp there (one read)."""
+    from pipelines import firestore as fs
+
+    client = bq.make_client(config.project, config.location) if config.dataset else None
+    firestore = fs.make_client(config.project, config.database)
+    retry = fs.read_retry(config.firestore_retry_timeout)
+    first = {}
+    for spec in config.tables:
+        if not spec.supports_incremental:
+            continue
+        days = []
+        if client is not None:
+            with contextlib.suppress(api_exceptions.NotFound):
+                day = bq.first_day(client, config.dataset, spec.name, spec.partition_column)
+                days += [day] if day else []
+        oldest = fs.oldest_time(firestore, spec, spec.partition.source[0], config.read_time, retry)
+        days += [oldest.astimezone(datetime.UTC).date()] if oldest else []
+        if days:
+            first[spec.name] = min(days)
+    return first
+
+
 def run(argv: Sequence[str] | None = None, now: datetime.datetime | None = None) -> RunSummary:
     """Validate, prepare the tables, run the pipeline and summarise it.
 
@@ -199,6 +225,7 @@ def run(argv: Sequence[str] | None = None, now: datetime.datetime | None = None)
         prepare_tables(config)
     try:
         config = plan_run(config, now)
+        config = snapshot.guard(config)  # refuses a read that would outlast the snapshot
         if not dry_run:  # after planning: a refused plan never waits for a lease
             leases.take(config, now=acting_as)
     except (UsageError, leases.LeaseHeld, KeyboardInterrupt):

@@ -26,7 +26,12 @@ MAX_WINDOW_DAYS = 3660
 UTC = datetime.UTC
 
 
-MODES = ("incremental", "full")
+MODES = ("incremental", "full", "reconcile")
+#: Documents a run is assumed to read per second when it estimates whether its
+#: read fits in Firestore's snapshot horizon (``--read_docs_per_second``): about
+#: the local benchmark's pipeline rate on 2 CPUs (docs/performance.md), below
+#: what a Dataflow job with several workers reads from real Firestore.
+DEFAULT_READ_DOCS_PER_SECOND = 2000.0
 
 
 def _flag(value: str) -> bool:
@@ -53,7 +58,9 @@ class SyncOptions(PipelineOptions):
             choices=MODES,
             help="incremental: read only the days being replaced and documents changed since "
             "the last successful run; full: read whole collections. Default: incremental "
-            "without dates (the nightly), full with --date/--start_date.",
+            "without dates (the nightly), full with --date/--start_date. reconcile (the "
+            "weekly job, no dates): the nightly, with the count() drift check over each "
+            "table's whole history, re-reading only the days that differ.",
         )
         parser.add_argument(
             "--max_catchup_days",
@@ -119,6 +126,14 @@ class SyncOptions(PipelineOptions):
             "--read_time",
             help="Firestore snapshot to read (RFC 3339). Default: the run's start. "
             "Older than one hour needs point-in-time recovery.",
+        )
+        parser.add_argument(
+            "--read_docs_per_second",
+            type=float,
+            default=DEFAULT_READ_DOCS_PER_SECOND,
+            help="Documents per second the run is assumed to read: before reading, a run "
+            "whose read would outlast Firestore's snapshot (one hour without point-in-time "
+            "recovery) is refused with what to do instead.",
         )
         parser.add_argument(
             "--firestore_database", default="(default)", help="Firestore database id."
@@ -218,6 +233,7 @@ class SyncConfig:
     #: Table leases (``pipelines.leases``): how long one lasts, how long to wait for one.
     lease_minutes: int = 360
     lease_wait_seconds: int = 120
+    read_docs_per_second: float = DEFAULT_READ_DOCS_PER_SECOND
     #: Per-table windows, modes and watermarks (``pipelines.windows.RunPlan``);
     #: None until the launcher has read ``_sync_runs``.
     plan: RunPlan | None = None
@@ -320,6 +336,10 @@ def resolve(
     if (end - start).days + 1 > MAX_WINDOW_DAYS:
         raise UsageError(f"window of {(end - start).days + 1} days is too long; split it")
     explicit = bool(sync.date or sync.start_date)
+    if explicit and sync.mode == "reconcile":
+        raise UsageError("--mode reconcile takes no dates: it checks each table's whole history")
+    if not sync.read_docs_per_second > 0:
+        raise UsageError("--read_docs_per_second must be more than 0")
     if sync.max_catchup_days < 1:
         raise UsageError("--max_catchup_days must be 1 or more")
     if sync.verify_days < 0:
@@ -393,4 +413,5 @@ def resolve(
         allow_shrink=bool(sync.allow_shrink),
         lease_minutes=sync.lease_minutes,
         lease_wait_seconds=sync.lease_wait_seconds,
+        read_docs_per_second=sync.read_docs_per_second,
     )

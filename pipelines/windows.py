@@ -12,7 +12,11 @@ so the nightly's catch-up rules are unit-tested without a server:
   or which has a change field but no change watermark yet (only dated runs have
   replaced it, and they do not see every edit), gets a full run that replaces
   every day up to yesterday: the first run without dates after any history sees
-  every edit.
+  every edit;
+* ``--mode reconcile`` (the weekly job) is the nightly with its drift check
+  widened to every day from the table's first day (``first_days``) to
+  yesterday: ``count()`` per day, one read per 1,000 documents, and only the
+  days that differ are re-read (see :func:`reconcile_verify`).
 
 :class:`RunPlan` is the result: one typed value the launcher hands to the
 transforms, separate from the options it was derived from.
@@ -76,6 +80,8 @@ class TableWindow:
     #: Yesterday: late edits are written on days up to here; later days wait
     #: for the run whose window holds them, as a full rebuild leaves them out.
     horizon: datetime.date | None = None
+    #: ``--mode reconcile``: ``verify`` covers the table's whole history.
+    reconcile: bool = False
 
     @property
     def days(self) -> list[datetime.date]:
@@ -143,12 +149,17 @@ def plan_windows(
     max_catchup_days: int = 7,
     verify_days: int = 35,
     backfill_hint: str = "",
+    first_days: Mapping[str, datetime.date] | None = None,
 ) -> RunPlan:
     """One :class:`TableWindow` per spec; raises :class:`CatchUpTooLong`.
 
     ``dates`` after yesterday are the caller's to refuse (see ``options.resolve``):
-    today is a partial day."""
+    today is a partial day. ``first_days``: each table's oldest day (in BigQuery
+    or Firestore), which ``mode="reconcile"`` verifies from."""
     yesterday = today - ONE_DAY
+    reconcile = mode == "reconcile"
+    if reconcile:
+        mode = "incremental"
     windows = []
     behind = []
     for spec in specs:
@@ -185,6 +196,9 @@ def plan_windows(
             for day in (yesterday - ONE_DAY * i for i in range(verify_days - 1, -1, -1))
             if day not in window_days
         )
+        first = (first_days or {}).get(spec.name)
+        if reconcile and first is not None:
+            verify = reconcile_verify(first, yesterday, window_days)
         windows.append(
             TableWindow(
                 spec.name,
@@ -194,6 +208,7 @@ def plan_windows(
                 watermark,
                 verify=verify,
                 horizon=yesterday,
+                reconcile=reconcile,
             )
         )
     if behind:
@@ -205,3 +220,16 @@ def plan_windows(
             f"--collections {','.join(t for t, _, _ in behind)} (or raise --max_catchup_days)"
         )
     return RunPlan(tuple(windows), yesterday)
+
+
+def reconcile_verify(
+    first: datetime.date, yesterday: datetime.date, window_days: Iterable[datetime.date]
+) -> tuple[datetime.date, ...]:
+    """Every day from ``first`` to ``yesterday`` outside the window: a reconcile
+    counts each of them and re-reads the ones whose counts differ."""
+    skip = set(window_days)
+    return tuple(
+        day
+        for day in (first + ONE_DAY * i for i in range(max(0, (yesterday - first).days + 1)))
+        if day not in skip
+    )

@@ -1,4 +1,5 @@
-"""The Cloud Scheduler jobs, nightly incremental and weekly full: requests, create or update."""
+"""The Cloud Scheduler jobs, nightly incremental, weekly reconcile and monthly full: requests,
+create or update."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ BASE = [
 
 
 def job(args: argparse.Namespace, suffix: str) -> Any:
-    """The scheduled job with this suffix (``nightly``, ``weekly-full``)."""
+    """The scheduled job with this suffix (``nightly``, ``weekly-reconcile``, ``monthly-full``)."""
     return next(j for j in schedule.jobs(args) if j.suffix == suffix)
 
 
@@ -57,7 +58,15 @@ def test_launch_body_defaults() -> None:
             "environment": ENVIRONMENT,
         }
     }
-    assert schedule.launch_body(args, job(args, "weekly-full")) == {
+    weekly = schedule.launch_body(args, job(args, "weekly-reconcile"))["launchParameter"]
+    assert weekly["parameters"] == {
+        "project": "my-proj",
+        "dataset": "app_analytics",
+        "mode": "reconcile",
+        "lookback_days": "0",
+        "bq_location": "US",
+    }
+    assert schedule.launch_body(args, job(args, "monthly-full")) == {
         "launchParameter": {
             "jobName": "firestore-to-bq",
             "containerSpecGcsPath": "gs://my-proj-dataflow/templates/firestore-to-bq.json",
@@ -76,19 +85,21 @@ def test_two_jobs_with_their_own_names_schedules_and_modes() -> None:
     args = schedule.parse_args(BASE)
     assert [(j.name(args), j.schedule, j.mode) for j in schedule.jobs(args)] == [
         ("firestore-to-bq-nightly", "0 3 * * *", "incremental"),
-        ("firestore-to-bq-weekly-full", "0 4 * * 0", "full"),
+        ("firestore-to-bq-weekly-reconcile", "0 4 * * 0", "reconcile"),
+        ("firestore-to-bq-monthly-full", "0 5 1 * *", "full"),
     ]
     args = schedule.parse_args(
         [*BASE, "--name", "f2bq-eu", "--schedule", "30 2 * * *", "--weekly_schedule", "0 5 * * 6"]
     )
     assert [(j.name(args), j.schedule) for j in schedule.jobs(args)] == [
         ("f2bq-eu-nightly", "30 2 * * *"),
-        ("f2bq-eu-weekly-full", "0 5 * * 6"),
+        ("f2bq-eu-weekly-reconcile", "0 5 * * 6"),
+        ("f2bq-eu-monthly-full", "0 5 1 * *"),
     ]
     bodies = [schedule.launch_body(args, j)["launchParameter"] for j in schedule.jobs(args)]
     # One Dataflow job name: Dataflow refuses a second active job of that name,
     # so the weekly full run never overlaps a nightly that is still running.
-    assert [b["jobName"] for b in bodies] == ["f2bq-eu", "f2bq-eu"]
+    assert [b["jobName"] for b in bodies] == ["f2bq-eu"] * 3
 
 
 def test_launch_body_with_options() -> None:
@@ -115,7 +126,8 @@ def test_launch_body_with_options() -> None:
     )
 
     nightly = schedule.launch_body(args, job(args, "nightly"))["launchParameter"]
-    weekly = schedule.launch_body(args, job(args, "weekly-full"))["launchParameter"]
+    weekly = schedule.launch_body(args, job(args, "weekly-reconcile"))["launchParameter"]
+    monthly = schedule.launch_body(args, job(args, "monthly-full"))["launchParameter"]
 
     assert nightly["parameters"] == {
         "project": "my-proj",
@@ -127,14 +139,15 @@ def test_launch_body_with_options() -> None:
         "verify_days": "60",
         "bq_location": "EU",
     }
-    assert weekly["parameters"] == {
+    assert weekly["parameters"] == {**nightly["parameters"], "mode": "reconcile"}
+    assert monthly["parameters"] == {
         "project": "my-proj",
         "dataset": "app_analytics",
         "mode": "full",
         "collections": "tasks,user_interactions",
         "bq_location": "EU",
     }
-    for launch in (nightly, weekly):
+    for launch in (nightly, weekly, monthly):
         assert launch["environment"] == {
             "serviceAccountEmail": "sync@my-proj.iam.gserviceaccount.com",
             "maxWorkers": 4,
@@ -226,8 +239,10 @@ def test_dry_run_prints_bodies_and_commands(capsys: pytest.CaptureFixture[str]) 
     out = capsys.readouterr().out
     args = schedule.parse_args(BASE)
 
-    nightly_text, weekly_text = out.split("# Weekly full ")
-    for text, each in zip((nightly_text, weekly_text), schedule.jobs(args), strict=True):
+    nightly_text, rest = out.split("# Weekly ")
+    weekly_text, monthly_text = rest.split("# Monthly ")
+    texts = (nightly_text, weekly_text, monthly_text)
+    for text, each in zip(texts, schedule.jobs(args), strict=True):
         body_text = text.split("# Look the job up:")[0].split(".json):\n", 1)[1]
         assert json.loads(body_text) == schedule.launch_body(args, each)
     lines = [line for line in out.splitlines() if line.startswith("gcloud ")]
@@ -238,11 +253,18 @@ def test_dry_run_prints_bodies_and_commands(capsys: pytest.CaptureFixture[str]) 
             "Nightly incremental Firestore to BigQuery sync into app_analytics",
         ),
         *expected_commands(
-            "firestore-to-bq-weekly-full",
+            "firestore-to-bq-weekly-reconcile",
             "0 4 * * 0",
-            "Weekly full Firestore to BigQuery reconcile of app_analytics",
+            "Weekly Firestore to BigQuery reconcile of app_analytics (counts per day)",
+        ),
+        *expected_commands(
+            "firestore-to-bq-monthly-full",
+            "0 5 1 * *",
+            "Monthly full Firestore to BigQuery rebuild of app_analytics",
         ),
     ]
+    assert out.splitlines()[-1] == "# " + schedule.legacy_note(args)
+    assert "gcloud scheduler jobs delete firestore-to-bq-weekly-full" in out
 
 
 FAKE_GCLOUD = """#!/usr/bin/env python3
@@ -285,23 +307,36 @@ def calls(log: Path) -> list[dict]:
 
 @pytest.mark.parametrize(("state", "verb"), [("missing", "create"), ("exists", "update")])
 def test_creates_or_updates(
-    fake_gcloud: Path, monkeypatch: pytest.MonkeyPatch, state: str, verb: str
+    fake_gcloud: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    state: str,
+    verb: str,
 ) -> None:
     monkeypatch.setenv("FAKE_JOB", state)
 
     assert schedule.main(BASE) == 0
 
     made = calls(fake_gcloud)
+    names = ["nightly", "weekly-reconcile", "monthly-full"]
     assert [c["args"][:5] for c in made] == [
-        ["scheduler", "jobs", "describe", "firestore-to-bq-nightly", "--project"],
-        ["scheduler", "jobs", verb, "http", "firestore-to-bq-nightly"],
+        *(
+            step
+            for name in names
+            for step in (
+                ["scheduler", "jobs", "describe", f"firestore-to-bq-{name}", "--project"],
+                ["scheduler", "jobs", verb, "http", f"firestore-to-bq-{name}"],
+            )
+        ),
         ["scheduler", "jobs", "describe", "firestore-to-bq-weekly-full", "--project"],
-        ["scheduler", "jobs", verb, "http", "firestore-to-bq-weekly-full"],
     ]
     args = schedule.parse_args(BASE)
-    assert [made[1]["body"], made[3]["body"]] == [
+    assert [made[1]["body"], made[3]["body"], made[5]["body"]] == [
         schedule.launch_body(args, each) for each in schedule.jobs(args)
     ]
+    # The weekly full job of an earlier version is named, never deleted here.
+    legacy = schedule.legacy_note(args) in capsys.readouterr().out
+    assert legacy == (state == "exists")
 
 
 def test_lookup_error_is_not_taken_for_a_missing_job(

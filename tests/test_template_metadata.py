@@ -80,7 +80,8 @@ def test_check_fails_on_a_stale_file(tmp_path: Path, capsys: pytest.CaptureFixtu
         ("firestore_retry_timeout", ["300", "2.5"], ["-1", "1e3"]),
         ("run_id", ["20261125T030000_ab12cd"], ["has-dash", "a" * 65]),
         ("dry_run", ["true", "false"], ["yes", "1"]),
-        ("mode", ["incremental", "full"], ["Full", "incremental,full", "", "fullx"]),
+        ("read_docs_per_second", ["2000", "2500.5"], ["-1", "2e3"]),
+        ("mode", ["incremental", "full", "reconcile"], ["Full", "incremental,full", "", "fullx"]),
         ("max_catchup_days", ["7", "30"], ["-1", "seven"]),
         ("verify_days", ["0", "35"], ["-1", "3.5"]),
         ("allow_shrink", ["true", "false"], ["yes", "1", ""]),
@@ -107,7 +108,7 @@ def test_choices_and_flags_become_regexes_and_booleans() -> None:
         if isinstance(action.default, bool):
             assert params[action.dest]["paramType"] == "BOOLEAN", action.dest
             assert params[action.dest]["regexes"] == ["^(true|false)$"], action.dest
-    assert params["mode"]["regexes"] == ["^(incremental|full)$"]
+    assert params["mode"]["regexes"] == ["^(incremental|full|reconcile)$"]
 
 
 def test_regexes_use_syntax_every_dialect_knows() -> None:
