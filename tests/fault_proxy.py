@@ -1,15 +1,21 @@
-"""A loopback TCP proxy that breaks connections on cue, to fault gRPC reads for real.
+"""Loopback proxies in front of the Firestore emulator, to meet real Firestore's behaviour.
 
-Sits between the Firestore client and the emulator. After the server has sent
-``cut_every`` more bytes, it resets every open connection (the client sees
-``UNAVAILABLE`` mid-stream, exactly as on a dropped network path) and can call
-``on_cut`` (e.g. to stop the emulator). Bounded: at most ``max_cuts`` cuts.
+:class:`FaultProxy` is a TCP proxy that breaks connections on cue, to fault gRPC
+reads for real. After the server has sent ``cut_every`` more bytes, it resets
+every open connection (the client sees ``UNAVAILABLE`` mid-stream, exactly as on
+a dropped network path) and can call ``on_cut`` (e.g. to stop the emulator).
+Bounded: at most ``max_cuts`` cuts.
 
 ``die_on``: the ``die_at``-th time a client sends these bytes (e.g. ``b"/upload/"``,
 BigQuery's load-job upload), the server is gone for good: every connection is
 reset and new ones are refused, as when the machine behind it dies.
 ``on_send``: called with every chunk a client sends, before it is forwarded
 (e.g. to deliver SIGTERM to the run when its commit starts).
+
+:class:`PartitionQueryProxy` is a gRPC proxy that relays every call to the
+emulator byte for byte but answers ``PartitionQuery`` itself, which the emulator
+does not implement (UNIMPLEMENTED), the way Firestore's API reference allows:
+over several pages, pages in no particular order, cursors repeated.
 """
 
 from __future__ import annotations
@@ -143,3 +149,156 @@ def _reset(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
     with contextlib.suppress(OSError):
         sock.close()
+
+
+_FIRESTORE = "/google.firestore.v1.Firestore/"
+PARTITION_QUERY = _FIRESTORE + "PartitionQuery"
+RUN_QUERY = _FIRESTORE + "RunQuery"
+#: Metadata the client's channel sets itself; relaying them would be refused or doubled.
+_HOP_BY_HOP = ("user-agent", "content-type", "te", "host", "grpc-")
+
+
+class PartitionQueryProxy:
+    """A gRPC server on loopback: ``PartitionQuery`` answered here, every other call relayed.
+
+    The cursors are computed from the emulator's documents: the query's
+    document names are listed through the emulator (a ``RunQuery`` projected
+    on ``__name__``, at the request's ``read_time``) and ``partition_count``
+    cursors are placed evenly among them. Then, as Firestore's reference for
+    ``PartitionQueryRequest.page_token`` warns ("there are no ordering
+    guarantees between sets of results"), they are served adversarially:
+    ``page_size`` per page (``default_page_size`` when the request sets none),
+    the pages in a shuffled order (fixed by ``seed``), and every
+    ``duplicate_every``-th cursor served again at the start of the next page.
+    The page token is the page's index, so pages are stateless and a retried
+    call gets the same page.
+
+    ``calls`` records ``(collection id, partition_count, page_token, cursors)``
+    per call, in the order they came.
+    """
+
+    def __init__(
+        self,
+        upstream_port: int,
+        default_page_size: int = 3,
+        duplicate_every: int = 3,
+        seed: int = 15,
+    ) -> None:
+        import concurrent.futures
+
+        import grpc
+
+        self.default_page_size = default_page_size
+        self.duplicate_every = duplicate_every
+        self.seed = seed
+        self.calls: list[tuple[str, int, str, tuple[str, ...]]] = []
+        self._lock = threading.Lock()
+        self._channel = grpc.insecure_channel(f"127.0.0.1:{upstream_port}")
+        self._server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=64))
+        self._server.add_generic_rpc_handlers((_Handlers(self),))
+        self.port = self._server.add_insecure_port("127.0.0.1:0")
+        self._server.start()
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self._server.stop(grace=None)
+        self._channel.close()
+
+    def relay(self, method: str, requests, context):
+        """Forward one call of any kind (on the wire, every gRPC call is a stream)."""
+        import grpc
+
+        call = self._channel.stream_stream(method)(
+            requests, metadata=_forwarded(context), timeout=context.time_remaining()
+        )
+        context.add_callback(call.cancel)
+        try:
+            yield from call
+        except grpc.RpcError as exc:
+            context.abort(exc.code(), exc.details() or "")
+
+    def partition_query(self, request, context):
+        from google.cloud.firestore_v1.types import document, firestore, query
+
+        names = self._names(request, context)
+        pages = self.pages(names, request.partition_count, request.page_size)
+        index = int(request.page_token or 0)
+        collection = request.structured_query.from_[0].collection_id
+        page = tuple(pages[index]) if pages else ()
+        with self._lock:
+            self.calls.append((collection, request.partition_count, request.page_token, page))
+        if not pages:
+            return firestore.PartitionQueryResponse()
+        return firestore.PartitionQueryResponse(
+            partitions=[
+                query.Cursor(values=[document.Value(reference_value=name)]) for name in page
+            ],
+            next_page_token=str(index + 1) if index + 1 < len(pages) else "",
+        )
+
+    def pages(self, names: list[str], partition_count: int, page_size: int) -> list[list[str]]:
+        """The cursors for ``names`` (in the query's order), as the pages to serve."""
+        import random
+
+        n, k = len(names), max(0, partition_count)
+        chosen = sorted({round(i * n / (k + 1)) for i in range(1, k + 1)} - {0, n})
+        cursors = [names[i] for i in chosen]
+        size = page_size if page_size > 0 else self.default_page_size
+        pages = [cursors[i : i + size] for i in range(0, len(cursors), size)]
+        for i, page in enumerate(pages[:-1]):
+            repeated = [c for j, c in enumerate(page) if j % self.duplicate_every == 0]
+            pages[i + 1] = repeated[-1:] + pages[i + 1]
+        random.Random(self.seed).shuffle(pages)
+        return pages
+
+    def _names(self, request, context) -> list[str]:
+        """The names of the documents the partitioned query returns, in its order."""
+        from google.cloud.firestore_v1.types import firestore, query
+
+        structured = query.StructuredQuery(request.structured_query)
+        structured.select = query.StructuredQuery.Projection(
+            fields=[query.StructuredQuery.FieldReference(field_path="__name__")]
+        )
+        run = firestore.RunQueryRequest(parent=request.parent, structured_query=structured)
+        if "read_time" in request:
+            run.read_time = request.read_time
+        stream = self._channel.unary_stream(
+            RUN_QUERY,
+            request_serializer=firestore.RunQueryRequest.serialize,
+            response_deserializer=firestore.RunQueryResponse.deserialize,
+        )
+        responses = stream(run, metadata=_forwarded(context), timeout=context.time_remaining())
+        return [r.document.name for r in responses if r.document.name]
+
+
+class _Handlers:
+    """Route each method: ``PartitionQuery`` to the proxy's answer, the rest to the relay."""
+
+    def __init__(self, proxy: PartitionQueryProxy) -> None:
+        self._proxy = proxy
+
+    def service(self, details):
+        import grpc
+        from google.cloud.firestore_v1.types import firestore
+
+        if details.method == PARTITION_QUERY:
+            return grpc.unary_unary_rpc_method_handler(
+                self._proxy.partition_query,
+                request_deserializer=firestore.PartitionQueryRequest.deserialize,
+                response_serializer=firestore.PartitionQueryResponse.serialize,
+            )
+        method = details.method
+        return grpc.stream_stream_rpc_method_handler(
+            lambda requests, context: self._proxy.relay(method, requests, context)
+        )
+
+
+def _forwarded(context) -> list[tuple[str, str]]:
+    return [
+        (key, value)
+        for key, value in context.invocation_metadata()
+        if not key.startswith(":") and not key.startswith(_HOP_BY_HOP)
+    ]
