@@ -194,21 +194,24 @@ class _Partition:
 
 
 class _Group:
-    def __init__(self, ends: list[str]) -> None:
+    def __init__(self, ends: list[str], asked: list[int]) -> None:
         self._ends = ends
+        self._asked = asked
 
     def get_partitions(self, count: int, **_: Any):
         # As google-cloud-firestore does: one partition per cursor, in page order.
-        yield from (_Partition(end) for end in self._ends)
+        self._asked.append(count)
+        yield from (_Partition(end) for end in self._ends[:count])
         yield _Partition(None)
 
 
 class _Client:
     def __init__(self, ends: list[str]) -> None:
         self._ends = ends
+        self.asked: list[int] = []
 
     def collection_group(self, _collection: str) -> _Group:
-        return _Group(self._ends)
+        return _Group(self._ends, self.asked)
 
 
 def test_partition_query_cursors_are_sorted_before_they_become_ranges() -> None:
@@ -222,6 +225,16 @@ def test_partition_query_cursors_are_sorted_before_they_become_ranges() -> None:
         ("users/a-b/tasks/1", "users/m/tasks/1"),
         ("users/m/tasks/1", None),
     ]
+
+
+def test_partition_query_asks_one_split_point_fewer_than_ranges() -> None:
+    """``partition_count`` counts split points: ``--num_splits`` N is N - 1 of them."""
+    fn = _SplitQueryFn("p", "(default)", None, 3, 5.0)  # type: ignore[arg-type]
+    fn._client = _Client(["users/a/tasks/1", "users/b/tasks/1", "users/c/tasks/1"])
+    fn._retry = None
+    ranges = list(fn.process(load_specs()["tasks"]))
+    assert fn._client.asked == [2]
+    assert len(ranges) == 3
 
 
 # --------------------------------------------------------------------------------------

@@ -61,10 +61,17 @@ class _SplitQueryFn(beam.DoFn):
         yield from ranges
 
     def _partition_query(self, spec: TableSpec) -> list[str] | None:
+        """Split points from PartitionQuery, or None where the server has none.
+
+        Its ``partition_count`` counts split points, not ranges ("one fewer
+        than the number of parallel queries to be run", Firestore's reference),
+        so ``--num_splits`` ranges take one point fewer.
+        """
         group = self._client.collection_group(spec.collection)
+        points = self._splits - 1
         try:
             partitions = list(
-                group.get_partitions(self._splits, read_time=self._read_time, retry=self._retry)
+                group.get_partitions(points, read_time=self._read_time, retry=self._retry)
             )
         except (api_exceptions.MethodNotImplemented, api_exceptions.InvalidArgument) as exc:
             _note_no_partition_query(exc)
