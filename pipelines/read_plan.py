@@ -47,7 +47,7 @@ class IncrementalPlan:
     days: tuple[datetime.date, ...]  # replaced: the window and drifted days
     drift_days: tuple[datetime.date, ...] = ()
     reads: tuple[FieldRange, ...] = ()
-    counts: int = 0  # count() aggregations run
+    count_queries: int = 0  # count() aggregations run
     covered_days: tuple[datetime.date, ...] = field(default=())  # no range read needed
     #: The ``[lo, hi)`` partition ranges counted, in the order asked (``counts`` of them);
     #: the benchmark replays exactly these.
@@ -184,7 +184,7 @@ def plan_incremental(
         days=tuple(sorted(set(window_days) | set(drift))),
         drift_days=tuple(drift),
         reads=tuple(reads),
-        counts=counts,
+        count_queries=counts,
         covered_days=tuple(covered),
         count_spans=tuple(ranges) + tuple(unknown),
     )

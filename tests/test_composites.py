@@ -119,7 +119,7 @@ def test_plan_days_joins_tallies_and_read_plans_and_plans_a_table_with_no_docume
     config = _config()
     config = dataclasses.replace(config, plan=plan_windows(config.tables, states, today=NOW.date()))
     assert config.window("tasks").incremental and not config.window("user_interactions").incremental
-    read_plan = IncrementalPlan("tasks", days=(DAY,), drift_days=(BEFORE,), counts=3)
+    read_plan = IncrementalPlan("tasks", days=(DAY,), drift_days=(BEFORE,), count_queries=3)
     tally = Tally(read=1, returned=1, rows=Counter({DAY: 1}))
     with _pipeline() as p:
         read_plans = p | "ReadPlans" >> beam.Create([("tasks", read_plan)])

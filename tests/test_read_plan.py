@@ -46,7 +46,7 @@ def test_a_day_covered_after_the_watermark_reads_only_the_part_before() -> None:
     plan, counted = _plan(firestore, changed=[_at(5), _at(20)])
     assert counted == [(WATERMARK, HI), (LO, WATERMARK)]  # coverage, then sizing the read
     assert [(r.start, r.end) for r in plan.reads] == [(LO, WATERMARK)]
-    assert plan.days == (DAY,) and plan.counts == 2
+    assert plan.days == (DAY,) and plan.count_queries == 2
 
 
 def test_a_day_not_covered_is_read_whole() -> None:
@@ -123,5 +123,5 @@ def test_the_plan_names_every_span_it_counted() -> None:
     firestore = [_at(1), _at(5), _at(20)]
     for changed in ([_at(5), _at(20)], [_at(5)]):  # covered after the watermark, and not
         plan, counted = _plan(firestore, changed=changed, verify=[DAY - ONE_DAY])
-        assert list(plan.count_spans) == counted and plan.counts == len(counted)
+        assert list(plan.count_spans) == counted and plan.count_queries == len(counted)
     assert plan.count_spans[-1] == (LO, HI)  # not covered: the whole day is sized

@@ -27,7 +27,7 @@ from pipelines.tally import (
 )
 
 
-class _PlanFn(beam.DoFn):
+class _PlanDaysFn(beam.DoFn):
     def __init__(self, config: SyncConfig):
         self._config = config
 
@@ -47,7 +47,7 @@ class _PlanFn(beam.DoFn):
                 read_plan.days,
                 read_plan.drift_days,
                 window.horizon or window.end,
-                read_plan.counts,
+                read_plan.count_queries,
             )
         elif window.all_days:
             plan = plan_full_rebuild(table, tally, window.end)
@@ -87,7 +87,7 @@ class PlanDays(beam.PTransform):
             | "JoinTallies" >> beam.CoGroupByKey()
             | "Plan"
             >> beam.ParDo(
-                _PlanFn(self._config),
+                _PlanDaysFn(self._config),
                 read_plans=beam.pvalue.AsDict(read_plans),
             )
         )

@@ -114,7 +114,7 @@ class _ReadFieldRangeFn(beam.DoFn):
                 yield doc
 
 
-class _PlanFn(beam.DoFn):
+class _PlanReadsFn(beam.DoFn):
     """Per table: count, compare, and emit the range reads still needed."""
 
     def __init__(self, config: SyncConfig):
@@ -176,8 +176,8 @@ class _PlanFn(beam.DoFn):
             lettered,
         )
         if window.watermark is not None:  # _ChangeRangesFn counted the change query
-            plan = dataclasses.replace(plan, counts=plan.counts + 1)
-        metrics.counter(spec.name, metrics.COUNT_QUERIES).inc(plan.counts)
+            plan = dataclasses.replace(plan, count_queries=plan.count_queries + 1)
+        metrics.counter(spec.name, metrics.COUNT_QUERIES).inc(plan.count_queries)
         for rng in plan.reads:
             yield beam.pvalue.TaggedOutput(READS, rng)
         yield spec.name, plan  # keyed here, as PlanDays' side input takes it
@@ -206,7 +206,7 @@ class ReadIncremental(beam.PTransform):
             lambda d: (d.table, d.path, partition_time(specs[d.table], d))
         )
         planned = windows | "PlanReads" >> beam.ParDo(
-            _PlanFn(config), changed=beam.pvalue.AsList(changed)
+            _PlanReadsFn(config), changed=beam.pvalue.AsList(changed)
         ).with_outputs(READS, main="plans")
         range_docs = (
             planned[READS]
