@@ -127,13 +127,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     run_sync = sync.run
 
-    def recorded(sync_argv: Sequence[str] | None = None) -> Any:
-        summary = run_sync(sync_argv, now=options.now)
+    def recorded(sync_argv: Sequence[str] | None = None, now: Any = None) -> Any:
+        summary = run_sync(sync_argv, now=now or options.now)
         options.out.write_text(json.dumps(summary_record(summary), default=str) + "\n")
         return summary
 
     sync.run = recorded  # main's own error handling and exit status stay as they are
-    return sync.main(args[split + 1 :])
+    return sync.main(args[split + 1 :], now=options.now)
 
 
 if __name__ == "__main__":
