@@ -56,6 +56,17 @@ class SyncOptions(PipelineOptions):
             "without dates (the nightly), full with --date/--start_date.",
         )
         parser.add_argument(
+            "--intraday",
+            type=_flag,
+            nargs="?",
+            const=True,
+            default=False,
+            help="Bring every table up to the snapshot, today (UTC) included: upsert what "
+            "changed since the last run, drift-check today and the --verify_days before it; "
+            "no day is declared complete (the nightly still replaces yesterday whole). "
+            "Takes no dates.",
+        )
+        parser.add_argument(
             "--max_catchup_days",
             type=int,
             default=7,
@@ -201,6 +212,8 @@ class SyncConfig:
     max_catchup_days: int = 7
     verify_days: int = 35
     allow_shrink: bool = False
+    #: ``--intraday``: today is brought up to the snapshot, no day declared complete.
+    intraday: bool = False
     #: Per-table windows, modes and watermarks (``pipelines.windows.RunPlan``);
     #: None until the launcher has read ``_sync_runs``.
     plan: RunPlan | None = None
@@ -224,6 +237,8 @@ class SyncConfig:
         return self.start_date, self.end_date
 
     def describe_window(self) -> str:
+        if self.plan is not None:
+            return self.plan.describe()
         return window_text(*self.planned_window)
 
     @property
@@ -280,6 +295,15 @@ def resolve(
     if not sync.dataset and not dry_run:
         raise UsageError("--dataset is required (or use --dry_run)")
 
+    if sync.intraday and (sync.date or sync.start_date or sync.end_date):
+        raise UsageError(
+            "--intraday takes no dates: it brings today (UTC) up to the snapshot; "
+            "use --date/--start_date without --intraday for past days"
+        )
+    if sync.intraday and sync.mode == "full":
+        raise UsageError("--intraday reads what changed; it cannot be --mode full")
+    if sync.intraday and sync.edits_since:
+        raise UsageError("--intraday reads every change since the last run; drop --edits_since")
     if sync.date and (sync.start_date or sync.end_date):
         raise UsageError("use either --date or --start_date/--end_date, not both")
     if sync.date:
@@ -370,4 +394,5 @@ def resolve(
         max_catchup_days=sync.max_catchup_days,
         verify_days=sync.verify_days,
         allow_shrink=bool(sync.allow_shrink),
+        intraday=bool(sync.intraday),
     )
