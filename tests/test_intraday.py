@@ -111,10 +111,10 @@ def test_intraday_brings_today_up_to_the_snapshot_and_declares_no_day_complete(
         assert states[table].last_success_run_id == "intra1"
         assert states[table].intraday_read_time == first.config.read_time
     assert states["tasks"].watermark == first.config.read_time
-    entries = {e["table"]: e for e in audit.entries(verdict(bq_client, dataset, "intra1")["tables"])}
-    assert all(e["intraday"] and e["status"] == "succeeded" for e in entries.values())
-    commits = [c for c in table_rows(bq_client, dataset, "_sync_commits", True)
-               if c["run_id"] == "intra1"]  # fmt: skip
+    entries = audit.entries(verdict(bq_client, dataset, "intra1")["tables"])
+    assert all(e["intraday"] and e["status"] == "succeeded" for e in entries)
+    commits = table_rows(bq_client, dataset, "_sync_commits", True)
+    commits = [c for c in commits if c["run_id"] == "intra1"]
     assert commits and all(c["newest_day"] is None for c in commits)
 
     # A hard delete of a document of today, and of an older one: the drift check.
