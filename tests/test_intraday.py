@@ -172,3 +172,27 @@ def test_intraday_before_any_nightly_is_refused(
     assert code == 2
     assert err.startswith("error: --intraday cannot start: tasks (no run without dates")
     assert "run the nightly first" in err
+
+
+def test_the_chat_history_call_includes_todays_turns_after_an_intraday_run(
+    firestore_db, bq_client
+) -> None:
+    from f2bq_analytics.analytics import Analytics
+
+    seed(firestore_db, {"users/u5/interactions/old": interaction(day(-1), intent="chat")})
+    dataset = unique_dataset("intraday_chat")
+    run(dataset, tables=("user_interactions",))
+    history = Analytics(PROJECT, dataset)
+    assert [t["message_in"] for t in history.chat_history("u5", days=2, as_of=now())] == [
+        "What's on today?"
+    ]
+    turn = now() - datetime.timedelta(minutes=1)
+    seed(
+        firestore_db,
+        {"users/u5/interactions/new": interaction(day(0), intent="chat", timestamp=turn,
+                                                  message_in="And now?")},
+    )  # fmt: skip
+    assert len(history.chat_history("u5", days=2, as_of=now())) == 1  # not synced yet
+    run(dataset, "--intraday", tables=("user_interactions",))
+    turns = history.chat_history("u5", days=2, as_of=now())
+    assert [t["message_in"] for t in turns] == ["And now?", "What's on today?"]
