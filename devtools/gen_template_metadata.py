@@ -51,6 +51,7 @@ LABELS = {
     "hash_key_env": "Hash key environment variable",
     "firestore_retry_timeout": "Firestore retry timeout (seconds)",
     "mode": "Mode (incremental or full)",
+    "intraday": "Bring today up to the snapshot (hourly)",
     "max_catchup_days": "Most missed days caught up",
     "verify_days": "Days checked for drift",
     "allow_shrink": "Allow days to shrink",

@@ -153,6 +153,13 @@ class Analytics:
         limit: int = CHAT_LIMIT,
         as_of: datetime.datetime | None = None,
     ) -> list[dict[str, Any]]:
+        """The user's latest ``chat`` turns in ``[as_of - days, as_of]``, newest first.
+
+        As fresh as the last sync: with the hourly ``--intraday`` job, today's turns
+        up to that run's snapshot (``firestore-to-bq status`` says "fresh as of");
+        with only the nightly, up to the end of yesterday (UTC). Nothing reads
+        Firestore here: a turn newer than the last snapshot is not returned yet.
+        """
         return [dict(row) for row in self._rows("chat_history", user_id, days, as_of, limit)]
 
     def emotional_trend(

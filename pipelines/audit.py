@@ -82,7 +82,8 @@ SCHEMA: list[dict[str, str]] = [
         "mode": "NULLABLE",
         "description": "Per table: table, mode, status (succeeded, refused, failed, "
         "not_reconciled, or committed: replaced by a run interrupted before its counts were "
-        "checked), replaced, replaced_days, advances_watermark, documents_read, "
+        "checked), replaced, replaced_days, advances_watermark, intraday (its replaced days "
+        "are not complete), documents_read, "
         "documents_returned, count_queries, rows_written, late_edits, dead_lettered, "
         "outside_window, days_replaced, late_edit_days, drift_days, rows_per_day, "
         "rows_before, error.",
@@ -198,7 +199,12 @@ def _record(
         fact["last_rows"] = int(entry["rows_written"])
     if (entry or {}).get("advances_watermark") or (entry is None and commit["advances_watermark"]):
         fact["watermark"] = run["read_time"]
-    days = _days(entry) if entry is not None else []
+    intraday = bool((entry or {}).get("intraday"))
+    if intraday:
+        fact["intraday_read_time"] = run["read_time"]
+    # An intraday run declares no day complete: its days never move newest_day
+    # (its commit row's newest_day is NULL too).
+    days = _days(entry) if entry is not None and not intraday else []
     if commit is not None and commit["newest_day"] is not None:
         days.append(commit["newest_day"])
     if days and (fact.get("newest_day") is None or max(days) > fact["newest_day"]):

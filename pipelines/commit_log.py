@@ -50,7 +50,8 @@ SCHEMA: list[dict[str, str]] = [
         "name": "newest_day",
         "type": "DATE",
         "mode": "NULLABLE",
-        "description": "Newest day replaced whole (NULL: only upserts).",
+        "description": "Newest day replaced whole (NULL: only upserts, or an intraday run, "
+        "which declares no day complete).",
     },
     {
         "name": "days_replaced",
@@ -96,12 +97,16 @@ def insert_sql(
     mode: str,
     days: Sequence[datetime.date],
     advances_watermark: bool,
+    complete: bool = True,
 ) -> str:
-    """The statement a commit's transaction runs just before ``COMMIT TRANSACTION``."""
+    """The statement a commit's transaction runs just before ``COMMIT TRANSACTION``.
+
+    ``complete``: whether ``days`` count as done (an intraday run's do not: its
+    row's ``newest_day`` is NULL, so the nightly still replaces yesterday whole)."""
     if mode not in ("full", "incremental"):
         raise ValueError(f"unknown mode {mode!r}")
     check_run_id(run_id)
-    newest = date_literals([max(days)]) if days else "NULL"
+    newest = date_literals([max(days)]) if days and complete else "NULL"
     columns = ", ".join(f"`{f['name']}`" for f in SCHEMA)
     return (
         f"INSERT INTO {table_sql(project, dataset, TABLE)} ({columns}) VALUES ("

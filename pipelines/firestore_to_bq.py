@@ -53,7 +53,7 @@ from pipelines.transforms.read_firestore import ReadFromFirestore
 from pipelines.transforms.read_incremental import ReadIncremental
 from pipelines.transforms.record_run import RecordRun, TablesNotReplaced
 from pipelines.transforms.write_bigquery import WriteDayPartitions
-from pipelines.windows import CatchUpTooLong, plan_windows
+from pipelines.windows import CatchUpTooLong, IntradayRefused, plan_intraday, plan_windows
 
 _LOG = logging.getLogger("firestore_to_bq")
 _TRUE = {"", "1", "true", "yes"}
@@ -157,16 +157,27 @@ def plan_run(config: SyncConfig, now: datetime.datetime) -> SyncConfig:
         except api_exceptions.NotFound:  # a dry run before the first run: no history
             states = {}
     first_days = reconcile_first_days(config) if config.mode == "reconcile" else None
+    hint = f"--project {config.project} --dataset {config.dataset} "
+    today = now.astimezone(datetime.UTC).date()
+    if config.intraday:
+        try:
+            plan = plan_intraday(
+                config.tables, states, today=today, verify_days=config.verify_days,
+                nightly_hint=hint,
+            )
+        except IntradayRefused as exc:
+            raise UsageError(str(exc)) from None
+        return dataclasses.replace(config, plan=plan)
     try:
         plan = plan_windows(
             config.tables,
             states,
-            today=now.astimezone(datetime.UTC).date(),
+            today=today,
             mode=config.mode,
             dates=(config.start_date, config.end_date) if config.explicit_dates else None,
             max_catchup_days=config.max_catchup_days,
             verify_days=config.verify_days,
-            backfill_hint=f"--project {config.project} --dataset {config.dataset} ",
+            backfill_hint=hint,
             first_days=first_days,
         )
         quotas.check(
@@ -346,6 +357,7 @@ def _committed_entries(config: SyncConfig, landed: dict[str, dict]) -> list[dict
                 "status": audit.COMMITTED if commit else "failed",
                 "replaced": commit is not None,
                 "advances_watermark": bool(commit and commit["advances_watermark"]),
+                "intraday": config.window(spec.name).intraday,
                 "replaced_days": (
                     [commit["newest_day"].isoformat()] if commit and commit["newest_day"] else []
                 ),

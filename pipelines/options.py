@@ -63,6 +63,17 @@ class SyncOptions(PipelineOptions):
             "table's whole history, re-reading only the days that differ.",
         )
         parser.add_argument(
+            "--intraday",
+            type=_flag,
+            nargs="?",
+            const=True,
+            default=False,
+            help="Bring every table up to the snapshot, today (UTC) included: upsert what "
+            "changed since the last run, drift-check today and the --verify_days before it; "
+            "no day is declared complete (the nightly still replaces yesterday whole). "
+            "Takes no dates.",
+        )
+        parser.add_argument(
             "--max_catchup_days",
             type=int,
             default=7,
@@ -234,6 +245,8 @@ class SyncConfig:
     lease_minutes: int = 360
     lease_wait_seconds: int = 120
     read_docs_per_second: float = DEFAULT_READ_DOCS_PER_SECOND
+    #: ``--intraday``: today is brought up to the snapshot, no day declared complete.
+    intraday: bool = False
     #: Per-table windows, modes and watermarks (``pipelines.windows.RunPlan``);
     #: None until the launcher has read ``_sync_runs``.
     plan: RunPlan | None = None
@@ -257,6 +270,8 @@ class SyncConfig:
         return self.start_date, self.end_date
 
     def describe_window(self) -> str:
+        if self.plan is not None:
+            return self.plan.describe()
         return window_text(*self.planned_window)
 
     @property
@@ -313,6 +328,15 @@ def resolve(
     if not sync.dataset and not dry_run:
         raise UsageError("--dataset is required (or use --dry_run)")
 
+    if sync.intraday and (sync.date or sync.start_date or sync.end_date):
+        raise UsageError(
+            "--intraday takes no dates: it brings today (UTC) up to the snapshot; "
+            "use --date/--start_date without --intraday for past days"
+        )
+    if sync.intraday and sync.mode == "full":
+        raise UsageError("--intraday reads what changed; it cannot be --mode full")
+    if sync.intraday and sync.edits_since:
+        raise UsageError("--intraday reads every change since the last run; drop --edits_since")
     if sync.date and (sync.start_date or sync.end_date):
         raise UsageError("use either --date or --start_date/--end_date, not both")
     if sync.date:
@@ -414,4 +438,5 @@ def resolve(
         lease_minutes=sync.lease_minutes,
         lease_wait_seconds=sync.lease_wait_seconds,
         read_docs_per_second=sync.read_docs_per_second,
+        intraday=bool(sync.intraday),
     )

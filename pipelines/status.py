@@ -1,13 +1,15 @@
 """``firestore-to-bq status``: is every table up to date? The one command on-call runs.
 
-    firestore-to-bq status --project P --dataset D [--max_lag_days 1]
+    firestore-to-bq status --project P --dataset D [--max_lag_days 1] [--max_lag_minutes 90]
 
 Per table: the last successful run and its Firestore snapshot, the newest day
 it replaced, how many days that is behind yesterday (UTC), dead letters of the
 last 7 days, the last failure and the run holding its lease now, if one does,
 read from ``_sync_runs``, ``_dead_letters`` and ``_sync_leases`` (query parameters
 only). Exits 1 when a table is more than ``--max_lag_days`` behind (or was never
-synced), so it doubles as a monitoring check.
+synced), so it doubles as a monitoring check; with ``--max_lag_minutes``, also
+when a table's last successful snapshot (of any run, intraday included: "fresh
+as of") is older than that, which pages when the hourly ``--intraday`` job stops.
 """
 
 from __future__ import annotations
@@ -52,6 +54,25 @@ class TableStatus:
     def lagging(self, max_lag_days: int) -> bool:
         return self.days_behind is None or self.days_behind > max_lag_days
 
+    def stale(self, now: datetime.datetime, max_lag_minutes: int | None) -> bool:
+        """The last successful snapshot is older than ``max_lag_minutes`` (None: not checked)."""
+        if max_lag_minutes is None:
+            return False
+        fresh = self.state.last_success_read_time
+        return fresh is None or now - fresh > datetime.timedelta(minutes=max_lag_minutes)
+
+
+def fresh_as_of(when: datetime.datetime | None, now: datetime.datetime) -> str:
+    """``14:05 UTC`` today, else ``2026-11-30 14:05 UTC``; ``-``: never."""
+    if when is None:
+        return "-"
+    when = when.astimezone(UTC)
+    return (
+        f"{when:%H:%M} UTC"
+        if when.date() == now.astimezone(UTC).date()
+        else f"{when:%Y-%m-%d %H:%M} UTC"
+    )
+
 
 def parser() -> Parser:
     p = Parser(prog=PROG, description=__doc__.split("\n\n")[0])
@@ -63,6 +84,12 @@ def parser() -> Parser:
         default=1,
         help="Exit 1 when a table's newest replaced day is more than this many days before "
         "yesterday (UTC), or it was never synced (default: 1).",
+    )
+    p.add_argument(
+        "--max_lag_minutes",
+        type=int,
+        help="Also exit 1 when a table's last successful snapshot (any run, --intraday "
+        "included) is older than this many minutes: the check for the hourly job.",
     )
     p.add_argument("--schemas_dir", help="Read table schemas from this folder.")
     p.add_argument("--bq_location", help="Location of the dataset (default: the client's).")
@@ -101,23 +128,37 @@ def _time(value: datetime.datetime | None) -> str:
 
 
 def render(
-    project: str, dataset: str, statuses: Sequence[TableStatus], max_lag_days: int, keep
+    project: str,
+    dataset: str,
+    statuses: Sequence[TableStatus],
+    max_lag_days: int,
+    keep,
+    now: datetime.datetime | None = None,
+    max_lag_minutes: int | None = None,
 ) -> str:
+    now = now or datetime.datetime.now(UTC)
     yesterday = statuses[0].yesterday if statuses else None
     lines = [
         f"status of {project}.{dataset}: yesterday (UTC) is {yesterday}; "
         f"dead letters of the last {DEAD_LETTER_DAYS} days",
         f"{'table':<20}  {'last success':<24}  {'snapshot':<27}  {'newest day':<10}  "
-        f"{'behind':>6}  {'dead 7d':>7}  check",
+        f"{'behind':>6}  {'dead 7d':>7}  {'fresh as of':<20}  check",
     ]
     for s in statuses:
         st = s.state
         behind = "never" if s.days_behind is None else str(s.days_behind)
-        check = "LATE" if s.lagging(max_lag_days) else "ok"
+        check = (
+            "LATE"
+            if s.lagging(max_lag_days)
+            else "STALE"
+            if s.stale(now, max_lag_minutes)
+            else "ok"
+        )
         lines.append(
             f"{st.table:<20}  {st.last_success_run_id or '-':<24}  "
             f"{_time(st.last_success_read_time):<27}  {str(st.newest_day or '-'):<10}  "
-            f"{behind:>6}  {s.dead_letters:>7}  {check}"
+            f"{behind:>6}  {s.dead_letters:>7}  "
+            f"{fresh_as_of(st.last_success_read_time, now):<20}  {check}"
         )
         if s.lease is not None:
             lines.append(f"  lease: {s.lease.describe()}")
@@ -134,6 +175,14 @@ def render(
         if late
         else f"every table is at most {max_lag_days} day(s) behind"
     )
+    if max_lag_minutes is not None:
+        stale = [s.state.table for s in statuses if s.stale(now, max_lag_minutes)]
+        lines.append(
+            f"{len(stale)} table(s) not fresh within {max_lag_minutes} minute(s): "
+            f"{', '.join(stale)}"
+            if stale
+            else f"every table is fresh within {max_lag_minutes} minute(s)"
+        )
     return "\n".join(lines)
 
 
@@ -148,6 +197,8 @@ def main(argv: Sequence[str], now: datetime.datetime | None = None) -> int:
         bq.check_identifier(args.dataset, "--dataset")
         if args.max_lag_days < 0:
             raise UsageError("--max_lag_days must be 0 or more")
+        if args.max_lag_minutes is not None and args.max_lag_minutes < 1:
+            raise UsageError("--max_lag_minutes must be 1 or more")
         specs = load_specs(args.schemas_dir)
     except (UsageError, bq.UnsafeIdentifier, SchemaError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -171,5 +222,8 @@ def main(argv: Sequence[str], now: datetime.datetime | None = None) -> int:
     except api_exceptions.GoogleAPICallError as exc:
         print(f"error: {type(exc).__name__}: {scrub(exc.message.splitlines()[0])}", file=sys.stderr)
         return 1
-    print(render(args.project, args.dataset, statuses, args.max_lag_days, names(specs.values())))
-    return 1 if any(s.lagging(args.max_lag_days) for s in statuses) else 0
+    keep = names(specs.values())
+    lag = args.max_lag_minutes
+    print(render(args.project, args.dataset, statuses, args.max_lag_days, keep, now, lag))
+    failing = any(s.lagging(args.max_lag_days) or s.stale(now, lag) for s in statuses)
+    return 1 if failing else 0

@@ -17,6 +17,10 @@ so the nightly's catch-up rules are unit-tested without a server:
   widened to every day from the table's first day (``first_days``) to
   yesterday: ``count()`` per day, one read per 1,000 documents, and only the
   days that differ are re-read (see :func:`reconcile_verify`).
+* an intraday run (:func:`plan_intraday`) replaces no day as a matter of course:
+  it upserts every change since the watermark up to today and drift-checks today
+  and the ``--verify_days`` before it, so a day is replaced whole only when its
+  count says rows are missing or extra.
 
 :class:`RunPlan` is the result: one typed value the launcher hands to the
 transforms, separate from the options it was derived from.
@@ -54,6 +58,9 @@ class TableState:
     #: Snapshot of the last successful run that saw every change up to it
     #: (an incremental or whole-history run): the change watermark.
     watermark: datetime.datetime | None = None
+    #: Snapshot of the last successful intraday run: the last time today's rows
+    #: were brought up to date (the nightly does not write today).
+    intraday_read_time: datetime.datetime | None = None
     last_failure_run_id: str | None = None
     last_failure_at: datetime.datetime | None = None
     last_failure_error: str | None = None
@@ -82,6 +89,11 @@ class TableWindow:
     horizon: datetime.date | None = None
     #: ``--mode reconcile``: ``verify`` covers the table's whole history.
     reconcile: bool = False
+    #: An intraday run: upserts up to today, declares no day complete.
+    intraday: bool = False
+    #: The change query runs on the partition field: a table without a change
+    #: field whose new documents carry a partition value of about now.
+    change_by_partition: bool = False
 
     @property
     def days(self) -> list[datetime.date]:
@@ -94,7 +106,10 @@ class TableWindow:
     @property
     def advances_watermark(self) -> bool:
         """Whether this run sees every change up to its snapshot: a whole-history
-        read, or a change query from an earlier watermark."""
+        read, or a change query from an earlier watermark (on the change field:
+        a partition-field range sees new documents, not edits)."""
+        if self.change_by_partition:
+            return False
         return self.all_days or (self.incremental and self.watermark is not None)
 
     @property
@@ -108,8 +123,10 @@ class RunPlan:
     """What one run does to each table, decided before anything is read."""
 
     windows: tuple[TableWindow, ...]
-    #: The run's yesterday (UTC): no window, upsert or edit goes past it.
+    #: The run's yesterday (UTC): no window, upsert or edit goes past it
+    #: (an intraday run's upserts go up to the day after: today).
     yesterday: datetime.date
+    intraday: bool = False
 
     def __iter__(self):
         return iter(self.windows)
@@ -130,6 +147,8 @@ class RunPlan:
 
     def describe(self) -> str:
         """The window for people: a backwards range reads as nothing to replace."""
+        if self.intraday:
+            return f"intraday: {self.yesterday + ONE_DAY} (UTC) up to the snapshot"
         return window_text(self.start, self.end)
 
 
@@ -233,3 +252,69 @@ def reconcile_verify(
         for day in (first + ONE_DAY * i for i in range(max(0, (yesterday - first).days + 1)))
         if day not in skip
     )
+
+
+class IntradayRefused(ValueError):
+    """A table has no history an intraday run can start from; the nightly must run first."""
+
+
+def plan_intraday(
+    specs: Iterable[TableSpec],
+    states: Mapping[str, TableState],
+    *,
+    today: datetime.date,
+    verify_days: int = 35,
+    nightly_hint: str = "",
+) -> RunPlan:
+    """Windows of an intraday run: bring each table up to the snapshot, today included.
+
+    Each table gets an empty window (no day replaced whole as a matter of course),
+    a change query up to ``horizon`` = today, and the drift check of today and the
+    ``verify_days`` before it: a day whose count differs (a hard delete, documents
+    the change query cannot see) is replaced whole, like the nightly's drifted days.
+
+    The change query starts from the watermark, or from the last intraday run's
+    snapshot if that was today and is older: a nightly in between read today's
+    changes but did not write them. A table without a change field is read by
+    partition range from the last intraday run's snapshot (today), else from the
+    start of today: its new documents carry a partition value of about now.
+    Both less ``CLOCK_SKEW``. Raises :class:`IntradayRefused` for a table no
+    run without dates has synced yet.
+    """
+    midnight = datetime.datetime.combine(today, datetime.time(), datetime.UTC)
+    verify = tuple(today - ONE_DAY * i for i in range(max(verify_days, 0), -1, -1))
+    windows, refused = [], []
+    for spec in specs:
+        state = states.get(spec.name) or TableState(spec.name)
+        recent = state.intraday_read_time
+        recent = recent if recent is not None and recent >= midnight else None
+        if not spec.supports_incremental:
+            refused.append(f"{spec.name} (its partition field cannot be range-queried)")
+            continue
+        if state.newest_day is None or (spec.change_field and state.watermark is None):
+            refused.append(f"{spec.name} (no run without dates has synced it yet)")
+            continue
+        if spec.change_field:
+            since = min(state.watermark, recent) if recent else state.watermark
+            since -= CLOCK_SKEW
+        else:
+            since = recent - CLOCK_SKEW if recent else midnight
+        windows.append(
+            TableWindow(
+                spec.name,
+                "incremental",
+                today,
+                today - ONE_DAY,
+                since,
+                verify=verify,
+                horizon=today,
+                intraday=True,
+                change_by_partition=not spec.change_field,
+            )
+        )
+    if refused:
+        raise IntradayRefused(
+            f"--intraday cannot start: {', '.join(refused)}; run the nightly first: "
+            f"firestore-to-bq {nightly_hint}".rstrip()
+        )
+    return RunPlan(tuple(windows), today - ONE_DAY, intraday=True)

@@ -494,3 +494,21 @@ def test_an_unreadable_schemas_dir_is_a_usage_error() -> None:
         resolve(
             PipelineOptions(["--project", "p", "--dataset", "d", "--schemas_dir", "/nonexistent"])
         )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--date", "2026-11-20"), "--intraday takes no dates: it brings today (UTC) up to"),
+        (("--start_date", "2026-11-20", "--end_date", "2026-11-21"), "--intraday takes no dates"),
+        (("--mode", "full"), "--intraday reads what changed; it cannot be --mode full"),
+        (("--edits_since", "2026-11-20T00:00:00Z"), "--intraday reads every change since"),
+    ],
+)
+def test_intraday_refuses_dates_full_mode_and_edits_since(args, message) -> None:
+    assert usage_error("--intraday", *args).startswith(message)
+
+
+def test_intraday_goes_with_collections() -> None:
+    settings = config("--intraday", "--collections", "tasks")
+    assert settings.intraday and [t.name for t in settings.tables] == ["tasks"]

@@ -2,7 +2,7 @@
 
 Rules are what the app and its users do: the app writes (create, edit with
 ``updated_at`` = now, move to another day, hard delete, a malformed task and its
-fix); people run the sync (the nightly, ``--date``, a dated range in either mode,
+fix); people run the sync (the nightly, ``--intraday``, ``--date``, a dated range in either mode,
 ``--mode full``, ``--collections`` subsets, a chunked backfill); nights are missed
 (the clock moves 1 to 3 days); and runs meet faults (BigQuery unreachable at the
 start, lost mid-stage or mid-commit, Firestore lost mid-read, SIGTERM as a commit
@@ -12,7 +12,8 @@ Invariants after every run:
 
 (a) a run that succeeded leaves every table it synced equal to a fresh full
     rebuild at its snapshot, over the days it is responsible for (every day up to
-    yesterday for a run without dates, its window for a dated run);
+    yesterday for a run without dates, up to today for an ``--intraday`` run, whose
+    rebuild acts as of tomorrow at the same snapshot; its window for a dated run);
 (b) a run that failed leaves each table as it was or replaced (never mixed), and
     its verdict, if it wrote one, claims no table it did not commit;
 (c) every ``_run_id`` found in a table has a ``_sync_commits`` row saying that run
@@ -77,7 +78,10 @@ operation = st.one_of(
     st.tuples(st.just("malformed_task"), st.integers(0, 2), st.integers(-6, 0)),
     st.tuples(st.just("fix_task"), st.integers(0, 50), st.just(0)),
 )
-RUNS = ("nightly", "nightly", "full", "date", "range_full", "range_incremental", "backfill")
+RUNS = (
+    "nightly", "nightly", "full", "date", "range_full", "range_incremental", "backfill",
+    "intraday", "intraday",
+)  # fmt: skip
 FAULTS = (None, None, None, "bq_start", "bq_stage", "bq_commit", "fs_read", "sigterm_commit")
 
 
@@ -151,6 +155,8 @@ class Sequences(RuleBasedStateMachine):
         days: tuple[datetime.date, ...] | None = None
         if kind == "full":
             args += ["--mode", "full"]
+        elif kind == "intraday":
+            args += ["--intraday"]
         elif kind == "date":
             args += ["--date", last.isoformat()]
         elif kind.startswith("range"):
@@ -160,7 +166,7 @@ class Sequences(RuleBasedStateMachine):
             # Chunks are separate processes on the real clock: days before its yesterday.
             real_last = datetime.datetime.now(UTC).date() - datetime.timedelta(days=back)
             first, last, fault = real_last - datetime.timedelta(days=1), real_last, None
-        if kind not in ("nightly", "full"):
+        if kind not in ("nightly", "full", "intraday"):
             days = tuple(first + datetime.timedelta(days=i) for i in range((last - first).days + 1))
         before = {t: rows(self.bq, self.dataset, t) for t in TABLES}
         if kind == "backfill":
@@ -248,11 +254,16 @@ class Sequences(RuleBasedStateMachine):
             return  # its chunks are dated runs on the real clock; (b)-(d) still hold
         verdict = self._verdict(out.run_id)
         assert verdict is not None and verdict["status"] == audit.SUCCEEDED, verdict
+        # An intraday run answers for today too: its rebuild is a full run acting
+        # as of tomorrow at the same snapshot. Any other run without dates answers
+        # for the days up to yesterday (today may hold an intraday run's rows).
+        intraday = out.kind == "intraday"
+        last = out.now.date() - (datetime.timedelta(0) if intraday else datetime.timedelta(days=1))
         fresh = unique_dataset("machine_rebuild")
         code = firestore_to_bq.main(
             ["--project", PROJECT, "--dataset", fresh, "--collections", ",".join(out.tables),
              "--mode", "full", "--read_time", verdict["read_time"].isoformat()],
-            now=out.now,
+            now=out.now + datetime.timedelta(days=1) if intraday else out.now,
         )  # fmt: skip
         assert code == 0
         for table in out.tables:
@@ -261,6 +272,9 @@ class Sequences(RuleBasedStateMachine):
             if out.days is not None:
                 mine = [r for r in mine if _day_of(table, r) in out.days]
                 theirs = [r for r in theirs if _day_of(table, r) in out.days]
+            else:
+                mine = [r for r in mine if _day_of(table, r) <= last]
+                theirs = [r for r in theirs if _day_of(table, r) <= last]
             assert mine == theirs, f"{table} after {out.kind} run {out.run_id}"
 
     def _check_failed_run_left_no_mix(self) -> None:

@@ -55,9 +55,12 @@ def test_status_after_a_sync_of_yesterday(firestore_db, capsys) -> None:
         "dead letters of the last 7 days"
     )
     snapshot = summary.config.read_time_text
+    fresh = status.fresh_as_of(summary.config.read_time, datetime.datetime.now(UTC)).split()
     for table in TABLES:
         dead = "1" if table == "tasks" else "0"
-        assert table_line(out, table) == [table, "status_run", snapshot, yesterday, "0", dead, "ok"]
+        assert table_line(out, table) == [
+            table, "status_run", snapshot, yesterday, "0", dead, *fresh, "ok"
+        ]  # fmt: skip
     assert "last failure" not in out
     assert out.splitlines()[-1] == "every table is at most 1 day(s) behind"
 
@@ -72,9 +75,10 @@ def test_status_exits_1_when_a_table_is_more_than_max_lag_days_behind(firestore_
 
     code, out, _ = run_status(capsys, "--dataset", dataset)
     assert code == 1
-    assert table_line(out, "tasks")[-3:] == ["2", "0", "LATE"]
+    line = table_line(out, "tasks")
+    assert line[-5:-3] == ["2", "0"] and line[-2:] == ["UTC", "LATE"]
     # Never synced tables are late too.
-    assert table_line(out, "projects") == ["projects", "-", "-", "-", "never", "0", "LATE"]
+    assert table_line(out, "projects") == ["projects", "-", "-", "-", "never", "0", "-", "LATE"]
     assert out.splitlines()[-1] == (
         "5 table(s) more than 1 day(s) behind: emotional_memories, projects, routines, "
         "tasks, user_interactions"
@@ -156,3 +160,30 @@ def test_dead_letter_count_uses_a_query_parameter() -> None:
     assert "@since" in client.sql and "2026" not in client.sql
     [param] = client.config.query_parameters
     assert (param.name, param.value) == ("since", since)
+
+
+@pytest.mark.integration
+def test_max_lag_minutes_pages_when_the_last_snapshot_is_too_old(firestore_db, capsys) -> None:
+    yesterday = days_ago(1)
+    seed(firestore_db, {"users/u1/tasks/t1": task(yesterday)})
+    dataset = unique_dataset("status_fresh")
+    summary = sync(dataset, "--date", yesterday, "--collections", "tasks")
+    capsys.readouterr()
+    argv = ["--project", PROJECT, "--dataset", dataset, "--max_lag_minutes", "60"]
+    soon = summary.config.read_time + datetime.timedelta(minutes=30)
+    assert status.main(argv, now=soon) == 1  # the other tables were never synced
+    out = capsys.readouterr().out
+    line = table_line(out, "tasks")
+    assert line[-3:] == [f"{summary.config.read_time:%H:%M}", "UTC", "ok"]
+    later = summary.config.read_time + datetime.timedelta(minutes=61)
+    status.main(argv, now=later)
+    out = capsys.readouterr().out
+    assert table_line(out, "tasks")[-1] == "STALE"
+    assert "table(s) not fresh within 60 minute(s): " in out
+    assert "tasks" in out.splitlines()[-1]
+
+
+def test_max_lag_minutes_must_be_positive(capsys) -> None:
+    code = status.main(["--project", PROJECT, "--dataset", "d", "--max_lag_minutes", "0"])
+    assert code == 2
+    assert capsys.readouterr().err == "error: --max_lag_minutes must be 1 or more\n"

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 
 import pytest
 
 from pipelines.table_spec import load_specs
-from pipelines.windows import CLOCK_SKEW, CatchUpTooLong, TableState, plan_windows
+from pipelines.windows import (
+    CLOCK_SKEW,
+    ONE_DAY,
+    CatchUpTooLong,
+    IntradayRefused,
+    TableState,
+    plan_intraday,
+    plan_windows,
+)
 
 UTC = datetime.UTC
 TODAY = datetime.date(2026, 11, 25)
@@ -116,3 +125,45 @@ def test_an_up_to_date_nightly_says_there_is_nothing_to_replace() -> None:
     plan = plan_windows([TASKS], {"tasks": _state("tasks", YESTERDAY)}, today=TODAY)
     assert plan.window("tasks").empty
     assert plan.describe() == f"window: nothing to replace (up to date through {YESTERDAY})"
+
+
+# -- intraday -------------------------------------------------------------------------
+
+NIGHTLY = datetime.datetime(2026, 11, 25, 2, tzinfo=UTC)
+MORNING = datetime.datetime(2026, 11, 25, 1, tzinfo=UTC)
+
+
+def test_an_intraday_run_replaces_no_day_upserts_through_today_and_verifies_today() -> None:
+    states = {"tasks": TableState("tasks", newest_day=YESTERDAY, watermark=NIGHTLY)}
+    plan = plan_intraday([TASKS], states, today=TODAY, verify_days=2)
+    (window,) = plan
+    assert plan.intraday and window.intraday and window.incremental
+    assert window.days == [] and window.horizon == TODAY
+    assert window.verify == (_days(2), _days(1), TODAY)
+    assert window.watermark == NIGHTLY - CLOCK_SKEW and window.advances_watermark
+    assert plan.describe() == f"intraday: {TODAY} (UTC) up to the snapshot"
+
+
+def test_after_a_nightly_the_change_query_starts_at_todays_last_intraday_run() -> None:
+    """The nightly read today's changes but wrote none of them."""
+    state = TableState("tasks", newest_day=YESTERDAY, watermark=NIGHTLY, intraday_read_time=MORNING)
+    (window,) = plan_intraday([TASKS], {"tasks": state}, today=TODAY)
+    assert window.watermark == MORNING - CLOCK_SKEW
+    yesterdays = dataclasses.replace(state, intraday_read_time=MORNING - ONE_DAY)
+    (window,) = plan_intraday([TASKS], {"tasks": yesterdays}, today=TODAY)
+    assert window.watermark == NIGHTLY - CLOCK_SKEW
+
+
+def test_a_table_without_change_field_is_read_by_partition_from_todays_last_run() -> None:
+    state = TableState("user_interactions", newest_day=YESTERDAY, last_success_read_time=NIGHTLY)
+    (window,) = plan_intraday([INTERACTIONS], {"user_interactions": state}, today=TODAY)
+    assert window.change_by_partition and not window.advances_watermark
+    assert window.watermark == datetime.datetime(2026, 11, 25, tzinfo=UTC)  # midnight
+    recent = dataclasses.replace(state, intraday_read_time=NIGHTLY)
+    (window,) = plan_intraday([INTERACTIONS], {"user_interactions": recent}, today=TODAY)
+    assert window.watermark == NIGHTLY - CLOCK_SKEW
+
+
+def test_intraday_is_refused_for_a_table_the_nightly_never_synced() -> None:
+    with pytest.raises(IntradayRefused, match=r"tasks \(no run without dates has synced it"):
+        plan_intraday([TASKS], {}, today=TODAY, nightly_hint="--project p --dataset d")

@@ -2,7 +2,8 @@
 
 Shaped like :mod:`read_firestore` (split, reshuffle, query), in two rounds:
 
-1. the change query (``change_field >= watermark``), split by time;
+1. the change query (``change_field >= watermark``; an intraday run's on a table
+   without a change field: ``partition_field >= watermark``), split by time;
 2. a plan per table (:func:`pipelines.read_plan.plan_incremental`) that knows
    what the change query returned, counts the days it needs to (``count()``
    aggregations, and BigQuery's rows for the drift check), and emits the
@@ -59,9 +60,12 @@ class _ChangeRangesFn(beam.DoFn):
 
     def process(self, window: TableWindow) -> Iterator[FieldRange]:
         spec = self._specs[window.table]
-        if window.watermark is None:  # set only for tables with a change field
+        if window.watermark is None:  # a table without a change field, outside intraday
             return
-        field = spec.column(spec.change_field).source[0]
+        # An intraday run's "changes" of a table without a change field: its new
+        # documents, found by their partition value (about now).
+        column = spec.partition_column if window.change_by_partition else spec.change_field
+        field = spec.column(column).source[0]
         # Counted first (one read per 1,000 documents) so that a quiet night is
         # one query, not --num_splits mostly empty ones.
         changed = fs.count_range(

@@ -100,6 +100,7 @@ class _RecordRunFn(beam.DoFn):
             window = self._config.window(spec.name)
             succeeded = entry["status"] == "succeeded"
             entry["advances_watermark"] = succeeded and window.advances_watermark
+            entry["intraday"] = window.intraday  # its replaced days are not complete
             tables.append(entry)
         letters = by_table.get(dead_letters.TABLE, {})
         status = run_status(tables, bool(letters.get("replaced")))

@@ -196,6 +196,7 @@ class _CommitFn(beam.DoFn):
                 mode=plan.mode,
                 days=days,
                 advances_watermark=config.window(plan.table).advances_watermark,
+                complete=not config.window(plan.table).intraday,
             ),
         )
         # The whole transaction again if BigQuery aborted it for a concurrent
