@@ -201,8 +201,10 @@ def documents_to_read(config: SyncConfig) -> dict[str, int]:
             counts[spec.name] = fs.count_all(client, spec, config.read_time, retry)
             continue
         n = 0
-        if window.watermark is not None:
-            field = spec.column(spec.change_field).source[0]
+        if window.watermark is not None:  # an intraday run may query the partition field
+            by_partition = window.change_by_partition
+            column = spec.partition if by_partition else spec.column(spec.change_field)
+            field = column.source[0]
             n += fs.count_range(
                 client, spec, field, window.watermark, None, config.read_time, retry
             )
