@@ -302,6 +302,7 @@ def replace_days_sql(
     upsert_through: datetime.date | None = None,
     dead_staging: str | None = None,
     record: str | None = None,
+    located: Sequence[datetime.date] | None = None,
 ) -> str:
     """One transaction: empty the replaced days, then refill them from staging.
 
@@ -313,9 +314,15 @@ def replace_days_sql(
     holds only replaced days and changed documents. ``dead_staging``: rows of
     documents that are now dead letters go too.
 
-    Partition decorators would be cheaper on BigQuery but the emulator rejects
-    them; a DELETE on whole days of a day-partitioned table is a metadata-only
-    partition drop on BigQuery anyway. ``QUALIFY`` keeps one row per document
+    ``located`` (incremental): the only days a staged or dead-lettered document
+    can have an old row on (see :mod:`pipelines.transforms.previous_days`). The
+    delete of old rows by ``_document_path`` then names those days, so BigQuery
+    prunes to them and bills that column over those partitions only; without
+    it the ``IN`` branch has no partition filter and reads the column over the
+    table's whole history, every run. The delete is billed for the columns it
+    references in the partitions it scans: days named by literals are pruned
+    (a subquery or variable would not be: BigQuery prunes on constant
+    expressions only). ``QUALIFY`` keeps one row per document
     in case a retried bundle staged a batch twice. ``record``: a statement run
     last inside the transaction (the ``_sync_commits`` row, see
     :mod:`pipelines.commit_log`), so the replacement and its record are one unit.
@@ -338,12 +345,20 @@ def replace_days_sql(
         moved = f"SELECT {path} FROM {staging_sql} WHERE {written}"
     else:
         raise ValueError("replace_days_sql needs days, through or upsert_through")
-    gone = [*emptied, f"{path} IN ({moved})"]
+    old_rows = [f"{path} IN ({moved})"]
     if dead_staging is not None:
-        gone.append(
+        old_rows.append(
             f"{path} IN (SELECT `document_path` FROM {table_sql(project, dataset, dead_staging)} "
             f"WHERE `table_name` = '{check_identifier(target, 'table')}')"
         )
+    if located is None:
+        gone = [*emptied, *old_rows]
+    elif located:
+        gone = [*emptied, f"({part} IN ({date_literals(located)}) AND ({' OR '.join(old_rows)}))"]
+    else:
+        gone = emptied
+    if not gone:  # nothing staged, nothing replaced: a no-op that still records the commit
+        gone = ["FALSE"]
     return (
         "BEGIN TRANSACTION;\n"
         f"DELETE FROM {target_sql} WHERE {' OR '.join(gone)};\n"
@@ -392,11 +407,20 @@ def count_rows_elsewhere(
     staging: str,
     partition_column: str,
     days: Sequence[datetime.date],
+    located: Sequence[datetime.date] | None = None,
 ) -> int:
-    """Rows of staged documents outside ``days``: an incremental run's upserts."""
+    """Rows of staged documents outside ``days``: an incremental run's upserts.
+
+    ``located``: the days they can be on (see ``replace_days_sql``), which
+    BigQuery then prunes to instead of reading the table's whole history."""
     part = f"DATE(`{check_identifier(partition_column, 'column')}`)"
     path = column_list([DOCUMENT_PATH_COLUMN])
     outside = f" AND {part} NOT IN ({date_literals(days)})" if days else ""
+    if located is not None:
+        elsewhere = sorted(set(located) - set(days))
+        if not elsewhere:
+            return 0
+        outside += f" AND {part} IN ({date_literals(elsewhere)})"
     job = run_query(
         client,
         f"SELECT COUNT(*) AS n FROM {table_sql(client.project, dataset, table)} "

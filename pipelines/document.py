@@ -23,6 +23,9 @@ class FirestoreDocument:
     path: str
     data: dict[str, Any]
     update_time: datetime.datetime | None = None
+    #: When Firestore created it: a document created after the snapshot the
+    #: table's rows hold has no old row to look for.
+    create_time: datetime.datetime | None = None
     #: Returned by an incremental run's change query (changed since the watermark):
     #: its row is upserted wherever its day is, and its old row removed.
     changed: bool = False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from google.api_core import exceptions as api_exceptions
@@ -13,6 +13,7 @@ from google.api_core import retry as api_retry
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_document import BaseDocumentReference
 from google.cloud.firestore_v1.base_query import BaseQuery
+from google.cloud.firestore_v1.field_path import FieldPath
 
 from pipelines import error_text
 from pipelines.document import FirestoreDocument
@@ -186,8 +187,32 @@ def stream_documents(
             path=snapshot.reference.path,
             data=_detached(snapshot.to_dict() or {}),
             update_time=_as_datetime(snapshot.update_time),
+            create_time=_as_datetime(snapshot.create_time),
             changed=changed,
         )
+
+
+def previous_versions(
+    client: firestore.Client,
+    spec: TableSpec,
+    paths: Sequence[str],
+    read_time: datetime.datetime,
+    retry: api_retry.Retry,
+) -> Iterator[FirestoreDocument]:
+    """The documents at ``paths`` as of ``read_time`` (one batched get, one read
+    each), only their partition field; a document that did not exist then is
+    left out. Each is what the table's row of it was made from."""
+    refs = [client.document(path) for path in paths]
+    field = FieldPath(*spec.partition.source).to_api_repr()
+    for snapshot in client.get_all(
+        refs, field_paths=[field], read_time=read_time, retry=retry, timeout=retry.timeout
+    ):
+        if snapshot.exists:
+            yield FirestoreDocument(
+                table=spec.name,
+                path=snapshot.reference.path,
+                data=_detached(snapshot.to_dict() or {}),
+            )
 
 
 class _RetryLog:

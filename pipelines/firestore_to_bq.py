@@ -49,6 +49,7 @@ from pipelines.summary import RunSummary, from_audit, summarize
 from pipelines.tables import drop_staging_tables, prepare_tables
 from pipelines.transforms.convert_documents import ConvertDocuments
 from pipelines.transforms.plan_days import PlanDays
+from pipelines.transforms.previous_days import PreviousDays
 from pipelines.transforms.read_firestore import ReadFromFirestore
 from pipelines.transforms.read_incremental import ReadIncremental
 from pipelines.transforms.record_run import RecordRun, TablesNotReplaced
@@ -135,11 +136,27 @@ def build(pipeline: beam.Pipeline, config: SyncConfig, runner: str = "DirectRunn
                 retry_timeout=config.firestore_retry_timeout,
             )
         )
+    previous = []
     if incremental:
         changed, read_plans = pipeline | "ReadIncremental" >> ReadIncremental(config, incremental)
         reads.append(changed)
+        located = {w.table: w.located_at for w in incremental if w.located_at is not None}
+        if located:
+            previous.append(
+                changed
+                | "PreviousDays"
+                >> PreviousDays(
+                    config.project,
+                    [config.tables_by_name[t] for t in located],
+                    located,
+                    database=config.database,
+                    retry_timeout=config.firestore_retry_timeout,
+                )
+            )
     documents = reads[0] if len(reads) == 1 else tuple(reads) | "Documents" >> beam.Flatten()
     rows, tallies = documents | "ConvertDocuments" >> ConvertDocuments(config)
+    if previous:
+        tallies = (tallies, *previous) | "AllTallies" >> beam.Flatten()
     plans = tallies | "PlanDays" >> PlanDays(config, read_plans)
     if not config.dry_run:
         commits = rows | "WriteBigQuery" >> WriteDayPartitions(config, plans)

@@ -17,6 +17,7 @@ DOCUMENTS_RETURNED = "documents_returned"  # by Firestore, a duplicate counted a
 DOCUMENTS_READ = "documents_read"  # distinct documents
 RANGES = "ranges"
 COUNT_QUERIES = "count_queries"
+PREVIOUS_READS = "previous_reads"  # previous versions read to find moved rows
 REJECTED = "rejected"
 ROWS = "rows"  # rows planned to be written
 ROWS_PER_DAY = "rows"  # per day: rows@YYYY-MM-DD

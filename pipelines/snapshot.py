@@ -236,6 +236,7 @@ def guard(config: SyncConfig) -> SyncConfig:
         return remedy(config.project, config.dataset, config.database, dated, fraction, collections)
 
     estimate = check_fits(total, config.read_docs_per_second, read_time, now, horizon, hint)
+    config = unlocated_past_horizon(config, horizon, estimate.seconds, now)
     _LOG.info(
         "read estimate: %d document(s), %s at %g/s; snapshot served until %s",
         total,
@@ -244,6 +245,44 @@ def guard(config: SyncConfig) -> SyncConfig:
         f"{estimate.deadline:%Y-%m-%dT%H:%M:%SZ}",
     )
     return config
+
+
+def located_in_time(
+    located_at: datetime.datetime, horizon: Horizon, seconds: float, now: datetime.datetime
+) -> bool:
+    """Whether Firestore still serves ``located_at`` when a read of ``seconds`` ends
+    (less :data:`START_ALLOWANCE` of its horizon): previous versions are looked
+    up there during the read."""
+    deadline = horizon.deadline(located_at)
+    usable = (deadline - now) - (deadline - located_at) * START_ALLOWANCE
+    return datetime.timedelta(seconds=seconds) <= usable
+
+
+def unlocated_past_horizon(
+    config: SyncConfig, horizon: Horizon, seconds: float, now: datetime.datetime
+) -> SyncConfig:
+    """The config with each table's ``located_at`` dropped where its snapshot is past
+    the horizon: that table's delete scans ``_document_path`` over the whole
+    table, as it must to find a moved document's old row (say so: it is billed)."""
+    if config.plan is None:
+        return config
+    windows = []
+    for window in config.plan.windows:
+        if window.located_at is not None and not located_in_time(
+            window.located_at, horizon, seconds, now
+        ):
+            _LOG.warning(
+                "%s: previous snapshot %s is past the snapshot horizon (%s): the delete of "
+                "changed documents' old rows scans the whole table; point-in-time recovery "
+                "keeps it readable for 7 days",
+                window.table,
+                f"{window.located_at:%Y-%m-%dT%H:%M:%SZ}",
+                horizon.describe(),
+            )
+            window = dataclasses.replace(window, located_at=None)
+        windows.append(window)
+    plan = dataclasses.replace(config.plan, windows=tuple(windows))
+    return dataclasses.replace(config, plan=plan)
 
 
 def _duration(delta: datetime.timedelta) -> str:

@@ -18,6 +18,7 @@ class TableSummary:
     table: str
     read: int = 0
     returned: int = 0  # documents Firestore returned (cost); ``read`` counts each once
+    previous: int = 0  # previous versions read (cost), to find changed documents' old rows
     rows: int = 0
     dead_lettered: int = 0
     outside_window: int = 0
@@ -78,7 +79,11 @@ class RunSummary:
             for day in sorted(per_day):
                 n = per_day[day]
                 lines.append(f"  {day}: {n} {'row' if n == 1 else 'rows'}")
-        lines.append(f"firestore reads: {self.documents_returned} documents returned")
+        previous = sum(t.previous for t in self.tables)
+        lines.append(
+            f"firestore reads: {self.documents_returned} documents returned"
+            + (f", {previous} previous versions (to find moved rows)" if previous else "")
+        )
         lines.append(
             "read = written + dead-lettered + outside the replaced days: "
             + ("reconciled" if self.reconciles else "NOT reconciled")
@@ -100,6 +105,7 @@ def summarize(config: SyncConfig, values: dict[str, int]) -> RunSummary:
                 table=table,
                 read=value(metrics.DOCUMENTS_READ),
                 returned=value(metrics.DOCUMENTS_RETURNED),
+                previous=value(metrics.PREVIOUS_READS),
                 rows=value(metrics.ROWS),
                 dead_lettered=value(metrics.DEAD_LETTERED),
                 outside_window=value(metrics.OUTSIDE_WINDOW),
@@ -123,6 +129,7 @@ def from_audit(config: SyncConfig, row: dict) -> RunSummary:
                 table=t["table"],
                 read=int(t.get("documents_read") or 0),
                 returned=int(t.get("documents_returned") or 0),
+                previous=int(t.get("previous_reads") or 0),
                 rows=int(t.get("rows_written") or 0),
                 dead_lettered=int(t.get("dead_lettered") or 0),
                 outside_window=int(t.get("outside_window") or 0),

@@ -25,8 +25,14 @@ class Tally:
     changed: Counter = field(default_factory=Counter)  # rows of changed documents per day
     bad: Counter = field(default_factory=Counter)  # dead letters per day (or None)
     edited: set = field(default_factory=set)  # days of documents written in the window
+    #: Days changed documents were on at the snapshot the table's rows hold
+    #: (``TableWindow.located_at``), and the previous versions read to know them.
+    previous: set = field(default_factory=set)
+    previous_reads: int = 0
 
     def merge(self, other: Tally) -> Tally:
+        self.previous |= other.previous
+        self.previous_reads += other.previous_reads
         self.read += other.read
         self.returned += other.returned
         self.rows.update(other.rows)
@@ -64,6 +70,11 @@ class TablePlan:
     #: Incremental: every staged row up to here is written.
     upsert_through: datetime.date | None = None
     count_queries: int = 0
+    #: Incremental: the only days a staged or dead-lettered document can have an
+    #: old row on (their days now, and before they changed); the delete of old
+    #: rows names them. None: it scans the table (no located snapshot).
+    located_days: tuple[datetime.date, ...] | None = None
+    previous_reads: int = 0
 
     @property
     def rows(self) -> int:
@@ -114,12 +125,17 @@ def plan_incremental_table(
     drift_days: Iterable[datetime.date],
     upsert_through: datetime.date,
     count_queries: int = 0,
+    located: bool = False,
 ) -> TablePlan:
     """Replace ``days``; upsert every changed document up to ``upsert_through``.
 
     Everything an incremental run reads is answered for: a document is written
     (on a replaced day, or upserted), dead-lettered, or changed onto a day past
     ``upsert_through`` (outside: its day's own run will write it).
+
+    ``located``: the tally's ``previous`` days are known (its window has a
+    ``located_at``), so a document's old row can only be on its day now or on
+    one of those: the plan's ``located_days``.
     """
     replaced = set(days)
     late_rows = sum(
@@ -140,6 +156,12 @@ def plan_incremental_table(
         drift_days=tuple(sorted(drift_days)),
         upsert_through=upsert_through,
         count_queries=count_queries,
+        located_days=(
+            tuple(sorted({d for d in (*tally.rows, *tally.bad, *tally.previous) if d is not None}))
+            if located
+            else None
+        ),
+        previous_reads=tally.previous_reads,
     )
 
 

@@ -94,6 +94,10 @@ class TableWindow:
     #: The change query runs on the partition field: a table without a change
     #: field whose new documents carry a partition value of about now.
     change_by_partition: bool = False
+    #: The snapshot whose versions the table's rows hold (see :func:`located_at`):
+    #: a document changed since is looked up there, so the delete of its old row
+    #: names that day instead of scanning the table. None: the delete scans it.
+    located_at: datetime.datetime | None = None
 
     @property
     def days(self) -> list[datetime.date]:
@@ -158,6 +162,27 @@ def window_text(start: datetime.date, end: datetime.date) -> str:
     return f"window {start}..{end}"
 
 
+def located_at(spec: TableSpec, state: TableState) -> datetime.datetime | None:
+    """The snapshot an incremental run can find a changed document's old row from.
+
+    After a run that saw every change up to its snapshot (the watermark), each
+    row of the table is its document's version at that snapshot; a later run
+    finds a document changed since on its current day or, if it moved, on its
+    day at that snapshot, so its delete names days instead of scanning the
+    table (the DML cost item of docs/performance.md). When a later run that did
+    not see every change (a dated run) replaced the table, rows may be of other
+    versions: None, and the delete scans the table as before. A table without a
+    change field is never seen whole between full runs (in-place edits are its
+    documented blind spot); its last snapshot is used, which finds every move
+    made since.
+    """
+    if state.last_success_read_time is None:
+        return None
+    if spec.change_field and state.watermark != state.last_success_read_time:
+        return None
+    return state.last_success_read_time
+
+
 def plan_windows(
     specs: Iterable[TableSpec],
     states: Mapping[str, TableState],
@@ -188,7 +213,10 @@ def plan_windows(
             chosen = mode or "full"
             if chosen == "incremental" and spec.supports_incremental:
                 windows.append(
-                    TableWindow(spec.name, chosen, *dates, watermark=watermark, horizon=yesterday)
+                    TableWindow(
+                        spec.name, chosen, *dates, watermark=watermark, horizon=yesterday,
+                        located_at=located_at(spec, state),
+                    )
                 )
             else:
                 windows.append(TableWindow(spec.name, "full", *dates))
@@ -228,6 +256,7 @@ def plan_windows(
                 verify=verify,
                 horizon=yesterday,
                 reconcile=reconcile,
+                located_at=located_at(spec, state),
             )
         )
     if behind:
@@ -310,6 +339,7 @@ def plan_intraday(
                 horizon=today,
                 intraday=True,
                 change_by_partition=not spec.change_field,
+                located_at=located_at(spec, state),
             )
         )
     if refused:

@@ -339,3 +339,32 @@ def test_emulator_endpoint_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     assert emulator_endpoint() is None
     monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", "localhost:9050")
     assert emulator_endpoint() == "http://localhost:9050"
+
+
+def test_an_incremental_delete_with_located_days_names_them_and_nothing_else() -> None:
+    """Every branch of the delete is under a literal partition filter, so BigQuery
+    prunes to the replaced and located days instead of scanning the table."""
+    sql = replace_sql(
+        days=[D2],
+        upsert_through=D2,
+        dead_staging="_staging_r1__dead_letters",
+        located=[D1, D2],
+    )
+    delete = sql.split(";\n")[1]
+    staging = "`my-project.analytics._staging_r1_tasks`"
+    assert delete == (
+        "DELETE FROM `my-project.analytics.tasks` WHERE DATE(`created_at`) IN (DATE '2026-11-24')"
+        " OR (DATE(`created_at`) IN (DATE '2026-11-23', DATE '2026-11-24') AND ("
+        f"`_document_path` IN (SELECT `_document_path` FROM {staging}) OR `_document_path` IN "
+        "(SELECT `document_path` FROM `my-project.analytics._staging_r1__dead_letters` "
+        "WHERE `table_name` = 'tasks')))"
+    )
+
+
+def test_an_incremental_delete_with_nothing_located_deletes_only_replaced_days() -> None:
+    delete = replace_sql(days=[D1], upsert_through=D2, located=[]).split(";\n")[1]
+    assert delete == (
+        "DELETE FROM `my-project.analytics.tasks` WHERE DATE(`created_at`) IN (DATE '2026-11-23')"
+    )
+    delete = replace_sql(days=[], upsert_through=D2, located=[]).split(";\n")[1]
+    assert delete.endswith("WHERE FALSE")

@@ -114,3 +114,50 @@ def test_the_horizon_is_read_from_the_admin_api(monkeypatch) -> None:
     horizon = snapshot.database_horizon("p", "(default)", emulator=False)
     assert horizon.retention == HOUR and not horizon.pitr
     assert horizon.assumed == "databases.get failed: PermissionDenied"
+
+
+# --------------------------------------------------------------------------------------
+# located_at: previous versions are read during the run, so their snapshot must be served
+# --------------------------------------------------------------------------------------
+
+NOW = datetime.datetime(2026, 11, 25, 3, 0, tzinfo=datetime.UTC)
+
+
+def test_a_previous_snapshot_within_the_hour_is_served_for_the_read() -> None:
+    fifty_minutes = NOW - datetime.timedelta(minutes=50)
+    assert snapshot.located_in_time(fifty_minutes, Horizon(), 60, NOW)
+    assert not snapshot.located_in_time(fifty_minutes, Horizon(), 600, NOW)
+
+
+def test_last_nights_snapshot_is_served_only_with_pitr_and_only_at_a_whole_minute() -> None:
+    last_night = NOW - datetime.timedelta(days=1)
+    week = Horizon(datetime.timedelta(days=7), pitr=True)
+    assert not snapshot.located_in_time(last_night, Horizon(), 60, NOW)
+    assert snapshot.located_in_time(last_night, week, 60, NOW)
+    odd = last_night + datetime.timedelta(seconds=7)  # taken before PITR was on
+    assert not snapshot.located_in_time(odd, week, 60, NOW)
+
+
+def test_past_the_horizon_a_table_is_unlocated_and_its_delete_scans_it(caplog) -> None:
+    import dataclasses
+
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipelines.options import resolve
+    from pipelines.windows import RunPlan, TableWindow
+
+    day = NOW.date()
+    last_night = NOW - datetime.timedelta(days=1)
+    plan = RunPlan(
+        (
+            TableWindow("tasks", "incremental", day, day, located_at=last_night),
+            TableWindow("user_interactions", "incremental", day, day, located_at=NOW),
+        ),
+        day,
+    )
+    config = resolve(PipelineOptions(["--project", "p", "--dataset", "d"]), now=NOW)
+    config = dataclasses.replace(config, plan=plan)
+    out = snapshot.unlocated_past_horizon(config, Horizon(), 10, NOW)
+    assert out.plan.window("tasks").located_at is None
+    assert out.plan.window("user_interactions").located_at == NOW
+    assert "tasks: previous snapshot" in caplog.text and "scans the whole table" in caplog.text

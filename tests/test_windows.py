@@ -167,3 +167,35 @@ def test_a_table_without_change_field_is_read_by_partition_from_todays_last_run(
 def test_intraday_is_refused_for_a_table_the_nightly_never_synced() -> None:
     with pytest.raises(IntradayRefused, match=r"tasks \(no run without dates has synced it"):
         plan_intraday([TASKS], {}, today=TODAY, nightly_hint="--project p --dataset d")
+
+
+# --------------------------------------------------------------------------------------
+# located_at: the snapshot a changed document's old row is found from
+# --------------------------------------------------------------------------------------
+
+
+def test_after_a_run_that_saw_every_change_old_rows_are_located_at_its_snapshot() -> None:
+    state = dataclasses.replace(_state("tasks", _days(1)), last_success_read_time=WATERMARK)
+    (window,) = plan_windows([TASKS], {"tasks": state}, today=TODAY)
+    assert window.located_at == WATERMARK
+    (window,) = plan_intraday([TASKS], {"tasks": state}, today=TODAY)
+    assert window.located_at == WATERMARK
+
+
+def test_after_a_dated_run_old_rows_are_not_located_the_delete_scans_the_table() -> None:
+    later = WATERMARK + datetime.timedelta(hours=5)  # a dated run: it did not see every change
+    state = dataclasses.replace(_state("tasks", _days(1)), last_success_read_time=later)
+    (window,) = plan_windows([TASKS], {"tasks": state}, today=TODAY)
+    assert window.incremental and window.located_at is None
+
+
+def test_a_table_without_change_field_is_located_at_its_last_snapshot() -> None:
+    later = WATERMARK + datetime.timedelta(hours=5)
+    state = TableState("user_interactions", newest_day=_days(1), last_success_read_time=later)
+    (window,) = plan_windows([INTERACTIONS], {"user_interactions": state}, today=TODAY)
+    assert window.located_at == later
+
+
+def test_full_windows_are_never_located() -> None:
+    (window,) = plan_windows([TASKS], {}, today=TODAY)
+    assert window.located_at is None

@@ -48,6 +48,7 @@ class _PlanDaysFn(beam.DoFn):
                 read_plan.drift_days,
                 window.horizon or window.end,
                 read_plan.count_queries,
+                located=window.located_at is not None,
             )
         elif window.all_days:
             plan = plan_full_rebuild(table, tally, window.end)

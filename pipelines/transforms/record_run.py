@@ -60,6 +60,12 @@ def table_verdict(plan: TablePlan, commit: Mapping[str, Any]) -> dict[str, Any]:
         "documents_read": plan.read,
         "documents_returned": plan.returned,
         "count_queries": plan.count_queries,
+        # Previous versions read to find moved rows; the days the old-row delete
+        # named (None: it scanned the table's whole history).
+        "previous_reads": plan.previous_reads,
+        "delete_days": (
+            None if plan.located_days is None else [d.isoformat() for d in plan.located_days]
+        ),
         "rows_written": rows_written,
         "late_edits": plan.late_rows,
         "dead_lettered": plan.dead_lettered,

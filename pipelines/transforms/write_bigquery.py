@@ -186,6 +186,7 @@ class _CommitFn(beam.DoFn):
                 if plan.incremental
                 else None
             ),
+            located=plan.located_days,
             record=commit_log.insert_sql(
                 config.project,
                 config.dataset,
@@ -212,7 +213,8 @@ class _CommitFn(beam.DoFn):
         late = 0
         if plan.incremental:
             late = bq.count_rows_elsewhere(
-                self._client, config.dataset, plan.table, staging, spec.partition_column, days
+                self._client, config.dataset, plan.table, staging, spec.partition_column, days,
+                located=plan.located_days,
             )
         metrics.counter(plan.table, metrics.DAYS_REPLACED).inc(len(days))
         metrics.counter(plan.table, metrics.ROWS_WRITTEN).inc(sum(written.values()) + late)

@@ -1,0 +1,94 @@
+"""The nightly's delete of old rows names days instead of scanning the table.
+
+A changed document's old row is on its day now or, if it moved, on its day at
+the snapshot the table's rows hold; the run reads that previous version (one
+read per changed document that existed then) and the delete names those days,
+so BigQuery prunes to them. Where that snapshot is past Firestore's horizon,
+the delete scans the table as before, and the tables are right either way.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+
+import pytest
+
+from pipelines import firestore_to_bq
+from pipelines.snapshot import ASSUMED_HORIZON_ENV
+from tests.documents import task
+from tests.sync_helpers import PROJECT, seed, table_rows, unique_dataset, verdicts
+
+pytestmark = pytest.mark.integration
+UTC = datetime.UTC
+
+
+def _day(offset: int) -> datetime.date:
+    return datetime.datetime.now(UTC).date() + datetime.timedelta(days=offset)
+
+
+def _run(dataset: str, *args: str):
+    summary = firestore_to_bq.run(
+        ["--project", PROJECT, "--dataset", dataset, "--collections", "tasks", *args]
+    )
+    assert summary.reconciles, summary.render()
+    return summary
+
+
+def _tasks_entry(bq_client, dataset: str, run_id: str) -> dict:
+    (row,) = [r for r in verdicts(bq_client, dataset) if r["run_id"] == run_id]
+    return {t["table"]: t for t in row["tables"]}["tasks"]
+
+
+def _history(db) -> None:
+    seed(db, {f"users/u/tasks/t{i}": task(_day(-i).isoformat(), hour=8) for i in range(1, 9)})
+
+
+def _move_and_edit(db) -> None:
+    now = datetime.datetime.now(UTC)
+    moved_to = datetime.datetime.combine(_day(-2), datetime.time(7), UTC)
+    db.document("users/u/tasks/t6").update({"created_at": moved_to, "updated_at": now})
+    db.document("users/u/tasks/t4").update({"completed": True, "updated_at": now})
+    db.document("users/u/tasks/new").set(task(_day(-1).isoformat(), hour=9, updated_at=now))
+
+
+def _assert_equals_full_rebuild(bq_client, dataset: str, read_time: datetime.datetime) -> None:
+    fresh = unique_dataset("rebuild")
+    _run(fresh, "--mode", "full", "--read_time", read_time.isoformat())
+    assert table_rows(bq_client, dataset, "tasks") == table_rows(bq_client, fresh, "tasks")
+
+
+def test_the_nightly_delete_names_the_days_changed_documents_were_and_are_on(
+    firestore_db, bq_client
+) -> None:
+    _history(firestore_db)
+    dataset = unique_dataset("scope")
+    _run(dataset)
+    _move_and_edit(firestore_db)
+
+    second = _run(dataset)
+    entry = _tasks_entry(bq_client, dataset, second.config.run_id)
+    # t6 was on day -6 and is now on -2; t4 stays on -4; the new task is on -1.
+    assert entry["delete_days"] == [d.isoformat() for d in (_day(-6), _day(-4), _day(-2), _day(-1))]
+    assert entry["previous_reads"] == 2  # t6 and t4; the new task did not exist then
+    assert "2 previous versions" in second.render()
+    paths = [r["_document_path"] for r in table_rows(bq_client, dataset, "tasks")]
+    assert sorted(paths) == sorted(set(paths)) and len(paths) == 9  # t6 once, on its new day
+    _assert_equals_full_rebuild(bq_client, dataset, second.config.read_time)
+
+
+def test_past_the_snapshot_horizon_the_delete_scans_the_table_and_is_still_right(
+    firestore_db, bq_client, monkeypatch
+) -> None:
+    _history(firestore_db)
+    dataset = unique_dataset("scope_far")
+    monkeypatch.setenv(ASSUMED_HORIZON_ENV, "3")  # a scaled-down one-hour horizon
+    _run(dataset)
+    time.sleep(3.5)  # the first run's snapshot is now past it
+    _move_and_edit(firestore_db)
+
+    second = _run(dataset)
+    entry = _tasks_entry(bq_client, dataset, second.config.run_id)
+    assert entry["delete_days"] is None and entry["previous_reads"] == 0
+    monkeypatch.delenv(ASSUMED_HORIZON_ENV)
+    _assert_equals_full_rebuild(bq_client, dataset, second.config.read_time)
