@@ -4,6 +4,8 @@
 # builds the job graph and submits it; the workers then install this same
 # package from the sdist Beam builds with setup.py (FLEX_TEMPLATE_PYTHON_SETUP_FILE).
 # Built by scripts/build_template.py through Cloud Build; no local docker needed.
+# The same image is the hourly Cloud Run Job (scripts/deploy_cloud_run_job.py), which
+# overrides the entry point with `python -m pipelines.firestore_to_bq ... --runner DirectRunner`.
 FROM gcr.io/dataflow-templates-base/python311-template-launcher-base
 
 ARG WORKDIR=/template

@@ -25,32 +25,31 @@ an earlier version is named with the command that deletes it.
 from __future__ import annotations
 
 import argparse
-import json
-import re
 import shlex
-import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from devtools.deploy_args import UsageError, check_location, checked, deploy_main, run_step
+from devtools.deploy_args import UsageError, check_location, checked, deploy_main
+from devtools.scheduler_jobs import (
+    EMAIL,
+    JOB_PREFIX,
+    HttpJob,
+    Where,
+    apply_job,
+    exists,
+    print_job,
+)
 from pipelines.bigquery import UnsafeIdentifier, check_identifier
 from pipelines.table_spec import SchemaError, load_specs, select_specs
 
 NAME = "firestore-to-bq"
 TEMPLATE_OBJECT = "templates/firestore-to-bq.json"
-SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 PIPELINE_SA = "firestore-to-bq"
 SCHEDULER_SA = "firestore-to-bq-scheduler"
 #: A launch refused because the other job still runs (409) is retried for about 3.5 hours.
 RETRY = ["--max-retry-attempts", "4", "--min-backoff", "30m", "--max-backoff", "1h"]
-
-EMAIL = re.compile(r"^[a-z0-9][a-z0-9\-]*@[a-z0-9.\-]+\.iam\.gserviceaccount\.com\Z")
-#: Prefix of the Scheduler jobs' names and the Dataflow job name; Dataflow's rule is stricter.
-JOB_PREFIX = re.compile(r"^[a-z]([a-z0-9\-]{0,40}[a-z0-9])?\Z")
 
 
 @dataclass(frozen=True)
@@ -143,58 +142,21 @@ def launch_body(args: argparse.Namespace, job: Job) -> dict[str, Any]:
     }
 
 
-def render_body(args: argparse.Namespace, job: Job) -> str:
-    return json.dumps(launch_body(args, job), indent=2) + "\n"
+def http_job(args: argparse.Namespace, job: Job) -> HttpJob:
+    """The Scheduler job that POSTs this launch, retried while the other job still runs."""
+    return HttpJob(
+        name=job.name(args),
+        schedule=job.schedule,
+        description=job.description,
+        uri=launch_url(args.project, args.region),
+        body=launch_body(args, job),
+        body_file=job.body_file(),
+        retry=RETRY,
+    )
 
 
-def describe_command(args: argparse.Namespace, job: Job) -> list[str]:
-    return [
-        "gcloud",
-        "scheduler",
-        "jobs",
-        "describe",
-        job.name(args),
-        "--project",
-        args.project,
-        "--location",
-        args.region,
-    ]
-
-
-def write_command(args: argparse.Namespace, job: Job, verb: str, body_file: str) -> list[str]:
-    """``jobs create http`` or ``jobs update http``: the same settings, one flag apart."""
-    headers = "--headers" if verb == "create" else "--update-headers"
-    return [
-        "gcloud",
-        "scheduler",
-        "jobs",
-        verb,
-        "http",
-        job.name(args),
-        "--project",
-        args.project,
-        "--location",
-        args.region,
-        "--schedule",
-        job.schedule,
-        "--time-zone",
-        args.time_zone,
-        "--uri",
-        launch_url(args.project, args.region),
-        "--http-method",
-        "POST",
-        headers,
-        "Content-Type=application/json",
-        "--message-body-from-file",
-        body_file,
-        "--oauth-service-account-email",
-        args.oauth_service_account_email,
-        "--oauth-token-scope",
-        SCOPE,
-        *RETRY,
-        "--description",
-        job.description,
-    ]
+def where(args: argparse.Namespace) -> Where:
+    return Where(args.project, args.region, args.time_zone, args.oauth_service_account_email)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -287,37 +249,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def print_plan(args: argparse.Namespace) -> None:
     for job in jobs(args):
-        print(f"# {job.description} ({job.name(args)}, {job.schedule})")
-        print(f"# Request body ({job.body_file()}):")
-        print(render_body(args, job), end="")
-        print("# Look the job up:")
-        print(shlex.join(describe_command(args, job)))
-        print("# If it does not exist:")
-        print(shlex.join(write_command(args, job, "create", job.body_file())))
-        print("# If it exists:")
-        print(shlex.join(write_command(args, job, "update", job.body_file())))
+        print_job(http_job(args, job), where(args))
     print(f"# {legacy_note(args)}")
-
-
-def apply_job(args: argparse.Namespace, job: Job) -> int:
-    """Describe the job, then update it in place or create it."""
-    name = job.name(args)
-    found = subprocess.run(describe_command(args, job), capture_output=True, text=True)
-    if found.returncode == 0:
-        verb = "update"
-    elif "NOT_FOUND" in found.stderr or "not found" in found.stderr.lower():
-        verb = "create"
-    else:
-        print(f"error: cannot look up job {name}: {found.stderr.strip()}", file=sys.stderr)
-        return 1
-    with tempfile.TemporaryDirectory() as tmp:
-        body_file = Path(tmp) / job.body_file()
-        body_file.write_text(render_body(args, job), encoding="utf-8")
-        command = write_command(args, job, verb, str(body_file))
-        if not run_step(command, what=f"gcloud scheduler jobs {verb}"):
-            return 1
-    print(f"{verb}d Cloud Scheduler job {name} ({job.schedule}, {args.time_zone})")
-    return 0
 
 
 def legacy_note(args: argparse.Namespace) -> str:
@@ -336,10 +269,10 @@ def apply(args: argparse.Namespace) -> int:
     full job of an earlier version exists, say how to delete it (it is not
     deleted here: it may carry settings someone chose)."""
     for job in jobs(args):
-        if apply_job(args, job) != 0:
+        if apply_job(http_job(args, job), where(args)) != 0:
             return 1
-    legacy = Job(LEGACY_WEEKLY, "full", "", "")
-    if subprocess.run(describe_command(args, legacy), capture_output=True).returncode == 0:
+    legacy = http_job(args, Job(LEGACY_WEEKLY, "full", "", ""))
+    if exists(legacy, where(args)):
         print(legacy_note(args))
     return 0
 

@@ -98,6 +98,22 @@ def parse_options(args: Sequence[str]) -> PipelineOptions:
     return options
 
 
+def runs_in_process(options: PipelineOptions) -> bool:
+    """Whether the run's pipeline runs here (the DirectRunner, the default), not on Dataflow."""
+    return options.view_as(StandardOptions).runner in (None, "DirectRunner", "direct")
+
+
+def hands_over(options: PipelineOptions) -> bool:
+    """Whether this is a Flex Template launch, which submits the job and exits.
+
+    The launcher image sets ``FLEX_TEMPLATE_PYTHON_PY_FILE``; the same image on Cloud
+    Run Jobs runs the pipeline in process (``--runner DirectRunner``), and such a run
+    must wait for its pipeline and report its summary like any local run, or the
+    container would exit before anything was read.
+    """
+    return bool(os.environ.get(FLEX_TEMPLATE_ENV)) and not runs_in_process(options)
+
+
 def local_runner(options: PipelineOptions):
     """The in-process FnApiRunner when the DirectRunner is asked for.
 
@@ -106,8 +122,7 @@ def local_runner(options: PipelineOptions):
     straight to it keeps local runs fast and offline-safe. Any other runner
     (Dataflow) is left to Beam.
     """
-    runner = options.view_as(StandardOptions).runner
-    if runner in (None, "DirectRunner", "direct"):
+    if runs_in_process(options):
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
         return FnApiRunner()
@@ -278,7 +293,7 @@ def run(argv: Sequence[str] | None = None, now: datetime.datetime | None = None)
             # Written first, so a run that dies before its verdict still shows.
             write_audit_row(config, audit_row(config, runner, audit.RUNNING, []))
         result = pipeline.run()
-        if os.environ.get(FLEX_TEMPLATE_ENV):
+        if hands_over(options):
             # A Flex Template launcher must hand the job over and exit; the job's
             # own RecordRun step writes the outcome to _sync_runs.
             _LOG.info("launched from a Flex Template: submitted run %s", config.run_id)

@@ -5,7 +5,9 @@
 #       [--repository firestore-to-bq] [--dry_run]
 #   (or PROJECT=P REGION=R DATASET=D BUCKET=B [REPOSITORY=…] scripts/create_service_accounts.sh)
 #
-# firestore-to-bq@P             runs the Dataflow job (launcher and workers):
+# firestore-to-bq@P             runs the Dataflow job (launcher and workers), and the
+#                               Cloud Run Job's in-process runs (the first three and
+#                               the dataset grant are all those need):
 #   roles/datastore.viewer          project     read Firestore
 #   roles/bigquery.jobUser          project     run load and query jobs
 #   roles/dataflow.worker           project     be a Dataflow worker
@@ -16,6 +18,8 @@
 #   roles/dataflow.developer        project     launch Flex Template jobs
 #   roles/iam.serviceAccountUser    the pipeline service account only, so it can start
 #                                   jobs that run as that account and as no other
+#   roles/run.invoker               the Cloud Run Job only (granted on the job by
+#                                   scripts/deploy_cloud_run_job.py, which creates it)
 #
 # No keys are created: Dataflow and Cloud Scheduler use the accounts directly.
 # Idempotent: accounts are looked up before they are created, and adding a binding

@@ -48,6 +48,7 @@ def test_the_readme_shows_every_deploy_script_dry_run():
         "scripts/create_service_accounts.sh",
         "scripts/build_template.py",
         "scripts/schedule_nightly.py",
+        "scripts/deploy_cloud_run_job.py",
         "scripts/backfill.py",
     }
 
