@@ -95,14 +95,20 @@ def test_benchmark_nightly_scenario_reports_reads_per_needed_document(tmp_path):
         assert h["count_queries"] == h["count_replay"]["queries"] > 0
         assert h["count_reads"] >= h["count_queries"]
         assert h["rows_staged"] >= 21 and h["wall_seconds"] > 0
+        # The edited document's previous version, read to name its old day in the delete.
+        assert h["previous_reads"] == 1
+        scan = h["scan"]
+        assert 0 < scan["bytes"] < scan["unlocated"]
+        assert all(t["partitions_scanned"] <= t["partitions"] for t in scan["tables"].values())
         deletes = h["deletes"]
         assert deletes["ok"] and deletes["deleted"] == 2 and len(deletes["drift_days"]) == 2
         assert deletes["drift_rebuild_read"] == deletes["drift_rebuild_expected"]
     assert nightly["reads_per_document"] == max(h["reads_per_needed"] for h in nightly["histories"])
     assert isinstance(nightly["wall_ratio_longest_to_shortest"], float)
+    assert isinstance(nightly["scan_ratio_longest_to_shortest"], float)
 
     text = result.stdout
     for needle in ("nightly (incremental)", "reads/needed", "count queries", "hard deletes",
-                   "targets:", "machine:", "command"):  # fmt: skip
+                   "targets:", "statement bytes", "scan KB", "machine:", "command"):  # fmt: skip
         assert needle in text, needle
     assert not (tmp_path / "emu" / "state.json").exists()  # emulators stopped

@@ -110,7 +110,7 @@ def render_nightly(n: dict[str, Any]) -> str:
         "",
         f"{'history':>8}{'docs':>8}{'needed':>8}{'returned':>10}{'reads/needed':>14}"
         f"{'(audit)':>9}{'count queries':>15}{'count reads':>13}{'rows staged':>13}"
-        f"{'wall s':>9}{'counts s':>10}",
+        f"{'wall s':>9}{'counts s':>10}{'prev reads':>12}{'scan KB':>10}{'(unlocated)':>13}",
     ]
     for h in n["histories"]:
         if h.get("reads_per_needed") is None:
@@ -123,6 +123,7 @@ def render_nightly(n: dict[str, Any]) -> str:
             f"{h['documents_returned']:>10}{h['reads_per_needed']:>14.2f}"
             f"{h['reads_per_needed_audit']:>9.2f}{h['count_queries']:>15}{h['count_reads']:>13}"
             f"{h['rows_staged']:>13}{h['wall_seconds']:>9.2f}{h['count_replay']['seconds']:>10.2f}"
+            f"{h.get('previous_reads', 0):>12}{_kb(h, 'bytes'):>10}{_kb(h, 'unlocated'):>13}"
             + ("" if h["ok"] else "  NOT AS EXPECTED")
         )
     lines.append(
@@ -147,6 +148,13 @@ def render_nightly(n: dict[str, Any]) -> str:
         "counted, at least 1 per query); counts s = the spans the plan counts "
         "(IncrementalPlan.count_spans) replayed at the run's snapshot, timed (on the emulator "
         "each scans the collection)",
+    ]
+    lines += [
+        "  prev reads = previous versions of changed documents read at the last run's snapshot "
+        "(one read each) so that the delete of old rows names days; scan KB = bytes the run's "
+        "statements on the five tables would be billed, modelled from column sizes "
+        "(devtools/bench/scan_bytes.py; BigQuery's 10 MB minimum per table left out); "
+        "(unlocated) = the same run had its delete scanned _document_path over the whole table",
     ]
     with_deletes = [h for h in n["histories"] if h.get("deletes")]
     if with_deletes:
@@ -186,7 +194,22 @@ def render_nightly(n: dict[str, Any]) -> str:
         f"{'n/a' if ratio is None else f'{ratio:.2f}x'} (target <= "
         f"{t['wall_ratio_longest_to_shortest']}x: {'met' if t['wall_met'] else 'NOT met'})"
     )
+    if "scan_met" in t:
+        scan = n.get("scan_ratio_longest_to_shortest")
+        every = n.get("worst_all_reads_per_needed")
+        lines.append(
+            f"targets: statement bytes, longest / shortest history "
+            f"{'n/a' if scan is None else f'{scan:.2f}x'} (target <= "
+            f"{t['scan_ratio_longest_to_shortest']}x: {'met' if t['scan_met'] else 'NOT met'}); "
+            f"reads with previous versions per needed document, worst "
+            f"{'n/a' if every is None else f'{every:.2f}'}"
+        )
     return "\n".join(lines)
+
+
+def _kb(h: dict[str, Any], key: str) -> str:
+    scan = h.get("scan") or {}
+    return "n/a" if scan.get(key) is None else f"{scan[key] / 1024:.1f}"
 
 
 def render(report: dict[str, Any]) -> str:

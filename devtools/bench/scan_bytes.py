@@ -1,0 +1,91 @@
+"""Bytes a run's BigQuery statements would be billed, modelled from column sizes.
+
+The emulator's dry run reports 0 bytes (``tests/test_emulator_shortfalls.py``),
+so the benchmark models what BigQuery would bill for the statements a run sends
+to each destination table, from BigQuery's own rules:
+
+* a query is billed for the columns it references, summed over the partitions
+  it scans; a filter on the partition column with constant expressions prunes
+  the others (https://cloud.google.com/bigquery/docs/querying-partitioned-tables);
+* a STRING is 2 bytes + its UTF-8 length, a TIMESTAMP or DATE 8 bytes
+  (https://cloud.google.com/bigquery/pricing#data-size-calculation);
+* BigQuery bills at least 10 MB per table a query references: left out here, so
+  that the figures show how the statements grow, not the floor.
+
+Per table, from the ``_sync_runs`` entry: the two per-day counts around the
+commit (partition column over the replaced days), the delete (``_document_path``
+and the partition column over the replaced and ``delete_days``, or over every
+partition when ``delete_days`` is null) and the count of upserted rows (the
+same columns over the located days, or every partition). Reads of the staging
+tables follow the staged rows and are left out. ``unlocated`` is the same run
+had its delete scanned the table (the statement before ``delete_days``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+#: BigQuery's size of a TIMESTAMP or DATE value, and the overhead of a STRING.
+FIXED_BYTES = 8
+STRING_OVERHEAD = 2
+
+
+def column_bytes_per_day(
+    client: Any, dataset: str, table: str, partition_column: str
+) -> dict[str, tuple[int, int]]:
+    """Per day: (bytes of the partition column, bytes of ``_document_path``)."""
+    sql = (
+        f"SELECT CAST(DATE(`{partition_column}`) AS STRING) AS day, COUNT(*) AS n, "
+        f"SUM(BYTE_LENGTH(`_document_path`)) AS path_bytes "
+        f"FROM `{client.project}.{dataset}.{table}` GROUP BY day"
+    )
+    out = {}
+    for row in client.query(sql).result():
+        n = int(row["n"])
+        out[row["day"]] = (n * FIXED_BYTES, int(row["path_bytes"] or 0) + n * STRING_OVERHEAD)
+    return out
+
+
+def _sum(sizes: Mapping[str, tuple[int, int]], days: Iterable[str] | None, both: bool) -> int:
+    chosen = sizes if days is None else {d: sizes[d] for d in set(days) if d in sizes}
+    return sum(part + (path if both else 0) for part, path in chosen.values())
+
+
+def statement_bytes(entry: Mapping[str, Any], sizes: Mapping[str, tuple[int, int]]) -> dict:
+    """Modelled billed bytes of one table's statements in one run (see the module)."""
+    replaced = list(entry.get("replaced_days") or ())
+    located = entry.get("delete_days")
+    counts = 2 * _sum(sizes, replaced, both=False)
+
+    def delete_and_count(days: list[str] | None) -> int:
+        scanned = None if days is None else [*replaced, *days]
+        elsewhere = None if days is None else [d for d in days if d not in replaced]
+        return _sum(sizes, scanned, both=True) + _sum(sizes, elsewhere, both=True)
+
+    if entry.get("mode") != "incremental":  # a full run's delete scans what it replaces anyway
+        return {"bytes": counts + 2 * _sum(sizes, None, both=True), "unlocated": None}
+    return {
+        "bytes": counts + delete_and_count(located),
+        "unlocated": counts + delete_and_count(None),
+        "partitions": len(sizes),
+        "partitions_scanned": len(sizes) if located is None else len(set(replaced) | set(located)),
+    }
+
+
+def run_bytes(
+    client: Any, dataset: str, specs: Iterable[Any], entries: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """Per table and in total, the modelled bytes of a run's statements."""
+    tables = {}
+    for spec in specs:
+        entry = entries.get(spec.name)
+        if entry is None:
+            continue
+        sizes = column_bytes_per_day(client, dataset, spec.name, spec.partition_column)
+        tables[spec.name] = statement_bytes(entry, sizes)
+    return {
+        "bytes": sum(t["bytes"] for t in tables.values()),
+        "unlocated": sum(t["unlocated"] or t["bytes"] for t in tables.values()),
+        "tables": tables,
+    }
