@@ -48,6 +48,7 @@ class Doc:
     ts: datetime.datetime  # the partition value
     updated: datetime.datetime  # Firestore's update time, and ``updated_at``
     valid: bool = True
+    created: datetime.datetime | None = None  # Firestore's create time
 
     @property
     def day(self) -> datetime.date:
@@ -70,6 +71,22 @@ class Model(RuleBasedStateMachine):
         self.commits: dict[str, dict[str, dict]] = {}
         self.letters: list[tuple[str, datetime.date, datetime.datetime]] = []  # _dead_letters
         self.serial = 0
+        #: Every version of every document (None: deleted), for reads at a past snapshot.
+        self.versions: dict[str, list[tuple[datetime.datetime, Doc | None]]] = {}
+
+    def _set(self, path: str, doc: Doc | None, now: datetime.datetime) -> None:
+        self.versions.setdefault(path, []).append((now, doc))
+        if doc is None:
+            del self.docs[path]
+        else:
+            self.docs[path] = doc
+
+    def version_at(self, path: str, when: datetime.datetime) -> Doc | None:
+        found = None
+        for at, doc in self.versions.get(path, ()):
+            if at <= when:
+                found = doc
+        return found
 
     # -- the app and the clock ---------------------------------------------------------
 
@@ -87,18 +104,19 @@ class Model(RuleBasedStateMachine):
         if kind in ("create_task", "malformed_task", "create_interaction"):
             table = "user_interactions" if kind == "create_interaction" else "tasks"
             self.serial += 1
-            self.docs[f"{table}/d{self.serial}"] = Doc(table, ts, now, kind != "malformed_task")
+            doc = Doc(table, ts, now, kind != "malformed_task", created=now)
+            self._set(f"{table}/d{self.serial}", doc, now)
         elif kind == "delete" and self.docs:
-            del self.docs[sorted(self.docs)[which % len(self.docs)]]
+            self._set(sorted(self.docs)[which % len(self.docs)], None, now)
         elif tasks:
             path = tasks[which % len(tasks)]
             doc = self.docs[path]
             if kind == "edit_task":
-                self.docs[path] = dataclasses.replace(doc, updated=now)
+                self._set(path, dataclasses.replace(doc, updated=now), now)
             elif kind == "fix_task":
-                self.docs[path] = dataclasses.replace(doc, updated=now, valid=True)
+                self._set(path, dataclasses.replace(doc, updated=now, valid=True), now)
             elif kind == "move_task":
-                self.docs[path] = dataclasses.replace(doc, ts=ts, updated=now)
+                self._set(path, dataclasses.replace(doc, ts=ts, updated=now), now)
 
     @initialize(
         ops=st.lists(
@@ -253,14 +271,31 @@ class Model(RuleBasedStateMachine):
         for rng in plan.reads:
             read.update({p: d for p, d in mine.items() if rng.start <= d.ts < rng.end})
         horizon = window.horizon or window.end
-        for path in [p for p, (day, _) in table.items() if day in plan.days or p in read]:
-            del table[path]
+        located = self.located_days(window, read)
+        for path, (day, _) in list(table.items()):
+            if day in plan.days or (path in read and (located is None or day in located)):
+                del table[path]
         for path, doc in read.items():
             if doc.valid and doc.day <= horizon:
                 table[path] = (doc.day, doc.row)
             elif not doc.valid:
                 self.letters.append((window.table, doc.day, read_time))
         return list(plan.days)
+
+    def located_days(self, window: TableWindow, read: dict[str, Doc]) -> set | None:
+        """The days the delete of old rows names (``tally.plan_incremental_table``):
+        the read documents' days, and the days of those changed since the window's
+        ``located_at`` at that snapshot (``transforms.previous_days``); None: all."""
+        at = window.located_at
+        if at is None:
+            return None
+        days = {d.day for d in read.values()}
+        for path, doc in read.items():
+            if doc.updated > at and (doc.created is None or doc.created <= at):
+                before = self.version_at(path, at)
+                if before is not None:
+                    days.add(before.day)
+        return days
 
     # -- the invariant --------------------------------------------------------------
 
