@@ -30,13 +30,19 @@ from typing import Any
 
 from devtools import build_template
 from devtools.deploy_args import REGION, UsageError, checked, deploy_main, run_step
-from devtools.scheduler_jobs import EMAIL, JOB_PREFIX, HttpJob, Where, apply_job, print_job
-from pipelines.bigquery import PROJECT_ID, UnsafeIdentifier, check_identifier
-from pipelines.table_spec import SchemaError, load_specs, select_specs
+from devtools.scheduler_jobs import (
+    JOB_PREFIX,
+    HttpJob,
+    Where,
+    add_accounts,
+    apply_job,
+    check_accounts,
+    check_target,
+    print_job,
+)
+from pipelines.bigquery import PROJECT_ID
 
 NAME = "firestore-to-bq"
-PIPELINE_SA = "firestore-to-bq"
-SCHEDULER_SA = "firestore-to-bq-scheduler"
 INVOKER_ROLE = "roles/run.invoker"
 #: One task of 1 vCPU: the in-process runner (``in_memory``) is one Python process, so a
 #: second vCPU would idle; Cloud Run Jobs take no less than 1 vCPU.
@@ -181,15 +187,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="Cron schedule (default 7 past every hour, off the nightly's and weekly's hour).",
     )
     parser.add_argument("--time_zone", default="Etc/UTC", help="Time zone of the schedule.")
-    parser.add_argument(
-        "--service_account", help=f"Account the job runs as (default: {PIPELINE_SA}@PROJECT)."
-    )
-    parser.add_argument(
-        "--oauth_service_account_email",
-        "--oauth-service-account-email",
-        dest="oauth_service_account_email",
-        help=f"Scheduler service account (default: {SCHEDULER_SA}@PROJECT).",
-    )
+    add_accounts(parser, "Account the job runs as")
     parser.add_argument("--dry_run", action="store_true", help="Print, run nothing.")
     args = parser.parse_args(argv)
     check(args)
@@ -200,17 +198,7 @@ def check(args: argparse.Namespace) -> None:
     """Every value that ends up in a command, checked before anything runs."""
     checked(args.project, PROJECT_ID, "--project")
     checked(args.region, REGION, "--region")
-    try:
-        check_identifier(args.dataset, "--dataset")
-    except UnsafeIdentifier as exc:
-        raise UsageError(str(exc)) from None
-    if args.collections:
-        wanted = [c.strip() for c in args.collections.split(",") if c.strip()]
-        try:
-            select_specs(load_specs(), wanted)
-        except SchemaError as exc:
-            raise UsageError(str(exc)) from None
-        args.collections = ",".join(wanted)
+    check_target(args)
     if args.verify_days is not None and args.verify_days < 0:
         raise UsageError("--verify_days must be 0 or more")
     checked(args.name, JOB_PREFIX, "--name")
@@ -234,14 +222,7 @@ def check(args: argparse.Namespace) -> None:
         args.image = build_template.image_uri(args)
     elif any(c.isspace() for c in args.image) or "/" not in args.image:
         raise UsageError(f"--image {args.image!r} is not an image URI")
-    domain = f"{args.project}.iam.gserviceaccount.com"
-    args.service_account = args.service_account or f"{PIPELINE_SA}@{domain}"
-    args.oauth_service_account_email = args.oauth_service_account_email or (
-        f"{SCHEDULER_SA}@{domain}"
-    )
-    for email in (args.service_account, args.oauth_service_account_email):
-        if not EMAIL.match(email):
-            raise UsageError(f"{email!r} is not a service account email")
+    check_accounts(args)
     gcloud_list(pipeline_args(args))  # refuses an argument gcloud could not pass
 
 

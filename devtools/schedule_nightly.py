@@ -33,21 +33,19 @@ from typing import Any
 
 from devtools.deploy_args import UsageError, check_location, checked, deploy_main
 from devtools.scheduler_jobs import (
-    EMAIL,
     JOB_PREFIX,
     HttpJob,
     Where,
+    add_accounts,
     apply_job,
+    check_accounts,
+    check_target,
     exists,
     print_job,
 )
-from pipelines.bigquery import UnsafeIdentifier, check_identifier
-from pipelines.table_spec import SchemaError, load_specs, select_specs
 
 NAME = "firestore-to-bq"
 TEMPLATE_OBJECT = "templates/firestore-to-bq.json"
-PIPELINE_SA = "firestore-to-bq"
-SCHEDULER_SA = "firestore-to-bq-scheduler"
 #: A launch refused because the other job still runs (409) is retried for about 3.5 hours.
 RETRY = ["--max-retry-attempts", "4", "--min-backoff", "30m", "--max-backoff", "1h"]
 
@@ -198,30 +196,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="Cron schedule of the monthly full run (default the 1st, 05:00).",
     )
     parser.add_argument("--time_zone", default="Etc/UTC", help="Time zone of the schedule.")
-    parser.add_argument(
-        "--service_account", help=f"Pipeline service account (default: {PIPELINE_SA}@PROJECT)."
-    )
-    parser.add_argument(
-        "--oauth_service_account_email",
-        "--oauth-service-account-email",
-        dest="oauth_service_account_email",
-        help=f"Scheduler service account (default: {SCHEDULER_SA}@PROJECT).",
-    )
+    add_accounts(parser, "Pipeline service account")
     parser.add_argument("--dry_run", action="store_true", help="Print, run nothing.")
     args = parser.parse_args(argv)
 
     check_location(args.project, args.region, args.bucket)
-    try:
-        check_identifier(args.dataset, "--dataset")
-    except UnsafeIdentifier as exc:
-        raise UsageError(str(exc)) from None
-    if args.collections:
-        wanted = [c.strip() for c in args.collections.split(",") if c.strip()]
-        try:
-            select_specs(load_specs(), wanted)
-        except SchemaError as exc:
-            raise UsageError(str(exc)) from None
-        args.collections = ",".join(wanted)
+    check_target(args)
     if args.lookback_days < 0:
         raise UsageError("--lookback_days must be 0 or more")
     if args.max_workers < 1:
@@ -236,14 +216,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     schedules = (args.schedule, args.weekly_schedule, args.monthly_schedule)
     if len(set(schedules)) < len(schedules):
         raise UsageError("--schedule, --weekly_schedule and --monthly_schedule must differ")
-    domain = f"{args.project}.iam.gserviceaccount.com"
-    args.service_account = args.service_account or f"{PIPELINE_SA}@{domain}"
-    args.oauth_service_account_email = args.oauth_service_account_email or (
-        f"{SCHEDULER_SA}@{domain}"
-    )
-    for email in (args.service_account, args.oauth_service_account_email):
-        if not EMAIL.match(email):
-            raise UsageError(f"{email!r} is not a service account email")
+    check_accounts(args)
     return args
 
 

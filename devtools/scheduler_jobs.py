@@ -8,6 +8,7 @@ same thing the same way and a fix to one reaches the other.
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import shlex
@@ -19,13 +20,57 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devtools.deploy_args import run_step
+from devtools.deploy_args import UsageError, run_step
+from pipelines.bigquery import UnsafeIdentifier, check_identifier
+from pipelines.table_spec import SchemaError, load_specs, select_specs
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 EMAIL = re.compile(r"^[a-z0-9][a-z0-9\-]*@[a-z0-9.\-]+\.iam\.gserviceaccount\.com\Z")
 #: Prefix of the Scheduler jobs' names (and of the Dataflow and Cloud Run job names, whose
 #: rules are stricter than Scheduler's).
 JOB_PREFIX = re.compile(r"^[a-z]([a-z0-9\-]{0,40}[a-z0-9])?\Z")
+#: Account names ``scripts/create_service_accounts.sh`` creates: the one a sync runs as,
+#: and the one Cloud Scheduler calls Google APIs as.
+PIPELINE_SA = "firestore-to-bq"
+SCHEDULER_SA = "firestore-to-bq-scheduler"
+
+
+def add_accounts(parser: argparse.ArgumentParser, runs_as: str) -> None:
+    """``--service_account`` (``runs_as`` says what runs as it) and the scheduler's account."""
+    parser.add_argument("--service_account", help=f"{runs_as} (default: {PIPELINE_SA}@PROJECT).")
+    parser.add_argument(
+        "--oauth_service_account_email",
+        "--oauth-service-account-email",
+        dest="oauth_service_account_email",
+        help=f"Scheduler service account (default: {SCHEDULER_SA}@PROJECT).",
+    )
+
+
+def check_accounts(args: argparse.Namespace) -> None:
+    """Fill in the default accounts of ``args.project``; refuse anything else than an email."""
+    domain = f"{args.project}.iam.gserviceaccount.com"
+    args.service_account = args.service_account or f"{PIPELINE_SA}@{domain}"
+    args.oauth_service_account_email = args.oauth_service_account_email or (
+        f"{SCHEDULER_SA}@{domain}"
+    )
+    for email in (args.service_account, args.oauth_service_account_email):
+        if not EMAIL.match(email):
+            raise UsageError(f"{email!r} is not a service account email")
+
+
+def check_target(args: argparse.Namespace) -> None:
+    """``--dataset`` and ``--collections`` (normalised), which end up in the sync's arguments."""
+    try:
+        check_identifier(args.dataset, "--dataset")
+    except UnsafeIdentifier as exc:
+        raise UsageError(str(exc)) from None
+    if args.collections:
+        wanted = [c.strip() for c in args.collections.split(",") if c.strip()]
+        try:
+            select_specs(load_specs(), wanted)
+        except SchemaError as exc:
+            raise UsageError(str(exc)) from None
+        args.collections = ",".join(wanted)
 
 
 @dataclass(frozen=True)
