@@ -64,5 +64,5 @@ setup(
     include_package_data=True,
     install_requires=RUNTIME,
     extras_require={"sync": SYNC, "analytics": [], "dev": DEV},
-    entry_points={"console_scripts": ["firestore-to-bq=pipelines.firestore_to_bq:main"]},
+    entry_points={"console_scripts": ["firestore-to-bq=pipelines.console:main"]},
 )

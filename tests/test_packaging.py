@@ -83,7 +83,7 @@ def test_wheel_has_every_module_and_schema(tmp_path: Path):
     assert not [n for n in names if n.startswith("devtools/")]
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     with zipfile.ZipFile(wheel) as zf:
-        assert "firestore-to-bq = pipelines.firestore_to_bq:main" in zf.read(entry_points).decode()
+        assert "firestore-to-bq = pipelines.console:main" in zf.read(entry_points).decode()
 
 
 def test_the_editable_install_imports_devtools_from_the_checkout():
@@ -143,3 +143,18 @@ def test_the_analytics_import_and_run_their_command_line_without_apache_beam():
     assert done.returncode == 0, done.stderr
     assert "no beam: []" in done.stdout
     assert "python -m f2bq_analytics" in done.stdout  # the --help text
+
+
+def test_the_console_script_without_beam_says_which_extra_to_install():
+    code = (
+        "import sys; sys.modules['apache_beam'] = None\n"  # as if [sync] were not installed
+        "from pipelines.console import main; sys.exit(main())"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "error: the sync needs Apache Beam, which is not installed: "
+        "pip install 'firestore-to-bigquery[sync]'"
+    ]
