@@ -7,6 +7,7 @@ traceback instead of one line saying which extra to install.
 
 from __future__ import annotations
 
+import os
 import sys
 
 INSTALL = "pip install 'firestore-to-bigquery[sync]'"
@@ -21,7 +22,13 @@ def main() -> int:
         message = f"error: the sync needs Apache Beam, which is not installed: {INSTALL}"
         print(message, file=sys.stderr)
         return 1
-    return sync_main()
+    try:
+        return sync_main()
+    except BrokenPipeError:
+        # Output piped into a reader that stopped (``firestore-to-bq --help | head``):
+        # as the Python docs advise, point stdout at devnull so the exit cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":
