@@ -158,7 +158,50 @@ RUN_QUERY = _FIRESTORE + "RunQuery"
 _HOP_BY_HOP = ("user-agent", "content-type", "te", "host", "grpc-")
 
 
-class PartitionQueryProxy:
+class GrpcRelay:
+    """A gRPC server on loopback that relays every call to ``upstream`` (``host:port``)
+    as bytes, except what ``handler(details, relay)`` answers itself (it returns a
+    method handler, or None to relay). The base of the proxies below that play a
+    part of real Firestore the emulator lacks."""
+
+    def __init__(self, upstream: str, workers: int = 64) -> None:
+        import concurrent.futures
+
+        import grpc
+
+        self._channel = grpc.insecure_channel(upstream)
+        self._server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=workers))
+        self._server.add_generic_rpc_handlers((_Handlers(self),))
+        self.port = self._server.add_insecure_port("127.0.0.1:0")
+        self._server.start()
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self._server.stop(grace=None)
+        self._channel.close()
+
+    def handler(self, method: str):
+        """The handler of a method this proxy answers itself; None relays it."""
+        return None
+
+    def relay(self, method: str, requests, context):
+        """Forward one call of any kind (on the wire, every gRPC call is a stream)."""
+        import grpc
+
+        call = self._channel.stream_stream(method)(
+            requests, metadata=_forwarded(context), timeout=context.time_remaining()
+        )
+        context.add_callback(call.cancel)
+        try:
+            yield from call
+        except grpc.RpcError as exc:
+            context.abort(exc.code(), exc.details() or "")
+
+
+class PartitionQueryProxy(GrpcRelay):
     """A gRPC server on loopback: ``PartitionQuery`` answered here, every other call relayed.
 
     The cursors are computed from the emulator's documents: the query's
@@ -184,41 +227,24 @@ class PartitionQueryProxy:
         duplicate_every: int = 3,
         seed: int = 15,
     ) -> None:
-        import concurrent.futures
-
-        import grpc
-
         self.default_page_size = default_page_size
         self.duplicate_every = duplicate_every
         self.seed = seed
         self.calls: list[tuple[str, int, str, tuple[str, ...]]] = []
         self._lock = threading.Lock()
-        self._channel = grpc.insecure_channel(f"127.0.0.1:{upstream_port}")
-        self._server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=64))
-        self._server.add_generic_rpc_handlers((_Handlers(self),))
-        self.port = self._server.add_insecure_port("127.0.0.1:0")
-        self._server.start()
+        super().__init__(f"127.0.0.1:{upstream_port}")
 
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def close(self) -> None:
-        self._server.stop(grace=None)
-        self._channel.close()
-
-    def relay(self, method: str, requests, context):
-        """Forward one call of any kind (on the wire, every gRPC call is a stream)."""
+    def handler(self, method: str):
         import grpc
+        from google.cloud.firestore_v1.types import firestore
 
-        call = self._channel.stream_stream(method)(
-            requests, metadata=_forwarded(context), timeout=context.time_remaining()
+        if method != PARTITION_QUERY:
+            return None
+        return grpc.unary_unary_rpc_method_handler(
+            self.partition_query,
+            request_deserializer=firestore.PartitionQueryRequest.deserialize,
+            response_serializer=firestore.PartitionQueryResponse.serialize,
         )
-        context.add_callback(call.cancel)
-        try:
-            yield from call
-        except grpc.RpcError as exc:
-            context.abort(exc.code(), exc.details() or "")
 
     def partition_query(self, request, context):
         from google.cloud.firestore_v1.types import document, firestore, query
@@ -275,22 +301,18 @@ class PartitionQueryProxy:
 
 
 class _Handlers:
-    """Route each method: ``PartitionQuery`` to the proxy's answer, the rest to the relay."""
+    """Route each method to the proxy's own handler, or else to its relay."""
 
-    def __init__(self, proxy: PartitionQueryProxy) -> None:
+    def __init__(self, proxy: GrpcRelay) -> None:
         self._proxy = proxy
 
     def service(self, details):
         import grpc
-        from google.cloud.firestore_v1.types import firestore
 
-        if details.method == PARTITION_QUERY:
-            return grpc.unary_unary_rpc_method_handler(
-                self._proxy.partition_query,
-                request_deserializer=firestore.PartitionQueryRequest.deserialize,
-                response_serializer=firestore.PartitionQueryResponse.serialize,
-            )
         method = details.method
+        own = self._proxy.handler(method)
+        if own is not None:
+            return own
         return grpc.stream_stream_rpc_method_handler(
             lambda requests, context: self._proxy.relay(method, requests, context)
         )

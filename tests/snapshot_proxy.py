@@ -5,8 +5,8 @@ its horizon (one hour without point-in-time recovery); later it answers
 ``FAILED_PRECONDITION: The requested snapshot version is too old.``. The
 emulator serves any ``read_time``. This proxy forwards every call unchanged
 (bytes in, bytes out) and answers like Firestore for a query or aggregation
-whose ``read_time`` has left the horizon, checked when the call arrives and at
-each document it streams.
+or batched get whose ``read_time`` has left the horizon, checked when the call
+arrives and at each document a query streams.
 
 Time is simulated so that a test's read of a few hundred documents can outlast
 a horizon of seconds deterministically: the proxy's clock is the real clock
@@ -17,24 +17,28 @@ from __future__ import annotations
 
 import datetime
 import threading
-from collections.abc import Iterator
-from concurrent import futures
 
 import grpc
 from google.cloud.firestore_v1.types import (
+    BatchGetDocumentsRequest,
     RunAggregationQueryRequest,
     RunQueryRequest,
     RunQueryResponse,
 )
 
+from tests.fault_proxy import GrpcRelay
+
 SERVICE = "/google.firestore.v1.Firestore/"
-STREAMED = {"RunQuery", "RunAggregationQuery", "BatchGetDocuments"}
-BIDI = {"Write", "Listen"}
 TOO_OLD = "The requested snapshot version is too old."
-_REQUESTS = {"RunQuery": RunQueryRequest, "RunAggregationQuery": RunAggregationQueryRequest}
+#: The calls that read at a ``read_time``, and how to read their request.
+_REQUESTS = {
+    "RunQuery": RunQueryRequest,
+    "RunAggregationQuery": RunAggregationQueryRequest,
+    "BatchGetDocuments": BatchGetDocumentsRequest,
+}
 
 
-class SnapshotHorizonProxy:
+class SnapshotHorizonProxy(GrpcRelay):
     def __init__(self, upstream: str, horizon: float, docs_per_second: float) -> None:
         self.horizon = datetime.timedelta(seconds=horizon)
         self.docs_per_second = docs_per_second
@@ -42,19 +46,7 @@ class SnapshotHorizonProxy:
         self.refused = 0
         self.calls: list[str] = []
         self._lock = threading.Lock()
-        self._channel = grpc.insecure_channel(upstream)
-        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
-        self._server.add_generic_rpc_handlers((_Forward(self),))
-        self.port = self._server.add_insecure_port("127.0.0.1:0")
-        self._server.start()
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def close(self) -> None:
-        self._server.stop(grace=None)
-        self._channel.close()
+        super().__init__(upstream, workers=32)
 
     def now(self) -> datetime.datetime:
         with self._lock:
@@ -71,62 +63,23 @@ class SnapshotHorizonProxy:
         with self._lock:
             self.streamed += 1
 
-
-def _metadata(context: grpc.ServicerContext) -> list[tuple[str, str]]:
-    return [
-        (k, v)
-        for k, v in context.invocation_metadata()
-        if not k.startswith((":", "grpc-")) and k != "user-agent"
-    ]
-
-
-class _Forward(grpc.GenericRpcHandler):
-    def __init__(self, proxy: SnapshotHorizonProxy) -> None:
-        self.proxy = proxy
-
-    def service(self, details: grpc.HandlerCallDetails):
-        method = details.method
-        if not method.startswith(SERVICE):
+    def handler(self, method: str):
+        name = method.removeprefix(SERVICE)
+        if method.startswith(SERVICE):
+            self.calls.append(name)
+        kind = _REQUESTS.get(name)
+        if kind is None:
             return None
-        name = method[len(SERVICE) :]
-        proxy, channel = self.proxy, self.proxy._channel
-        proxy.calls.append(name)
 
-        def relay(call, context):
-            try:
-                yield from call
-            except grpc.RpcError as exc:
-                context.abort(exc.code(), exc.details())
+        def read(requests, context):
+            (request,) = list(requests)  # these calls send one request
+            parsed = kind.deserialize(request)
+            read_time = parsed.read_time if "read_time" in parsed else None
+            self.check(read_time, context)
+            for response in self.relay(method, iter([request]), context):
+                if name == "RunQuery" and "document" in RunQueryResponse.deserialize(response):
+                    self.streamed_one()
+                    self.check(read_time, context)
+                yield response
 
-        if name in BIDI:
-
-            def bidi(requests: Iterator[bytes], context) -> Iterator[bytes]:
-                call = channel.stream_stream(method)(requests, metadata=_metadata(context))
-                yield from relay(call, context)
-
-            return grpc.stream_stream_rpc_method_handler(bidi)
-        if name in STREAMED:
-
-            def streamed(request: bytes, context) -> Iterator[bytes]:
-                kind = _REQUESTS.get(name)
-                read_time = None
-                if kind is not None:
-                    parsed = kind.deserialize(request)
-                    read_time = parsed.read_time if "read_time" in parsed else None
-                proxy.check(read_time, context)
-                call = channel.unary_stream(method)(request, metadata=_metadata(context))
-                for response in relay(call, context):
-                    if name == "RunQuery" and "document" in RunQueryResponse.deserialize(response):
-                        proxy.streamed_one()
-                        proxy.check(read_time, context)
-                    yield response
-
-            return grpc.unary_stream_rpc_method_handler(streamed)
-
-        def unary(request: bytes, context) -> bytes:
-            try:
-                return channel.unary_unary(method)(request, metadata=_metadata(context))
-            except grpc.RpcError as exc:
-                context.abort(exc.code(), exc.details())
-
-        return grpc.unary_unary_rpc_method_handler(unary)
+        return grpc.stream_stream_rpc_method_handler(read)

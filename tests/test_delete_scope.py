@@ -94,3 +94,30 @@ def test_past_the_snapshot_horizon_the_delete_scans_the_table_and_is_still_right
     assert entry["delete_days"] is None and entry["previous_reads"] == 0
     monkeypatch.delenv(ASSUMED_HORIZON_ENV)
     _assert_equals_full_rebuild(bq_client, dataset, second.config.read_time)
+
+
+def test_a_previous_snapshot_firestore_no_longer_serves_fails_the_run_and_changes_nothing(
+    emulators, firestore_db, bq_client, monkeypatch
+) -> None:
+    """The guard assumes a longer horizon than Firestore (the proxy) keeps: the
+    previous versions' batched get meets Firestore's real error, and the run fails
+    with every table as it was, rather than deleting on days it could not know."""
+    from tests.snapshot_proxy import TOO_OLD, SnapshotHorizonProxy
+
+    _history(firestore_db)
+    dataset = unique_dataset("scope_gone")
+    _run(dataset)
+    before = table_rows(bq_client, dataset, "tasks")
+    time.sleep(2.5)
+    _move_and_edit(firestore_db)
+    proxy = SnapshotHorizonProxy(emulators.firestore_host, horizon=2, docs_per_second=1e9)
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", proxy.host)
+    try:
+        with pytest.raises(firestore_to_bq.RunFailed, match="snapshot version is too old"):
+            firestore_to_bq.run(["--project", PROJECT, "--dataset", dataset, "--collections=tasks"])
+        assert "BatchGetDocuments" in proxy.calls and proxy.refused > 0
+    finally:
+        proxy.close()
+    assert table_rows(bq_client, dataset, "tasks") == before
+    assert verdicts(bq_client, dataset)[-1]["status"] == "failed"
+    assert TOO_OLD.rstrip(".") in (verdicts(bq_client, dataset)[-1]["error"] or "")
