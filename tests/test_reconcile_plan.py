@@ -11,28 +11,21 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.options import UsageError, resolve
 from pipelines.read_plan import day_bounds, plan_incremental
-from pipelines.table_spec import load_specs
-from pipelines.windows import TableState, plan_windows, reconcile_verify
-
-UTC = datetime.UTC
-TODAY = datetime.date(2026, 11, 25)
-YESTERDAY = TODAY - datetime.timedelta(days=1)
-SPECS = load_specs()
-TASKS, INTERACTIONS = SPECS["tasks"], SPECS["user_interactions"]
-WATERMARK = datetime.datetime(2026, 11, 24, 3, tzinfo=UTC)
-
-
-def _days(n: int) -> datetime.date:
-    return TODAY - datetime.timedelta(days=n)
-
-
-def _state(table: str, newest: datetime.date) -> TableState:
-    return TableState(table, newest_day=newest, watermark=WATERMARK)
+from pipelines.windows import plan_windows, reconcile_verify
+from tests.planning import (
+    INTERACTIONS,
+    TASKS,
+    TODAY,
+    UTC,
+    YESTERDAY,
+    days_ago,
+    synced,
+)
 
 
 def test_reconcile_verifies_every_day_from_the_first_to_yesterday_outside_the_window() -> None:
-    states = {"tasks": _state("tasks", _days(3))}
-    first = {"tasks": _days(400)}
+    states = {"tasks": synced("tasks", days_ago(3))}
+    first = {"tasks": days_ago(400)}
     (nightly,) = plan_windows([TASKS], states, today=TODAY, verify_days=35)
     (weekly,) = plan_windows(
         [TASKS], states, today=TODAY, verify_days=35, mode="reconcile", first_days=first
@@ -40,8 +33,8 @@ def test_reconcile_verifies_every_day_from_the_first_to_yesterday_outside_the_wi
     assert weekly.incremental and weekly.reconcile and not nightly.reconcile
     # The same window and watermark as the nightly: only the check is wider.
     assert (weekly.days, weekly.watermark) == (nightly.days, nightly.watermark)
-    assert weekly.days == [_days(2), _days(1)]
-    assert weekly.verify[0] == _days(400) and weekly.verify[-1] == _days(3)
+    assert weekly.days == [days_ago(2), days_ago(1)]
+    assert weekly.verify[0] == days_ago(400) and weekly.verify[-1] == days_ago(3)
     assert len(weekly.verify) == 398 and len(nightly.verify) == 33
     assert set(nightly.verify) < set(weekly.verify)
 
@@ -51,16 +44,16 @@ def test_reconcile_of_a_table_without_history_or_first_day() -> None:
     (window,) = plan_windows([TASKS], {}, today=TODAY, mode="reconcile", first_days={})
     assert window.mode == "full" and window.all_days
     # Synced, but no day anywhere (empty table and collection): the nightly's check.
-    states = {"user_interactions": _state("user_interactions", YESTERDAY)}
+    states = {"user_interactions": synced("user_interactions", YESTERDAY)}
     (window,) = plan_windows(
         [INTERACTIONS], states, today=TODAY, verify_days=3, mode="reconcile", first_days={}
     )
-    assert window.verify == (_days(3), _days(2), _days(1))
+    assert window.verify == (days_ago(3), days_ago(2), days_ago(1))
 
 
 def test_reconcile_verify_is_empty_when_history_starts_after_yesterday() -> None:
     assert reconcile_verify(TODAY, YESTERDAY, []) == ()
-    assert reconcile_verify(_days(3), YESTERDAY, [YESTERDAY]) == (_days(3), _days(2))
+    assert reconcile_verify(days_ago(3), YESTERDAY, [YESTERDAY]) == (days_ago(3), days_ago(2))
 
 
 def test_reconcile_takes_no_dates() -> None:
@@ -82,11 +75,11 @@ def reconcile_vs_full(days: int, per_day: int, drifted: int) -> dict[str, int]:
     """The reads of a reconcile and of a full run over ``days`` of history holding
     ``per_day`` documents each, ``drifted`` of them (spread out) missing one
     document in Firestore that BigQuery still holds (a hard delete)."""
-    history = [_days(days - i) for i in range(days)]
+    history = [days_ago(days - i) for i in range(days)]
     stride = max(1, days // max(1, drifted))
     deleted = {history[i] for i in range(stride // 2, days, stride)[:drifted]}
     firestore = {day: per_day - (day in deleted) for day in history}
-    states = {"user_interactions": _state("user_interactions", YESTERDAY)}
+    states = {"user_interactions": synced("user_interactions", YESTERDAY)}
     (window,) = plan_windows(
         [INTERACTIONS],
         states,

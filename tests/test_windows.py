@@ -7,7 +7,6 @@ import datetime
 
 import pytest
 
-from pipelines.table_spec import load_specs
 from pipelines.windows import (
     CLOCK_SKEW,
     ONE_DAY,
@@ -17,21 +16,16 @@ from pipelines.windows import (
     plan_intraday,
     plan_windows,
 )
-
-UTC = datetime.UTC
-TODAY = datetime.date(2026, 11, 25)
-YESTERDAY = TODAY - datetime.timedelta(days=1)
-SPECS = load_specs()
-TASKS, INTERACTIONS = SPECS["tasks"], SPECS["user_interactions"]
-WATERMARK = datetime.datetime(2026, 11, 24, 3, tzinfo=UTC)
-
-
-def _days(n: int) -> datetime.date:
-    return TODAY - datetime.timedelta(days=n)
-
-
-def _state(table: str, newest: datetime.date | None) -> TableState:
-    return TableState(table, newest_day=newest, watermark=WATERMARK)
+from tests.planning import (
+    INTERACTIONS,
+    TASKS,
+    TODAY,
+    UTC,
+    WATERMARK,
+    YESTERDAY,
+    days_ago,
+    synced,
+)
 
 
 def test_a_table_never_synced_gets_a_full_rebuild() -> None:
@@ -40,37 +34,37 @@ def test_a_table_never_synced_gets_a_full_rebuild() -> None:
 
 
 def test_nightly_runs_from_the_day_after_the_newest_replaced_day_to_yesterday() -> None:
-    (window,) = plan_windows([TASKS], {"tasks": _state("tasks", _days(4))}, today=TODAY)
+    (window,) = plan_windows([TASKS], {"tasks": synced("tasks", days_ago(4))}, today=TODAY)
     assert window.incremental
-    assert window.days == [_days(3), _days(2), _days(1)]
+    assert window.days == [days_ago(3), days_ago(2), days_ago(1)]
     assert window.watermark == WATERMARK - CLOCK_SKEW
     assert window.horizon == YESTERDAY
 
 
 def test_a_caught_up_table_has_an_empty_window_but_still_verifies_and_reads_changes() -> None:
     (window,) = plan_windows(
-        [TASKS], {"tasks": _state("tasks", YESTERDAY)}, today=TODAY, verify_days=3
+        [TASKS], {"tasks": synced("tasks", YESTERDAY)}, today=TODAY, verify_days=3
     )
     assert window.days == [] and window.watermark is not None
-    assert window.verify == (_days(3), _days(2), _days(1))
+    assert window.verify == (days_ago(3), days_ago(2), days_ago(1))
 
 
 def test_verified_days_leave_out_the_window() -> None:
     (window,) = plan_windows(
-        [TASKS], {"tasks": _state("tasks", _days(2))}, today=TODAY, verify_days=4
+        [TASKS], {"tasks": synced("tasks", days_ago(2))}, today=TODAY, verify_days=4
     )
     assert window.days == [YESTERDAY]
-    assert window.verify == (_days(4), _days(3), _days(2))
+    assert window.verify == (days_ago(4), days_ago(3), days_ago(2))
 
 
 def test_a_table_without_change_field_has_no_watermark() -> None:
-    states = {"user_interactions": _state("user_interactions", _days(2))}
+    states = {"user_interactions": synced("user_interactions", days_ago(2))}
     (window,) = plan_windows([INTERACTIONS], states, today=TODAY)
     assert window.incremental and window.watermark is None
 
 
 def test_too_far_behind_fails_and_names_the_backfill() -> None:
-    states = {"tasks": _state("tasks", _days(10)), "user_interactions": _state("x", _days(2))}
+    states = {"tasks": synced("tasks", days_ago(10)), "user_interactions": synced("x", days_ago(2))}
     with pytest.raises(CatchUpTooLong) as caught:
         plan_windows([TASKS, INTERACTIONS], states, today=TODAY, backfill_hint="--project p ")
     message = str(caught.value)
@@ -82,47 +76,46 @@ def test_too_far_behind_fails_and_names_the_backfill() -> None:
 
 
 def test_dates_mean_full_mode_unless_asked_and_exactly_those_days() -> None:
-    dates = (_days(10), _days(8))
-    states = {"tasks": _state("tasks", YESTERDAY)}
+    dates = (days_ago(10), days_ago(8))
+    states = {"tasks": synced("tasks", YESTERDAY)}
     (full,) = plan_windows([TASKS], states, today=TODAY, dates=dates)
-    assert (
-        full.mode == "full" and not full.all_days and full.days == [_days(10), _days(9), _days(8)]
-    )
+    assert full.mode == "full" and not full.all_days
+    assert full.days == [days_ago(10), days_ago(9), days_ago(8)]
     (inc,) = plan_windows([TASKS], states, today=TODAY, dates=dates, mode="incremental")
     assert inc.incremental and inc.verify == () and inc.watermark is not None
     assert not full.advances_watermark and inc.advances_watermark
 
 
 def test_mode_full_without_dates_rebuilds_every_table() -> None:
-    states = {"tasks": _state("tasks", _days(2))}
+    states = {"tasks": synced("tasks", days_ago(2))}
     (window,) = plan_windows([TASKS], states, today=TODAY, mode="full")
     assert window.all_days and window.advances_watermark
 
 
 def test_a_table_replaced_only_by_dated_runs_gets_a_full_rebuild() -> None:
     """A backfill records no watermark: the next nightly must still see every edit."""
-    states = {"tasks": TableState("tasks", newest_day=_days(1), watermark=None)}
+    states = {"tasks": TableState("tasks", newest_day=days_ago(1), watermark=None)}
     (window,) = plan_windows([TASKS], states, today=TODAY)
     assert window.mode == "full" and window.all_days and window.advances_watermark
 
 
 def test_a_table_without_change_field_needs_no_watermark() -> None:
-    states = {"user_interactions": TableState("user_interactions", newest_day=_days(2))}
+    states = {"user_interactions": TableState("user_interactions", newest_day=days_ago(2))}
     (window,) = plan_windows([INTERACTIONS], states, today=TODAY)
     assert window.incremental and not window.advances_watermark
 
 
 def test_a_dated_incremental_run_without_watermark_does_not_advance_it() -> None:
-    states = {"tasks": TableState("tasks", newest_day=_days(3))}
+    states = {"tasks": TableState("tasks", newest_day=days_ago(3))}
     (window,) = plan_windows(
-        [TASKS], states, today=TODAY, mode="incremental", dates=(_days(2), _days(2))
+        [TASKS], states, today=TODAY, mode="incremental", dates=(days_ago(2), days_ago(2))
     )
     assert window.incremental and window.watermark is None
     assert not window.advances_watermark
 
 
 def test_an_up_to_date_nightly_says_there_is_nothing_to_replace() -> None:
-    plan = plan_windows([TASKS], {"tasks": _state("tasks", YESTERDAY)}, today=TODAY)
+    plan = plan_windows([TASKS], {"tasks": synced("tasks", YESTERDAY)}, today=TODAY)
     assert plan.window("tasks").empty
     assert plan.describe() == f"window: nothing to replace (up to date through {YESTERDAY})"
 
@@ -139,7 +132,7 @@ def test_an_intraday_run_replaces_no_day_upserts_through_today_and_verifies_toda
     (window,) = plan
     assert plan.intraday and window.intraday and window.incremental
     assert window.days == [] and window.horizon == TODAY
-    assert window.verify == (_days(2), _days(1), TODAY)
+    assert window.verify == (days_ago(2), days_ago(1), TODAY)
     assert window.watermark == NIGHTLY - CLOCK_SKEW and window.advances_watermark
     assert plan.describe() == f"intraday: {TODAY} (UTC) up to the snapshot"
 
@@ -175,7 +168,7 @@ def test_intraday_is_refused_for_a_table_the_nightly_never_synced() -> None:
 
 
 def test_after_a_run_that_saw_every_change_old_rows_are_located_at_its_snapshot() -> None:
-    state = dataclasses.replace(_state("tasks", _days(1)), last_success_read_time=WATERMARK)
+    state = dataclasses.replace(synced("tasks", days_ago(1)), last_success_read_time=WATERMARK)
     (window,) = plan_windows([TASKS], {"tasks": state}, today=TODAY)
     assert window.located_at == WATERMARK
     (window,) = plan_intraday([TASKS], {"tasks": state}, today=TODAY)
@@ -184,14 +177,14 @@ def test_after_a_run_that_saw_every_change_old_rows_are_located_at_its_snapshot(
 
 def test_after_a_dated_run_old_rows_are_not_located_the_delete_scans_the_table() -> None:
     later = WATERMARK + datetime.timedelta(hours=5)  # a dated run: it did not see every change
-    state = dataclasses.replace(_state("tasks", _days(1)), last_success_read_time=later)
+    state = dataclasses.replace(synced("tasks", days_ago(1)), last_success_read_time=later)
     (window,) = plan_windows([TASKS], {"tasks": state}, today=TODAY)
     assert window.incremental and window.located_at is None
 
 
 def test_a_table_without_change_field_is_located_at_its_last_snapshot() -> None:
     later = WATERMARK + datetime.timedelta(hours=5)
-    state = TableState("user_interactions", newest_day=_days(1), last_success_read_time=later)
+    state = TableState("user_interactions", newest_day=days_ago(1), last_success_read_time=later)
     (window,) = plan_windows([INTERACTIONS], {"user_interactions": state}, today=TODAY)
     assert window.located_at == later
 
