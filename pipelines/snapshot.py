@@ -191,6 +191,7 @@ def documents_to_read(config: SyncConfig) -> dict[str, int]:
     and the days of its window (drifted days come on top: the allowance)."""
     from pipelines import firestore as fs
     from pipelines.read_plan import day_bounds
+    from pipelines.windows import change_query_field
 
     client = fs.make_client(config.project, config.database)
     retry = fs.read_retry(config.firestore_retry_timeout)
@@ -201,10 +202,8 @@ def documents_to_read(config: SyncConfig) -> dict[str, int]:
             counts[spec.name] = fs.count_all(client, spec, config.read_time, retry)
             continue
         n = 0
-        if window.watermark is not None:  # an intraday run may query the partition field
-            by_partition = window.change_by_partition
-            column = spec.partition if by_partition else spec.column(spec.change_field)
-            field = column.source[0]
+        field = change_query_field(spec, window)
+        if field is not None:
             n += fs.count_range(
                 client, spec, field, window.watermark, None, config.read_time, retry
             )

@@ -162,6 +162,16 @@ def window_text(start: datetime.date, end: datetime.date) -> str:
     return f"window {start}..{end}"
 
 
+def change_query_field(spec: TableSpec, window: TableWindow) -> str | None:
+    """The Firestore field a window's change query ranges over from its watermark:
+    the change field, or for an intraday run of a table without one its partition
+    field (new documents carry a value of about now); None: no change query."""
+    if window.watermark is None:
+        return None
+    column = spec.partition_column if window.change_by_partition else spec.change_field
+    return spec.column(column).source[0]
+
+
 def located_at(spec: TableSpec, state: TableState) -> datetime.datetime | None:
     """The snapshot an incremental run can find a changed document's old row from.
 

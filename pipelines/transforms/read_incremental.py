@@ -34,7 +34,7 @@ from pipelines.read_plan import (
     slices_for,
 )
 from pipelines.table_spec import DOCUMENT_PATH_COLUMN, TableSpec
-from pipelines.windows import TableWindow
+from pipelines.windows import TableWindow, change_query_field
 
 READS = "reads"
 #: Count aggregations in flight at once per table.
@@ -60,12 +60,9 @@ class _ChangeRangesFn(beam.DoFn):
 
     def process(self, window: TableWindow) -> Iterator[FieldRange]:
         spec = self._specs[window.table]
-        if window.watermark is None:  # a table without a change field, outside intraday
+        field = change_query_field(spec, window)
+        if field is None:  # a table without a change field, outside intraday
             return
-        # An intraday run's "changes" of a table without a change field: its new
-        # documents, found by their partition value (about now).
-        column = spec.partition_column if window.change_by_partition else spec.change_field
-        field = spec.column(column).source[0]
         # Counted first (one read per 1,000 documents) so that a quiet night is
         # one query, not --num_splits mostly empty ones.
         changed = fs.count_range(
