@@ -241,7 +241,7 @@ def render_intraday(n: dict[str, Any]) -> str:
         lines.append(
             f"{h['history_days']:>7}d{h['documents_seeded']:>8}{t['runs']:>6}"
             f"{_median_max(r['documents_changed'], '.0f'):>13}"
-            f"{_median_max(r['reads_per_changed'], '.2f'):>15}"
+            f"{_median_max(r['reads_per_changed'], '.3f'):>15}"
             f"{t['documents_changed']:>14}{t['documents_returned']:>10}"
             f"{h['reads_per_changed'] or 0:>15.3f}"
             f"{_median_max(r['count_queries'], '.0f'):>15}"
@@ -257,8 +257,8 @@ def render_intraday(n: dict[str, Any]) -> str:
         "one's (each once); reads = documents returned (the run's summary); day: the "
         "totals over all runs, reads/changed = returned / changed",
         "  re-read on top of changed = documents changed within the clock allowance before "
-        "the previous snapshot (the change query starts that long before it); every run "
-        "returned exactly what the writes say it must",
+        "the previous snapshot (the change query starts that long before it); each run is "
+        "checked to return exactly what the writes say it must (NOT AS EXPECTED otherwise)",
         "  count() q = aggregations: the drift check of today and the --verify_days before it "
         "and the change query's count, per table (_sync_runs), + the snapshot estimate's one "
         "per table; count() reads = their billed reads (1 per 1,000 documents counted, at "
