@@ -298,6 +298,8 @@ def run_record(
         for n in names
     )
     pipeline_queries = sum(t["count_queries"] for t in tables.values())
+    # Main's located delete reads each changed document's previous version (one read each).
+    previous_reads = sum(int(t.get("previous_reads") or 0) for t in tables.values())
     startup, built = done.seconds_to("first_firestore_read"), done.seconds_to("pipeline_built")
     drift = {n: t["drift_days"] for n, t in tables.items() if t.get("drift_days")}
     record = {
@@ -311,6 +313,10 @@ def run_record(
         "documents_expected": sum(expected.values()),
         "re_read": returned - len(changed),
         "reads_per_changed": round(returned / len(changed), 4) if changed else None,
+        "previous_reads": previous_reads,
+        "all_reads_per_changed": (
+            round((returned + previous_reads) / len(changed), 4) if changed else None
+        ),
         "count_queries": pipeline_queries + estimate_queries,
         "count_queries_pipeline": pipeline_queries,
         "count_reads": count_reads,
@@ -375,7 +381,9 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     done = [r for r in runs if "documents_returned" in r]
     changed = sum(r["documents_changed"] for r in done)
     returned = sum(r["documents_returned"] for r in done)
-    keys = ("reads_per_changed", "documents_changed", "documents_returned", "count_queries",
+    previous = sum(r["previous_reads"] for r in done)
+    keys = ("reads_per_changed", "all_reads_per_changed", "previous_reads", "documents_changed",
+            "documents_returned", "count_queries",
             "count_reads", "wall_seconds", "startup_seconds", "startup_share",
             "pre_pipeline_seconds", "interval_seconds")  # fmt: skip
     return {
@@ -385,11 +393,13 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "documents_changed": changed,
             "documents_returned": returned,
             "re_read": returned - changed,
+            "previous_reads": previous,
             "count_queries": sum(r["count_queries"] for r in done),
             "count_reads": sum(r["count_reads"] for r in done),
             "wall_seconds": round(sum(r["wall_seconds"] for r in done), 2),
         },
         "reads_per_changed": round(returned / changed, 4) if changed else None,
+        "all_reads_per_changed": round((returned + previous) / changed, 4) if changed else None,
     }
 
 
@@ -411,6 +421,8 @@ def measure_intraday(args: argparse.Namespace, emu: Any, log_dir: Path) -> dict[
     emu.reset_firestore()
     ratios = [h.get("reads_per_changed") for h in histories]
     worst = None if None in ratios else max(ratios, default=None)
+    every = [h.get("all_reads_per_changed") for h in histories]
+    worst_all = None if None in every else max(every, default=None)
     return {
         "hours": args.intraday_hours,
         "new_per_hour": args.intraday_new,
@@ -422,9 +434,11 @@ def measure_intraday(args: argparse.Namespace, emu: Any, log_dir: Path) -> dict[
         "runner": "in_memory (the pipeline's default DirectRunner set-up)",
         "histories": histories,
         "reads_per_changed": worst,
+        "all_reads_per_changed": worst_all,
         "target": {
             "reads_per_changed_document": TARGET_READS_PER_CHANGED,
             "met": worst is not None and worst <= TARGET_READS_PER_CHANGED,
+            "all_met": worst_all is not None and worst_all <= TARGET_READS_PER_CHANGED,
         },
         "ok": all(h["ok"] for h in histories),
     }

@@ -228,7 +228,8 @@ def render_intraday(n: dict[str, Any]) -> str:
         f"(5 min -> {n['clock_skew_seconds']:g} s); per run: median (max)",
         "",
         f"{'history':>8}{'docs':>8}{'runs':>6}{'changed/run':>13}{'reads/changed':>15}"
-        f"{'day: changed':>14}{'returned':>10}{'reads/changed':>15}{'count() q/run':>15}"
+        f"{'day: changed':>14}{'returned':>10}{'reads/changed':>15}{'prev reads':>12}"
+        f"{'all/changed':>13}{'count() q/run':>15}"
         f"{'count() reads/run':>19}{'wall s/run':>16}{'start-up s':>14}{'start-up share':>16}"
         f"{'= rebuild':>11}",
     ]
@@ -244,6 +245,7 @@ def render_intraday(n: dict[str, Any]) -> str:
             f"{_median_max(r['reads_per_changed'], '.3f'):>15}"
             f"{t['documents_changed']:>14}{t['documents_returned']:>10}"
             f"{h['reads_per_changed'] or 0:>15.3f}"
+            f"{t.get('previous_reads', 0):>12}{h.get('all_reads_per_changed') or 0:>13.3f}"
             f"{_median_max(r['count_queries'], '.0f'):>15}"
             f"{_median_max(r['count_reads'], '.0f'):>19}"
             f"{_median_max(r['wall_seconds'], '.1f'):>16}"
@@ -259,6 +261,9 @@ def render_intraday(n: dict[str, Any]) -> str:
         "  re-read on top of changed = documents changed within the clock allowance before "
         "the previous snapshot (the change query starts that long before it); each run is "
         "checked to return exactly what the writes say it must (NOT AS EXPECTED otherwise)",
+        "  prev reads = previous versions of changed documents read to find their old rows "
+        "(one read each, _sync_runs previous_reads); all/changed = (returned + prev reads) / "
+        "changed",
         "  count() q = aggregations: the drift check of today and the --verify_days before it "
         "and the change query's count, per table (_sync_runs), + the snapshot estimate's one "
         "per table; count() reads = their billed reads (1 per 1,000 documents counted, at "
@@ -275,6 +280,12 @@ def render_intraday(n: dict[str, Any]) -> str:
         f"{'n/a' if worst is None else f'{worst:.3f}'} <= {t['reads_per_changed_document']:.2f}: "
         f"{verdict}"
     )
+    every = n.get("all_reads_per_changed")
+    if every is not None:
+        lines.append(
+            f"  with previous versions: worst history {every:.3f} <= "
+            f"{t['reads_per_changed_document']:.2f}: {'PASS' if t.get('all_met') else 'FAIL'}"
+        )
     return "\n".join(lines)
 
 
