@@ -140,6 +140,12 @@ def test_benchmark_intraday_scenario_reports_reads_per_changed_document(tmp_path
         assert r["ok"] and r["documents_returned"] == r["documents_expected"]
         assert r["documents_returned"] == r["documents_changed"] + r["re_read"]
         assert r["re_read"] >= 0 and not r["drift_days"]
+        # At most one previous-version read per edit (an edit of a document that
+        # existed at the last snapshot); new documents need none.
+        assert 0 <= r["previous_reads"] <= r["documents_edited"]
+        assert r["all_reads_per_changed"] == round(
+            (r["documents_returned"] + r["previous_reads"]) / r["documents_changed"], 4
+        )
         # Five tables: the change query's count and today + 35 verified days, and the
         # snapshot estimate's count, each.
         assert r["count_queries"] == 5 * (1 + 36) + 5 <= r["count_reads"]
