@@ -22,6 +22,8 @@ def test_help_exits_0_and_names_every_scenario():
     assert done.returncode == 0, done.stderr
     assert "Prove the speed" in done.stdout
     assert "backfill" in done.stdout and "nightly" in done.stdout
+    assert "{backfill,nightly,intraday,all}" in done.stdout
+    assert "--intraday-hours" in done.stdout and "--intraday-hour-seconds" in done.stdout
     assert "30% of them also move" in done.stdout  # a percent sign in a help string
 
 
@@ -31,12 +33,22 @@ def test_defaults_parse_into_runner_configurations():
         "in_memory", "multi_threading:2", "multi_processing:2"
     ]  # fmt: skip
     assert args.scenario == "backfill" and args.nightly_histories == [14, 90, 365]
+    assert args.intraday_histories == [14, 365] and args.intraday_hours == 24
+    assert (args.intraday_new, args.intraday_edits) == (50, 5)
+
+
+def test_intraday_options_parse():
+    args = parse_args(["--scenario", "intraday", "--intraday-histories", "365,14,14",
+                       "--intraday-hours", "2", "--intraday-hour-seconds", "10"])  # fmt: skip
+    assert args.scenario == "intraday" and args.intraday_histories == [14, 365]
+    assert args.intraday_hours == 2 and args.intraday_hour_seconds == 10.0
 
 
 @pytest.mark.parametrize(
     "argv",
     [["--workers", "in_memory:2"], ["--nightly-histories", "1"], ["--docs", "0"],
-     ["--nightly-edit-share", "2"]],
+     ["--nightly-edit-share", "2"], ["--scenario", "hourly"], ["--intraday-histories", "1"],
+     ["--intraday-hours", "0"], ["--intraday-new", "0"], ["--intraday-hour-seconds", "1"]],
 )  # fmt: skip
 def test_bad_values_are_a_usage_error(argv, capsys):
     with pytest.raises(SystemExit) as exit_:

@@ -112,3 +112,54 @@ def test_benchmark_nightly_scenario_reports_reads_per_needed_document(tmp_path):
                    "targets:", "statement bytes", "scan KB", "machine:", "command"):  # fmt: skip
         assert needle in text, needle
     assert not (tmp_path / "emu" / "state.json").exists()  # emulators stopped
+
+
+@pytest.mark.integration
+def test_benchmark_intraday_scenario_reports_reads_per_changed_document(tmp_path):
+    out = tmp_path / "intraday.json"
+    cmd = [
+        sys.executable, "scripts/benchmark.py", "--scenario", "intraday",
+        "--intraday-histories", "3", "--intraday-hours", "2", "--docs", "150",
+        "--intraday-new", "10", "--intraday-edits", "2", "--intraday-hour-seconds", "8",
+        "--json", str(out), "--state-dir", str(tmp_path / "emu"),
+    ]  # fmt: skip
+    result = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr[-4000:]
+    report = json.loads(out.read_text())
+    assert report["valid"] and report["scenario"] == "intraday"
+
+    intraday = report["intraday"]
+    [history] = intraday["histories"]
+    assert intraday["ok"] and history["ok"] and history["history_days"] == 3
+    assert history["rebuild"]["equal"], history["rebuild"]
+    runs = history["runs"]
+    assert [r["hour"] for r in runs] == [1, 2]
+    for r in runs:
+        # Each run returned exactly what the writes say: the changes since the last
+        # snapshot, and those within the (scaled) clock allowance before it.
+        assert r["ok"] and r["documents_returned"] == r["documents_expected"]
+        assert r["documents_returned"] == r["documents_changed"] + r["re_read"]
+        assert r["re_read"] >= 0 and not r["drift_days"]
+        # At most one previous-version read per edit (an edit of a document that
+        # existed at the last snapshot); new documents need none.
+        assert 0 <= r["previous_reads"] <= r["documents_edited"]
+        assert r["all_reads_per_changed"] == round(
+            (r["documents_returned"] + r["previous_reads"]) / r["documents_changed"], 4
+        )
+        # Five tables: the change query's count and today + 35 verified days, and the
+        # snapshot estimate's count, each.
+        assert r["count_queries"] == 5 * (1 + 36) + 5 <= r["count_reads"]
+        assert 0 < r["startup_seconds"] < r["pre_pipeline_seconds"] < r["wall_seconds"]
+        assert r["startup_share"] == round(r["startup_seconds"] / r["wall_seconds"], 4)
+    totals = history["totals"]
+    assert totals["documents_changed"] == sum(r["documents_changed"] for r in runs) > 0
+    assert history["reads_per_changed"] == round(
+        totals["documents_returned"] / totals["documents_changed"], 4
+    )
+    assert intraday["reads_per_changed"] == history["reads_per_changed"]
+
+    text = result.stdout
+    for needle in ("intraday runs", "reads/changed", "count() reads/run", "start-up share",
+                   "target:", "machine:", "command"):  # fmt: skip
+        assert needle in text, needle
+    assert not (tmp_path / "emu" / "state.json").exists()  # emulators stopped

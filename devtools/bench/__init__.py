@@ -1,8 +1,10 @@
 """The benchmark behind `scripts/benchmark.py`: the sync against a hand-made floor and a naive
-baseline, and the incremental nightly against history length, on the emulators.
+baseline, and the incremental nightly and hourly intraday runs against history length, on
+the emulators.
 
 It starts its own Firestore emulator and bqemulator (``devtools.emulators``) in a
-fresh state dir and runs one or both scenarios (``--scenario``):
+fresh state dir and runs one or more scenarios (``--scenario``; ``all`` is backfill
+and nightly):
 
 backfill (:mod:`.backfill`, the default)
     Seeds ``--docs`` documents over the five collections (many users, 14 days),
@@ -32,6 +34,13 @@ nightly (:mod:`.nightly`)
     ``--nightly-deletes`` hard deletes, to show the drift check. Every run's
     tables are checked against Firestore, day by day. ``nightly.*`` in the
     report is this scenario only.
+intraday (:mod:`.intraday`)
+    For each ``--intraday-histories`` length: ``--docs`` documents over the
+    history, one nightly, then ``--intraday-hours`` hourly ``--intraday`` runs
+    while ``--intraday-new`` new documents and ``--intraday-edits`` edits an hour
+    trickle in, an hour compressed into ``--intraday-hour-seconds``: reads per
+    changed document, ``count()`` reads, wall time and its start-up share per
+    run; the tables then equal a full rebuild at the last snapshot.
 
 Every figure comes from what the run itself reports (:mod:`.sync_run`): its
 ``_sync_runs`` row for a run that writes, its Beam counters for a dry run;

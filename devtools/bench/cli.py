@@ -21,11 +21,17 @@ from devtools.bench.seeding import MOVED_SHARE
 
 DEFAULT_WORKERS = "in_memory,multi_threading:2,multi_processing:2"
 DEFAULT_HISTORIES = "14,90,365"
+DEFAULT_INTRADAY_HISTORIES = "14,365"
 
 
 def parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--docs", type=int, default=20_000, help="Documents to seed.")
+    parser.add_argument(
+        "--docs",
+        type=int,
+        default=20_000,
+        help="Documents to seed (intraday: spread over each of --intraday-histories).",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="Runs of each; medians reported.")
     parser.add_argument("--json", type=Path, help="Also write the results here as JSON.")
     parser.add_argument(
@@ -56,11 +62,13 @@ def parser(description: str) -> argparse.ArgumentParser:
     )
     nightly.add_argument(
         "--scenario",
-        choices=("backfill", "nightly", "all"),
+        choices=("backfill", "nightly", "intraday", "all"),
         default="backfill",
         help="backfill: floor, pipeline and naive on --docs documents, and a one-day full "
         "dry run (default); nightly: the incremental nightly over each --nightly-histories; "
-        "all: both.",
+        "intraday: hourly --intraday runs over a day of trickled changes, over each "
+        "--intraday-histories (about 15 minutes a history at the defaults); all: backfill "
+        "and nightly (not intraday, which runs in real time).",
     )
     nightly.add_argument(
         "--nightly-histories",
@@ -96,22 +104,59 @@ def parser(description: str) -> argparse.ArgumentParser:
         "--verify_days",
         type=int,
         default=35,
-        help="Passed to every nightly run (the pipeline's default is 35).",
+        help="Passed to every nightly and intraday run (the pipeline's default is 35).",
+    )
+    intraday = parser.add_argument_group(
+        "intraday scenario",
+        "Hourly --intraday runs over one day, changes trickling in between, after one nightly.",
+    )
+    intraday.add_argument(
+        "--intraday-histories",
+        default=DEFAULT_INTRADAY_HISTORIES,
+        help="Comma-separated days of history, each measured on its own (default "
+        f"{DEFAULT_INTRADAY_HISTORIES}).",
+    )
+    intraday.add_argument(
+        "--intraday-hours", type=int, default=24, help="Hourly runs (default 24: a day)."
+    )
+    intraday.add_argument(
+        "--intraday-new", type=int, default=50, help="New documents an hour (default 50)."
+    )
+    intraday.add_argument(
+        "--intraday-edits",
+        type=int,
+        default=5,
+        help="Edits of existing documents with a change field, an hour (default 5).",
+    )
+    intraday.add_argument(
+        "--intraday-hour-seconds",
+        type=float,
+        default=30.0,
+        help="Real seconds one simulated hour lasts; the planner's 5-minute clock allowance "
+        "is scaled by the same factor (default 30).",
     )
     return parser
+
+
+def _days(parsed: argparse.ArgumentParser, text: str, option: str) -> list[int]:
+    try:
+        days = sorted({int(d) for d in text.split(",") if d.strip()})
+    except ValueError:
+        parsed.error(f"{option} takes comma-separated day counts")
+    if not days or min(days) < 2:
+        parsed.error(f"{option} needs day counts of 2 or more")
+    return days
 
 
 def parse_args(argv: list[str] | None, description: str = "") -> argparse.Namespace:
     parsed = parser(description)
     args = parsed.parse_args(argv)
-    try:
-        args.nightly_histories = sorted(
-            {int(d) for d in args.nightly_histories.split(",") if d.strip()}
-        )
-    except ValueError:
-        parsed.error("--nightly-histories takes comma-separated day counts")
-    if not args.nightly_histories or min(args.nightly_histories) < 2:
-        parsed.error("--nightly-histories needs day counts of 2 or more")
+    args.nightly_histories = _days(parsed, args.nightly_histories, "--nightly-histories")
+    args.intraday_histories = _days(parsed, args.intraday_histories, "--intraday-histories")
+    if args.intraday_hours < 1 or args.intraday_new < 1 or args.intraday_edits < 0:
+        parsed.error("--intraday-hours and --intraday-new must be positive, --intraday-edits >= 0")
+    if args.intraday_hour_seconds < 5:
+        parsed.error("--intraday-hour-seconds must be at least 5")
     if args.nightly_per_day < 1 or args.verify_days < 1 or args.nightly_deletes < 0:
         parsed.error("--nightly-per-day and --verify_days must be positive")
     if not 0 < args.nightly_edit_share <= 1:
@@ -132,8 +177,24 @@ def parse_args(argv: list[str] | None, description: str = "") -> argparse.Namesp
     return args
 
 
+def _report_without_backfill(args: argparse.Namespace, emu: Any) -> dict[str, Any]:
+    """The report's common part when the backfill (which writes it) did not run."""
+    from devtools.bench.process import machine, python_startup_seconds
+
+    env = {**os.environ, **emu.env()}
+    return {
+        "command": args.command,
+        "cwd": str(Path.cwd()),
+        "machine": machine(),
+        "python_startup_seconds": round(python_startup_seconds(env), 3),
+        "valid": True,
+        "failed_configs": [],
+    }
+
+
 def run_scenarios(args: argparse.Namespace, emu: Any, log_dir: Path) -> dict[str, Any]:
-    """The backfill scenario, the nightly one, or both (``--scenario``).
+    """The backfill scenario, the nightly one, both (``all``), or the intraday one
+    (``--scenario``).
 
     ``one_day_full`` is the backfill's one-day full dry run; ``nightly`` is only
     ever the incremental scenario's.
@@ -145,23 +206,19 @@ def run_scenarios(args: argparse.Namespace, emu: Any, log_dir: Path) -> dict[str
         report = run_backfill(args, emu, log_dir)
     if args.scenario in ("nightly", "all"):
         from devtools.bench.nightly import measure_nightly
-        from devtools.bench.process import machine, python_startup_seconds
 
         nightly = measure_nightly(args, emu, log_dir)
-        if report:
-            report["valid"] = report["valid"] and nightly["ok"]
-        else:
-            env = {**os.environ, **emu.env()}
-            report = {
-                "command": args.command,
-                "cwd": str(Path.cwd()),
-                "machine": machine(),
-                "python_startup_seconds": round(python_startup_seconds(env), 3),
-                "valid": nightly["ok"],
-                "failed_configs": [],
-            }
-        report["scenario"] = args.scenario
+        report = report or _report_without_backfill(args, emu)
+        report["valid"] = report["valid"] and nightly["ok"]
         report["nightly"] = nightly
+    if args.scenario == "intraday":
+        from devtools.bench.intraday import measure_intraday
+
+        intraday = measure_intraday(args, emu, log_dir)
+        report = _report_without_backfill(args, emu)
+        report["valid"] = intraday["ok"]
+        report["intraday"] = intraday
+    report["scenario"] = args.scenario
     return report
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pipelines import bigquery as bq
-from pipelines.table_spec import TableSpec
+from pipelines.table_spec import DOCUMENT_PATH_COLUMN, RUN_METADATA_COLUMNS, TableSpec
 from pipelines.tables import definition, ensure
 
 
@@ -32,3 +32,14 @@ def rows_per_table_day(
         )
         out[spec.name] = {r["day"]: r["n"] for r in bq.run_query(client, sql).result()}
     return out
+
+
+def table_rows(client: Any, dataset: str, table: str) -> list[dict[str, Any]]:
+    """Every row of a table without the run's own columns, in document path order:
+    two datasets synced from the same snapshot by different runs compare equal."""
+    sql = f"SELECT * FROM {bq.table_sql(client.project, dataset, table)}"
+    rows = [dict(r) for r in bq.run_query(client, sql).result()]
+    for row in rows:
+        for column in RUN_METADATA_COLUMNS:
+            row.pop(column, None)
+    return sorted(rows, key=lambda r: (str(r.get(DOCUMENT_PATH_COLUMN) or ""), str(r)))

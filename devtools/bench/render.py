@@ -212,6 +212,83 @@ def _kb(h: dict[str, Any], key: str) -> str:
     return "n/a" if scan.get(key) is None else f"{scan[key] / 1024:.1f}"
 
 
+def _median_max(stats: dict[str, float | None], fmt: str) -> str:
+    if stats["median"] is None:
+        return "n/a"
+    return f"{stats['median']:{fmt}} ({stats['max']:{fmt}})"
+
+
+def render_intraday(n: dict[str, Any]) -> str:
+    """The intraday table: one row per history, per run as median (max), and the day's totals."""
+    lines = [
+        f"intraday runs: after one nightly, {n['hours']} hourly --intraday runs while "
+        f"{n['new_per_hour']} new documents and {n['edits_per_hour']} edits an hour trickle in "
+        f"(--docs {n['docs']} over each history; --verify_days {n['verify_days']}; {n['runner']})",
+        f"  one hour = {n['hour_seconds']:g} s real, the clock allowance scaled with it "
+        f"(5 min -> {n['clock_skew_seconds']:g} s); per run: median (max)",
+        "",
+        f"{'history':>8}{'docs':>8}{'runs':>6}{'changed/run':>13}{'reads/changed':>15}"
+        f"{'day: changed':>14}{'returned':>10}{'reads/changed':>15}{'prev reads':>12}"
+        f"{'all/changed':>13}{'count() q/run':>15}"
+        f"{'count() reads/run':>19}{'wall s/run':>16}{'start-up s':>14}{'start-up share':>16}"
+        f"{'= rebuild':>11}",
+    ]
+    for h in n["histories"]:
+        if not h.get("runs") or "per_run" not in h:
+            lines.append(f"{h['history_days']:>7}d  FAILED: {h.get('error') or h['nightly']}")
+            continue
+        r, t = h["per_run"], h["totals"]
+        rebuild = h.get("rebuild", {}).get("equal")
+        lines.append(
+            f"{h['history_days']:>7}d{h['documents_seeded']:>8}{t['runs']:>6}"
+            f"{_median_max(r['documents_changed'], '.0f'):>13}"
+            f"{_median_max(r['reads_per_changed'], '.3f'):>15}"
+            f"{t['documents_changed']:>14}{t['documents_returned']:>10}"
+            f"{h['reads_per_changed'] or 0:>15.3f}"
+            f"{t.get('previous_reads', 0):>12}{h.get('all_reads_per_changed') or 0:>13.3f}"
+            f"{_median_max(r['count_queries'], '.0f'):>15}"
+            f"{_median_max(r['count_reads'], '.0f'):>19}"
+            f"{_median_max(r['wall_seconds'], '.1f'):>16}"
+            f"{_median_max(r['startup_seconds'], '.1f'):>14}"
+            f"{_median_max(r['startup_share'], '.0%'):>16}"
+            f"{'yes' if rebuild else 'NO':>11}"
+            + ("" if h["ok"] else f"  NOT AS EXPECTED {h.get('error') or ''}".rstrip())
+        )
+    lines += [
+        "  changed = documents created or edited between the previous run's snapshot and this "
+        "one's (each once); reads = documents returned (the run's summary); day: the "
+        "totals over all runs, reads/changed = returned / changed",
+        "  re-read on top of changed = documents changed within the clock allowance before "
+        "the previous snapshot (the change query starts that long before it); each run is "
+        "checked to return exactly what the writes say it must (NOT AS EXPECTED otherwise)",
+        "  prev reads = previous versions of changed documents read to find their old rows "
+        "(one read each, _sync_runs previous_reads); all/changed = (returned + prev reads) / "
+        "changed",
+        "  count() q = aggregations: the drift check of today and the --verify_days before it "
+        "and the change query's count, per table (_sync_runs), + the snapshot estimate's one "
+        "per table; count() reads = their billed reads (1 per 1,000 documents counted, at "
+        "least 1 per query)",
+        "  start-up = launch to the run's first Firestore request (interpreter, imports, "
+        "options); share = start-up / wall; = rebuild: every table equals a full rebuild at "
+        "the last run's snapshot, row for row",
+    ]
+    t = n["target"]
+    worst = n["reads_per_changed"]
+    verdict = "PASS" if t["met"] else "FAIL"
+    lines.append(
+        f"target: reads per changed document over the day, worst history "
+        f"{'n/a' if worst is None else f'{worst:.3f}'} <= {t['reads_per_changed_document']:.2f}: "
+        f"{verdict}"
+    )
+    every = n.get("all_reads_per_changed")
+    if every is not None:
+        lines.append(
+            f"  with previous versions: worst history {every:.3f} <= "
+            f"{t['reads_per_changed_document']:.2f}: {'PASS' if t.get('all_met') else 'FAIL'}"
+        )
+    return "\n".join(lines)
+
+
 def render(report: dict[str, Any]) -> str:
     """The whole printed report, for whichever scenarios ran."""
     if "rows" in report:
@@ -219,12 +296,18 @@ def render(report: dict[str, Any]) -> str:
         if "nightly" in report:
             text += "\n\n" + render_nightly(report["nightly"])
         return text
+    scenario = render_nightly(report["nightly"]) if "nightly" in report else ""
+    if "intraday" in report:
+        scenario = render_intraday(report["intraday"])
     lines = [
-        render_nightly(report["nightly"]),
+        scenario,
         f"every run is a new process: python + imports alone "
         f"{report['python_startup_seconds']:.2f}s",
         *_machine_lines(report),
     ]
     if not report["valid"]:
-        lines.append("INVALID: a nightly run failed or its tables or reads were not as expected")
+        lines.append(
+            f"INVALID: a {report['scenario']} run failed or its tables or reads were not as "
+            "expected"
+        )
     return "\n".join(lines)

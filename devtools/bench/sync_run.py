@@ -1,6 +1,7 @@
 """Run the sync as the benchmark measures it, and read back what the run itself reported.
 
-    python -m devtools.bench.sync_run OUT.json [--now ISO-TIME] -- SYNC ARGUMENTS
+    python -m devtools.bench.sync_run OUT.json [--now ISO-TIME] [--clock-skew-seconds S]
+        -- SYNC ARGUMENTS
 
 is the sync's own ``main`` (same exit status, same one-line errors) that also
 writes the summary its ``run`` returned to ``OUT.json``: a run that writes is
@@ -9,6 +10,14 @@ summarised from its ``_sync_runs`` row, a dry run from its Beam counters
 day is "yesterday"); the Firestore snapshot stays the real clock. The benchmark
 reads these files and ``_sync_runs``, never the console text, so a change to
 the printed summary cannot break it.
+
+The summary also holds ``marks``: the wall-clock times (epoch seconds) at which
+the run reached its phases: ``main`` (interpreter up, before importing the
+sync), ``first_firestore_read`` (the reachability probe, the run's first
+Firestore request) and ``pipeline_built`` (planning done, the Beam graph
+constructed). ``--clock-skew-seconds`` replaces the planner's clock allowance
+(``pipelines.windows.CLOCK_SKEW``, 5 minutes) for this run only: the intraday
+scenario compresses an hour into seconds and scales the allowance with it.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ import dataclasses
 import datetime
 import json
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +46,8 @@ class SyncRun:
     #: :func:`summary_record` of the run's summary; None when it ended without one.
     summary: dict[str, Any] | None
     error: str | None
+    #: Wall-clock time (epoch seconds) the process was launched, for the ``marks``.
+    launched_at: float = 0.0
 
     @property
     def run_id(self) -> str | None:
@@ -51,6 +63,11 @@ class SyncRun:
     def documents_returned(self) -> int | None:
         return self.summary["documents_returned"] if self.summary else None
 
+    def seconds_to(self, mark: str) -> float | None:
+        """Seconds from launch to a phase of the run (see the module docstring)."""
+        at = (self.summary or {}).get("marks", {}).get(mark)
+        return None if at is None else at - self.launched_at
+
 
 def summary_record(summary: Any) -> dict[str, Any]:
     """A :class:`pipelines.summary.RunSummary` as JSON-ready data."""
@@ -65,22 +82,30 @@ def summary_record(summary: Any) -> dict[str, Any]:
     }
 
 
-def command(out: Path, sync_args: Sequence[str], now: datetime.datetime | None = None) -> list[str]:
+def command(
+    out: Path, sync_args: Sequence[str], now: datetime.datetime | None = None,
+    clock_skew: datetime.timedelta | None = None,
+) -> list[str]:  # fmt: skip
     """The command line of one sync run writing its summary to ``out``."""
     when = ["--now", now.isoformat()] if now else []
+    if clock_skew is not None:
+        when += ["--clock-skew-seconds", repr(clock_skew.total_seconds())]
     return [sys.executable, "-m", "devtools.bench.sync_run", str(out), *when, "--", *sync_args]
 
 
 def run(
     sync_args: Sequence[str], env: dict[str, str], log_dir: Path, name: str,
-    now: datetime.datetime | None = None,
+    now: datetime.datetime | None = None, clock_skew: datetime.timedelta | None = None,
 ) -> SyncRun:  # fmt: skip
     """Run the sync once, sampled (:func:`devtools.bench.process.run_sampled`)."""
     out = log_dir / f"{name}.summary.json"
     out.unlink(missing_ok=True)
-    sampled = run_sampled(command(out, sync_args, now), env, log_dir, name)
+    launched = time.time()
+    sampled = run_sampled(command(out, sync_args, now, clock_skew), env, log_dir, name)
     summary = json.loads(out.read_text()) if out.exists() else None
-    done = SyncRun(sampled.exit_code, sampled.wall_seconds, sampled.peak_rss_bytes, summary, None)
+    done = SyncRun(
+        sampled.exit_code, sampled.wall_seconds, sampled.peak_rss_bytes, summary, None, launched
+    )
     if done.ok:
         return done
     return dataclasses.replace(done, error=failure_cause(sampled.stderr.read_text()))
@@ -112,6 +137,7 @@ def audit_entries(client: Any, dataset: str, run_id: str) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    marks = {"main": time.time()}
     args = list(sys.argv[1:] if argv is None else argv)
     split = args.index("--") if "--" in args else len(args)
     parser = argparse.ArgumentParser(
@@ -121,18 +147,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--now", type=datetime.datetime.fromisoformat, help="The moment the run acts as of."
     )
+    parser.add_argument(
+        "--clock-skew-seconds", type=float, help="The planner's clock allowance for this run."
+    )
     options = parser.parse_args(args[:split])
 
     from pipelines import firestore_to_bq as sync
+    from pipelines import reachability, windows
 
-    run_sync = sync.run
+    if options.clock_skew_seconds is not None:
+        windows.CLOCK_SKEW = datetime.timedelta(seconds=options.clock_skew_seconds)
+    run_sync, check, build = sync.run, reachability.check, sync.build
+
+    def checked(config: Any) -> None:
+        marks.setdefault("first_firestore_read", time.time())
+        check(config)
+
+    def built(*a: Any, **kw: Any) -> None:
+        build(*a, **kw)
+        marks.setdefault("pipeline_built", time.time())
 
     def recorded(sync_argv: Sequence[str] | None = None, now: Any = None) -> Any:
         summary = run_sync(sync_argv, now=now or options.now)
-        options.out.write_text(json.dumps(summary_record(summary), default=str) + "\n")
+        record = {**summary_record(summary), "marks": marks}
+        options.out.write_text(json.dumps(record, default=str) + "\n")
         return summary
 
-    sync.run = recorded  # main's own error handling and exit status stay as they are
+    # Wrapped, not changed: main's own error handling and exit status stay as they are.
+    sync.run, sync.build, reachability.check = recorded, built, checked
     return sync.main(args[split + 1 :], now=options.now)
 
 
