@@ -301,18 +301,30 @@ def write_audit_row(config: SyncConfig, row: Mapping[str, Any]) -> None:
 def read_audit_row(config: SyncConfig) -> dict[str, Any] | None:
     """The run's verdict row, if the pipeline got as far as writing it."""
     client = bq.make_client(config.project, config.location)
+    rows = verdict_rows(client, config.dataset, config.run_id, started=config.started_at)
+    return rows[0] if rows else None
+
+
+def verdict_rows(
+    client: bigquery.Client,
+    dataset: str,
+    run_id: str,
+    started: datetime.datetime | None = None,
+) -> list[dict[str, Any]]:
+    """A run's verdict rows (not the ``running`` row it writes first), newest first.
+    ``started``: the run's start, which prunes ``_sync_runs`` to one partition."""
+    params = [bigquery.ScalarQueryParameter("run_id", "STRING", run_id)]
+    pruned = ""
+    if started is not None:
+        pruned = f" AND {PARTITION_COLUMN} = @started"
+        params.append(bigquery.ScalarQueryParameter("started", "TIMESTAMP", started))
     job = bq.run_query(
         client,
-        f"SELECT * FROM {bq.table_sql(config.project, config.dataset, TABLE)} "
-        f"WHERE run_id = @run_id AND status != '{RUNNING}' AND {PARTITION_COLUMN} = @started "
-        "ORDER BY finished_at DESC LIMIT 1",
-        query_parameters=[
-            bigquery.ScalarQueryParameter("run_id", "STRING", config.run_id),
-            bigquery.ScalarQueryParameter("started", "TIMESTAMP", config.started_at),
-        ],
+        f"SELECT * FROM {bq.table_sql(client.project, dataset, TABLE)} "
+        f"WHERE run_id = @run_id AND status != '{RUNNING}'{pruned} ORDER BY finished_at DESC",
+        query_parameters=params,
     )
-    rows = [dict(r) for r in job.result()]
-    return rows[0] if rows else None
+    return [dict(r) for r in job.result()]
 
 
 def succeeded_windows(

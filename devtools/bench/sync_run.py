@@ -114,19 +114,9 @@ def run(
 def audit_entries(client: Any, dataset: str, run_id: str) -> dict[str, Any]:
     """The run's ``_sync_runs`` verdict: its status, snapshot and per-table entries
     (not the ``running`` row every run writes first)."""
-    from google.cloud import bigquery
-
     from pipelines import audit
-    from pipelines import bigquery as bq
 
-    job = bq.run_query(
-        client,
-        "SELECT status, read_time, tables FROM "
-        f"{bq.table_sql(client.project, dataset, audit.TABLE)} WHERE run_id = @run_id "
-        f"AND status != '{audit.RUNNING}'",
-        query_parameters=[bigquery.ScalarQueryParameter("run_id", "STRING", run_id)],
-    )
-    rows = [dict(r) for r in job.result()]
+    rows = audit.verdict_rows(client, dataset, run_id)
     if len(rows) != 1:
         raise RuntimeError(f"{len(rows)} _sync_runs rows for run {run_id}")
     return {
