@@ -151,27 +151,23 @@ def build(pipeline: beam.Pipeline, config: SyncConfig, runner: str = "DirectRunn
                 retry_timeout=config.firestore_retry_timeout,
             )
         )
-    previous = []
+    previous = None  # the days changed documents were on, where they can be known
     if incremental:
         changed, read_plans = pipeline | "ReadIncremental" >> ReadIncremental(config, incremental)
         reads.append(changed)
         located = {w.table: w.located_at for w in incremental if w.located_at is not None}
         if located:
-            previous.append(
-                changed
-                | "PreviousDays"
-                >> PreviousDays(
-                    config.project,
-                    [config.tables_by_name[t] for t in located],
-                    located,
-                    database=config.database,
-                    retry_timeout=config.firestore_retry_timeout,
-                )
+            previous = changed | "PreviousDays" >> PreviousDays(
+                config.project,
+                [config.tables_by_name[t] for t in located],
+                located,
+                database=config.database,
+                retry_timeout=config.firestore_retry_timeout,
             )
     documents = reads[0] if len(reads) == 1 else tuple(reads) | "Documents" >> beam.Flatten()
     rows, tallies = documents | "ConvertDocuments" >> ConvertDocuments(config)
-    if previous:
-        tallies = (tallies, *previous) | "AllTallies" >> beam.Flatten()
+    if previous is not None:
+        tallies = (tallies, previous) | "AllTallies" >> beam.Flatten()
     plans = tallies | "PlanDays" >> PlanDays(config, read_plans)
     if not config.dry_run:
         commits = rows | "WriteBigQuery" >> WriteDayPartitions(config, plans)

@@ -127,6 +127,14 @@ class ReadEstimate:
     deadline: datetime.datetime
 
 
+def usable_until(
+    deadline: datetime.datetime, read_time: datetime.datetime, now: datetime.datetime
+) -> datetime.timedelta:
+    """Time left to read at ``read_time`` before ``deadline``, less the
+    :data:`START_ALLOWANCE` of its horizon."""
+    return (deadline - now) - (deadline - read_time) * START_ALLOWANCE
+
+
 def check_fits(
     documents: int,
     docs_per_second: float,
@@ -140,7 +148,7 @@ def check_fits(
     says what to do, given the share of the read that would fit."""
     seconds = documents / docs_per_second
     deadline = horizon.deadline(read_time)
-    usable = (deadline - now) - (deadline - read_time) * START_ALLOWANCE
+    usable = usable_until(deadline, read_time, now)
     estimate = ReadEstimate(documents, seconds, deadline)
     if datetime.timedelta(seconds=seconds) <= usable:
         return estimate
@@ -252,8 +260,7 @@ def located_in_time(
     """Whether Firestore still serves ``located_at`` when a read of ``seconds`` ends
     (less :data:`START_ALLOWANCE` of its horizon): previous versions are looked
     up there during the read."""
-    deadline = horizon.deadline(located_at)
-    usable = (deadline - now) - (deadline - located_at) * START_ALLOWANCE
+    usable = usable_until(horizon.deadline(located_at), located_at, now)
     return datetime.timedelta(seconds=seconds) <= usable
 
 
