@@ -8,9 +8,9 @@ from typing import Any
 
 from google.cloud import bigquery
 
+from devtools.bench.datasets import table_rows
 from pipelines import firestore_to_bq
 from pipelines.summary import RunSummary
-from pipelines.table_spec import RUN_METADATA_COLUMNS
 
 UTC = datetime.UTC
 PROJECT = "demo-project"
@@ -43,21 +43,6 @@ def sync(
     summary = firestore_to_bq.run(argv, now=now)
     assert summary.reconciles, summary.render()
     return summary
-
-
-def table_rows(
-    client: bigquery.Client, dataset: str, table: str, keep_run_metadata: bool = False
-) -> list[dict[str, Any]]:
-    """Every row of a table, ordered by document path, run metadata dropped."""
-    sql = f"SELECT * FROM `{client.project}.{dataset}.{table}`"
-    rows = [dict(r) for r in client.query(sql, timeout=60).result(timeout=60)]
-    if not keep_run_metadata:
-        for row in rows:
-            for column in RUN_METADATA_COLUMNS:
-                row.pop(column, None)
-    keys = {"_dead_letters": "document_path", "_sync_runs": "started_at"}
-    key = keys.get(table, "_document_path")
-    return sorted(rows, key=lambda r: (str(r.get(key) or ""), str(r)))
 
 
 def verdicts(client: bigquery.Client, dataset: str) -> list[dict[str, Any]]:

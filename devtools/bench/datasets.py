@@ -34,12 +34,21 @@ def rows_per_table_day(
     return out
 
 
-def table_rows(client: Any, dataset: str, table: str) -> list[dict[str, Any]]:
-    """Every row of a table without the run's own columns, in document path order:
-    two datasets synced from the same snapshot by different runs compare equal."""
+def table_rows(
+    client: Any, dataset: str, table: str, keep_run_metadata: bool = False
+) -> list[dict[str, Any]]:
+    """Every row of a table in key order (document path; a run's start for
+    ``_sync_runs``), the run's own columns dropped unless kept: two datasets
+    synced from the same snapshot by different runs compare equal."""
     sql = f"SELECT * FROM {bq.table_sql(client.project, dataset, table)}"
     rows = [dict(r) for r in bq.run_query(client, sql).result()]
-    for row in rows:
-        for column in RUN_METADATA_COLUMNS:
-            row.pop(column, None)
-    return sorted(rows, key=lambda r: (str(r.get(DOCUMENT_PATH_COLUMN) or ""), str(r)))
+    if not keep_run_metadata:
+        for row in rows:
+            for column in RUN_METADATA_COLUMNS:
+                row.pop(column, None)
+    key = ROW_KEYS.get(table, DOCUMENT_PATH_COLUMN)
+    return sorted(rows, key=lambda r: (str(r.get(key) or ""), str(r)))
+
+
+#: The column that orders the rows of the sync's own tables.
+ROW_KEYS = {"_dead_letters": "document_path", "_sync_runs": "started_at"}
