@@ -15,16 +15,22 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DOCS = 2000
 
 
-@pytest.mark.integration
-def test_benchmark_reports_rows_reads_rss_machine_and_command(tmp_path):
-    out = tmp_path / "bench.json"
-    cmd = [
-        sys.executable, "scripts/benchmark.py", "--docs", str(DOCS), "--repeat", "1",
-        "--naive-single-cap", "50", "--json", str(out), "--state-dir", str(tmp_path / "emu"),
-    ]  # fmt: skip
+def _benchmark(tmp_path: Path, name: str, *args: str) -> tuple[list[str], dict, str]:
+    """Run ``scripts/benchmark.py`` with ``args`` on its own emulators: the command,
+    its JSON report and its printed report (the run must exit 0)."""
+    out = tmp_path / f"{name}.json"
+    cmd = [sys.executable, "scripts/benchmark.py", *args, "--json", str(out),
+           "--state-dir", str(tmp_path / "emu")]  # fmt: skip
     result = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr[-4000:]
-    report = json.loads(out.read_text())
+    return cmd, json.loads(out.read_text()), result.stdout
+
+
+@pytest.mark.integration
+def test_benchmark_reports_rows_reads_rss_machine_and_command(tmp_path):
+    cmd, report, text = _benchmark(
+        tmp_path, "bench", "--docs", str(DOCS), "--repeat", "1", "--naive-single-cap", "50"
+    )
 
     rows = {r["name"]: r for r in report["rows"]}
     assert list(rows) == ["floor", "pipeline", "naive"]
@@ -63,7 +69,6 @@ def test_benchmark_reports_rows_reads_rss_machine_and_command(tmp_path):
     assert machine["python"] == ".".join(map(str, sys.version_info[:3]))
     assert report["command"].split()[1:] == cmd[1:]
 
-    text = result.stdout
     for needle in ("floor", "EXTRAPOLATED", "reads per document", "one-day full run",
                    "peak RSS", "machine:", "command"):  # fmt: skip
         assert needle in text, needle
@@ -72,15 +77,10 @@ def test_benchmark_reports_rows_reads_rss_machine_and_command(tmp_path):
 
 @pytest.mark.integration
 def test_benchmark_nightly_scenario_reports_reads_per_needed_document(tmp_path):
-    out = tmp_path / "nightly.json"
-    cmd = [
-        sys.executable, "scripts/benchmark.py", "--scenario", "nightly",
-        "--nightly-histories", "3,6", "--nightly-per-day", "20", "--nightly-deletes", "2",
-        "--no-nightly-warmup", "--json", str(out), "--state-dir", str(tmp_path / "emu"),
-    ]  # fmt: skip
-    result = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stdout + result.stderr[-4000:]
-    report = json.loads(out.read_text())
+    _, report, text = _benchmark(
+        tmp_path, "nightly", "--scenario", "nightly", "--nightly-histories", "3,6",
+        "--nightly-per-day", "20", "--nightly-deletes", "2", "--no-nightly-warmup",
+    )  # fmt: skip
     assert report["valid"] and report["scenario"] == "nightly"
 
     nightly = report["nightly"]
@@ -107,7 +107,6 @@ def test_benchmark_nightly_scenario_reports_reads_per_needed_document(tmp_path):
     assert isinstance(nightly["wall_ratio_longest_to_shortest"], float)
     assert isinstance(nightly["scan_ratio_longest_to_shortest"], float)
 
-    text = result.stdout
     for needle in ("nightly (incremental)", "reads/needed", "count queries", "hard deletes",
                    "targets:", "statement bytes", "scan KB", "machine:", "command"):  # fmt: skip
         assert needle in text, needle
@@ -116,16 +115,11 @@ def test_benchmark_nightly_scenario_reports_reads_per_needed_document(tmp_path):
 
 @pytest.mark.integration
 def test_benchmark_intraday_scenario_reports_reads_per_changed_document(tmp_path):
-    out = tmp_path / "intraday.json"
-    cmd = [
-        sys.executable, "scripts/benchmark.py", "--scenario", "intraday",
-        "--intraday-histories", "3", "--intraday-hours", "2", "--docs", "150",
-        "--intraday-new", "10", "--intraday-edits", "2", "--intraday-hour-seconds", "8",
-        "--json", str(out), "--state-dir", str(tmp_path / "emu"),
-    ]  # fmt: skip
-    result = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stdout + result.stderr[-4000:]
-    report = json.loads(out.read_text())
+    _, report, text = _benchmark(
+        tmp_path, "intraday", "--scenario", "intraday", "--intraday-histories", "3",
+        "--intraday-hours", "2", "--docs", "150", "--intraday-new", "10",
+        "--intraday-edits", "2", "--intraday-hour-seconds", "8",
+    )  # fmt: skip
     assert report["valid"] and report["scenario"] == "intraday"
 
     intraday = report["intraday"]
@@ -159,7 +153,6 @@ def test_benchmark_intraday_scenario_reports_reads_per_changed_document(tmp_path
     )
     assert intraday["reads_per_changed"] == history["reads_per_changed"]
 
-    text = result.stdout
     for needle in ("intraday runs", "reads/changed", "count() reads/run", "start-up share",
                    "target:", "machine:", "command"):  # fmt: skip
         assert needle in text, needle
