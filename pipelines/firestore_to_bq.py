@@ -363,6 +363,12 @@ def _failure(config: SyncConfig, runner: str, exc: BaseException) -> RunFailed:
             row = audit_row(config, runner, status, _committed_entries(config, landed), message)
             write_audit_row(config, row)
         drop_staging_tables(config)
+    except reachability.Unreachable as lost:
+        # BigQuery went away during the run (often why it failed): the probe's line
+        # names the server and what to do, which the runner's timeout does not.
+        _LOG.warning("could not record the failure: %s", lost)
+        if not interrupted:
+            message = f"{message}; then {lost}; the tables it had not committed are as before"
     except Exception as cleanup_exc:  # noqa: BLE001 - the original failure matters more
         _LOG.warning("could not record the failure: %s", _root_cause(cleanup_exc))
     if reachable:  # else the leases lapse at their expiry

@@ -142,6 +142,8 @@ def test_bigquery_lost_mid_stage_fails_within_2_minutes_and_the_run_stays_visibl
     assert "Traceback" not in out + err, err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, err
+    # The line says which server went away and what to do, not only the runner's timeout.
+    assert "BIGQUERY_EMULATOR_HOST" in errors[0] and "start the emulator" in errors[0], errors
     assert elapsed < 120, f"took {elapsed:.0f} s to give up on a lost BigQuery"
     assert {t: table_rows(bq_client, dataset, t) for t in SYNCED} == before
     runs = table_rows(bq_client, dataset, "_sync_runs", keep_run_metadata=True)
