@@ -95,10 +95,16 @@ class FaultProxy:
                     return
                 if not downstream and self.on_send is not None:
                     self.on_send(data)
-                dst.sendall(data)
-                if downstream and self._count(len(data)):
+                cut_at = self._count(len(data)) if downstream else None
+                if cut_at is not None:
+                    # Part of the chunk that crosses the line, then the reset: the
+                    # response those bytes belong to is broken mid-way, as by a
+                    # crashed peer (all of it first could let that call end cleanly,
+                    # and the reset hit only idle connections, which reconnect).
+                    dst.sendall(data[:cut_at])
                     self._cut()
                     return
+                dst.sendall(data)
         except OSError:
             pass
         finally:
@@ -113,16 +119,20 @@ class FaultProxy:
             self._seen_until_death -= 1
             return self._seen_until_death <= 0
 
-    def _count(self, n: int) -> bool:
+    def _count(self, n: int) -> int | None:
+        """Count ``n`` bytes sent down; where in them to cut (always before their
+        end), or None."""
         with self._lock:
+            before = self.bytes_down
             self.bytes_down += n
             if self._next_cut is None or self.cuts >= self.max_cuts:
-                return False
+                return None
             if self.bytes_down < self._next_cut:
-                return False
+                return None
             self.cuts += 1
+            cut_at = min(max(self._next_cut - before, 0), n - 1)
             self._next_cut = self.bytes_down + self.cut_every
-            return True
+            return cut_at
 
     def _cut(self) -> None:
         if self.on_cut:
