@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,9 +15,13 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is no
 
 
 def planned(*args: str) -> list[str]:
-    """The commands ``make -n`` would run (printed, not run)."""
+    """The commands ``make -n`` would run (printed, not run).
+
+    Run as a top-level make even under ``make unit``: a parent make's variables
+    would make this one print "Entering/Leaving directory" lines around them."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     done = subprocess.run(
-        ["make", "-n", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+        ["make", "-n", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, env=env
     )
     assert done.returncode == 0, done.stderr
     return done.stdout.splitlines()
