@@ -202,6 +202,8 @@ def _record(
     if (entry or {}).get("advances_watermark") or (entry is None and commit["advances_watermark"]):
         fact["watermark"] = run["read_time"]
     intraday = bool((entry or {}).get("intraday"))
+    if _fresh(entry, commit):
+        fact["fresh_read_time"] = run["read_time"]
     if intraday:
         fact["intraday_read_time"] = run["read_time"]
     # An intraday run declares no day complete: its days never move newest_day
@@ -211,6 +213,21 @@ def _record(
         days.append(commit["newest_day"])
     if days and (fact.get("newest_day") is None or max(days) > fact["newest_day"]):
         fact["newest_day"] = max(days)
+
+
+def _fresh(entry: Mapping[str, Any] | None, commit: Mapping[str, Any] | None) -> bool:
+    """Whether a table's success leaves it as of the run's snapshot (not a dated run).
+
+    Verdicts before the ``fresh`` field: a watermark, intraday or incremental
+    run. A commit without a verdict: only when it advanced the watermark (too
+    early is safe, "fresh as of" a later time than true is not)."""
+    if entry is None:
+        return bool(commit and commit["advances_watermark"])
+    if "fresh" in entry:
+        return bool(entry["fresh"])
+    return bool(
+        entry.get("advances_watermark") or entry.get("intraday") or entry.get("mode") == "incremental"
+    )
 
 
 def finished_runs(

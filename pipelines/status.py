@@ -8,8 +8,10 @@ last 7 days, the last failure and the run holding its lease now, if one does,
 read from ``_sync_runs``, ``_dead_letters`` and ``_sync_leases`` (query parameters
 only). Exits 1 when a table is more than ``--max_lag_days`` behind (or was never
 synced), so it doubles as a monitoring check; with ``--max_lag_minutes``, also
-when a table's last successful snapshot (of any run, intraday included: "fresh
-as of") is older than that, which pages when the hourly ``--intraday`` job stops.
+when a table's "fresh as of" (the snapshot of its last successful run that was
+not given dates: nightly, full, reconcile or intraday; a backfill of some days
+brings those days up to date, not the table) is older than that, which pages
+when the hourly ``--intraday`` job stops.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ class TableStatus:
         """The last successful snapshot is older than ``max_lag_minutes`` (None: not checked)."""
         if max_lag_minutes is None:
             return False
-        fresh = self.state.last_success_read_time
+        fresh = self.state.fresh_read_time
         return fresh is None or now - fresh > datetime.timedelta(minutes=max_lag_minutes)
 
 
@@ -158,7 +160,7 @@ def render(
             f"{st.table:<20}  {st.last_success_run_id or '-':<24}  "
             f"{_time(st.last_success_read_time):<27}  {str(st.newest_day or '-'):<10}  "
             f"{behind:>6}  {s.dead_letters:>7}  "
-            f"{fresh_as_of(st.last_success_read_time, now):<20}  {check}"
+            f"{fresh_as_of(st.fresh_read_time, now):<20}  {check}"
         )
         if s.lease is not None:
             lines.append(f"  lease: {s.lease.describe()}")

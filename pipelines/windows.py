@@ -61,6 +61,9 @@ class TableState:
     #: Snapshot of the last successful intraday run: the last time today's rows
     #: were brought up to date (the nightly does not write today).
     intraday_read_time: datetime.datetime | None = None
+    #: Snapshot of the last successful run that left every day it answers for
+    #: as of that snapshot (not a dated run): ``status``'s "fresh as of".
+    fresh_read_time: datetime.datetime | None = None
     last_failure_run_id: str | None = None
     last_failure_at: datetime.datetime | None = None
     last_failure_error: str | None = None
@@ -98,6 +101,9 @@ class TableWindow:
     #: a document changed since is looked up there, so the delete of its old row
     #: names that day instead of scanning the table. None: the delete scans it.
     located_at: datetime.datetime | None = None
+    #: The run was given its days (``--date``, ``--start_date``): it answers for
+    #: those, so a success does not make the whole table fresh as of its snapshot.
+    dated: bool = False
 
     @property
     def days(self) -> list[datetime.date]:
@@ -115,6 +121,13 @@ class TableWindow:
         if self.change_by_partition:
             return False
         return self.all_days or (self.incremental and self.watermark is not None)
+
+    @property
+    def makes_fresh(self) -> bool:
+        """Whether a success leaves every day it answers for (up to yesterday,
+        or today for an intraday run) as of its snapshot: ``status``'s "fresh
+        as of". A dated run brings its own days up to date, not the rest."""
+        return self.advances_watermark or self.intraday or not self.dated
 
     @property
     def empty(self) -> bool:
@@ -225,11 +238,11 @@ def plan_windows(
                 windows.append(
                     TableWindow(
                         spec.name, chosen, *dates, watermark=watermark, horizon=yesterday,
-                        located_at=located_at(spec, state),
+                        located_at=located_at(spec, state), dated=True,
                     )
                 )
             else:
-                windows.append(TableWindow(spec.name, "full", *dates))
+                windows.append(TableWindow(spec.name, "full", *dates, dated=True))
             continue
         if (
             (mode or "incremental") == "full"

@@ -27,7 +27,13 @@ import os
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
 
 from pipelines import audit
 from pipelines.read_plan import day_bounds, plan_incremental
@@ -208,7 +214,8 @@ class Model(RuleBasedStateMachine):
             entries.append({"table": window.table, "mode": window.mode,
                             "status": audit.SUCCEEDED, "replaced": True,
                             "replaced_days": [d.isoformat() for d in days],
-                            "advances_watermark": window.advances_watermark})  # fmt: skip
+                            "advances_watermark": window.advances_watermark,
+                            "fresh": window.makes_fresh})  # fmt: skip
         if fault == "lost_after_one":
             return  # the launcher lost BigQuery: only its start row and its commits remain
         if fault == "interrupted_after_one":
@@ -315,6 +322,24 @@ class Model(RuleBasedStateMachine):
         # A hard delete older than --verify_days is for the weekly full run to find.
         table = {p: r for p, r in table.items() if p in self.docs or r[0] >= floor}
         assert table == rebuild, (window, sorted(set(table.items()) ^ set(rebuild.items())))
+
+
+    @invariant()
+    def fresh_as_of_is_true(self) -> None:
+        """``status``'s "fresh as of" S: every document unchanged since S is in its
+        table as it is, on every day up to the day before S (a dated run after S
+        must not move it; one that did would claim days it never read)."""
+        states = audit.fold_states(self.runs, self.commits, TABLES)
+        for table in TABLES:
+            fresh = states[table].fresh_read_time
+            if fresh is None:
+                continue
+            horizon = fresh.date() - ONE_DAY
+            for path, doc in self.docs.items():
+                if doc.table != table or not doc.valid or doc.day > horizon:
+                    continue
+                if self.version_at(path, fresh) == doc:  # unchanged since S
+                    assert self.tables[table].get(path) == (doc.day, doc.row), (table, path, fresh)
 
 
 def test_the_planner_keeps_every_sequence_equal_to_a_full_rebuild() -> None:

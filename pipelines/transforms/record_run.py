@@ -107,6 +107,7 @@ class _RecordRunFn(beam.DoFn):
             succeeded = entry["status"] == "succeeded"
             entry["advances_watermark"] = succeeded and window.advances_watermark
             entry["intraday"] = window.intraday  # its replaced days are not complete
+            entry["fresh"] = succeeded and window.makes_fresh  # status's "fresh as of"
             tables.append(entry)
         letters = by_table.get(dead_letters.TABLE, {})
         status = run_status(tables, bool(letters.get("replaced")))
