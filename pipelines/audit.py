@@ -225,9 +225,8 @@ def _fresh(entry: Mapping[str, Any] | None, commit: Mapping[str, Any] | None) ->
         return bool(commit and commit["advances_watermark"])
     if "fresh" in entry:
         return bool(entry["fresh"])
-    return bool(
-        entry.get("advances_watermark") or entry.get("intraday") or entry.get("mode") == "incremental"
-    )
+    old_rule = entry.get("advances_watermark") or entry.get("intraday")
+    return bool(old_rule or entry.get("mode") == "incremental")
 
 
 def finished_runs(
