@@ -438,13 +438,10 @@ def rows_per_day(
     days: Sequence[datetime.date] = (),
     *,
     through: datetime.date | None = None,
-    paths: tuple[str, Sequence[str]] | None = None,
 ) -> dict[datetime.date, int]:
     """Row count of each of ``days`` (and, with ``through``, of every day up to it).
 
-    Days in ``days`` with no rows count 0. ``paths``: ``(column, values)`` counts
-    only rows whose column is among the values, asked in chunks (each a query
-    parameter) so a long list stays within BigQuery's request size.
+    Days in ``days`` with no rows count 0.
     """
     if not days and through is None:
         return {}
@@ -454,26 +451,62 @@ def rows_per_day(
         wanted.append(f"{part} IN ({date_literals(days)})")
     if through is not None:
         wanted.append(f"{part} <= {date_literals([through])}")
-    where = f"({' OR '.join(wanted)})"
     counts = {day: 0 for day in days}
-    if paths is None:
-        chunks: list[list[str] | None] = [None]
-    else:
-        column, values = paths
-        where += f" AND {column_list([column])} IN UNNEST(@paths)"
-        values = sorted(set(values))
-        chunks = [values[i : i + PATHS_PER_QUERY] for i in range(0, len(values), PATHS_PER_QUERY)]
-    for chunk in chunks:
-        params = [] if chunk is None else [bigquery.ArrayQueryParameter("paths", "STRING", chunk)]
+    job = run_query(
+        client,
+        f"SELECT {part} AS day, COUNT(*) AS n FROM {table_sql(client.project, dataset, table)} "
+        f"WHERE ({' OR '.join(wanted)}) GROUP BY day",
+    )
+    for row in job.result():
+        counts[row["day"]] = counts.get(row["day"], 0) + int(row["n"])
+    return counts
+
+
+def days_of_paths(
+    client: bigquery.Client,
+    dataset: str,
+    table: str,
+    partition_column: str,
+    days: Sequence[datetime.date],
+    paths: Sequence[str],
+) -> dict[str, datetime.date]:
+    """The day of each of ``paths`` that has a row on one of ``days``.
+
+    Only those days are scanned (a literal filter on the partition column), so
+    the bytes follow the days asked, not the table. The paths go in chunks, each
+    a query parameter, so a long list stays within BigQuery's request size.
+    """
+    values = sorted(set(paths))
+    if not days or not values:
+        return {}
+    part = f"DATE(`{check_identifier(partition_column, 'column')}`)"
+    path = column_list([DOCUMENT_PATH_COLUMN])
+    found: dict[str, datetime.date] = {}
+    for i in range(0, len(values), PATHS_PER_QUERY):
         job = run_query(
             client,
-            f"SELECT {part} AS day, COUNT(*) AS n FROM {table_sql(client.project, dataset, table)} "
-            f"WHERE {where} GROUP BY day",
-            query_parameters=params,
+            f"SELECT {path} AS path, {part} AS day "
+            f"FROM {table_sql(client.project, dataset, table)} "
+            f"WHERE {part} IN ({date_literals(days)}) AND {path} IN UNNEST(@paths)",
+            query_parameters=[
+                bigquery.ArrayQueryParameter("paths", "STRING", values[i : i + PATHS_PER_QUERY])
+            ],
         )
-        for row in job.result():
-            counts[row["day"]] = counts.get(row["day"], 0) + int(row["n"])
-    return counts
+        found.update((row["path"], row["day"]) for row in job.result())
+    return found
+
+
+def table_row_count(client: bigquery.Client, dataset: str, table: str) -> int:
+    """Rows the table holds, from its metadata (no query, nothing billed); 0 if absent."""
+    try:
+        found = client.get_table(
+            table_sql(client.project, dataset, table).strip("`"),
+            retry=API_RETRY,
+            timeout=CALL_TIMEOUT,
+        )
+        return int(found.num_rows or 0)
+    except api_exceptions.NotFound:
+        return 0
 
 
 def first_day(

@@ -161,6 +161,7 @@ def build(pipeline: beam.Pipeline, config: SyncConfig, runner: str = "DirectRunn
                 config.project,
                 [config.tables_by_name[t] for t in located],
                 located,
+                read_plans=read_plans,
                 database=config.database,
                 retry_timeout=config.firestore_retry_timeout,
             )

@@ -39,6 +39,41 @@ class FieldRange:
     changed: bool = False
 
 
+#: BigQuery on-demand bills a query at least 10 MB for each table it references
+#: (https://cloud.google.com/bigquery/pricing#on_demand_pricing); 10^6-byte MB,
+#: the smaller reading.
+MIN_BILLED_BYTES = 10_000_000
+#: BigQuery's size of a DATE or TIMESTAMP value, and of a STRING beyond its UTF-8
+#: bytes (https://cloud.google.com/bigquery/pricing#data-size-calculation).
+FIXED_BYTES = 8
+STRING_OVERHEAD = 2
+
+
+def old_row_days(
+    verify: Iterable[datetime.date],
+    current: Iterable[datetime.date],
+    table_rows: int,
+    paths: Sequence[str],
+) -> tuple[datetime.date, ...]:
+    """The days to look up changed documents' rows in BigQuery, so that only the
+    rest need their previous version read from Firestore (one read each).
+
+    Always the verified days: the drift check needs those rows' count, so that
+    query is paid anyway. Also the changed documents' days now, where most old
+    rows are (an edit seldom moves a document), when the table's
+    ``_document_path`` and partition column, all of its rows, fit under
+    BigQuery's 10 MB floor: that query is billed the floor whatever it scans,
+    so looking there costs nothing and each document found is a read saved.
+    Above the floor those days are left to the Firestore reads: one partition's
+    columns of a large table cost more to scan than a few reads.
+    """
+    days = set(verify)
+    mean_path = sum(len(p.encode()) for p in paths) / len(paths) if paths else 0
+    if table_rows * (FIXED_BYTES + STRING_OVERHEAD + mean_path) <= MIN_BILLED_BYTES:
+        days |= set(current)
+    return tuple(sorted(days))
+
+
 @dataclass(frozen=True)
 class IncrementalPlan:
     """One table's incremental run, decided before the window is read."""
@@ -52,6 +87,12 @@ class IncrementalPlan:
     #: The ``[lo, hi)`` partition ranges counted, in the order asked (``counts`` of them);
     #: the benchmark replays exactly these.
     count_spans: tuple[tuple[datetime.datetime, datetime.datetime], ...] = ()
+    #: Changed documents whose row BigQuery holds on the days looked at
+    #: (:func:`old_row_days`), and that day: their old row is known without
+    #: reading their previous version.
+    rows_found: Mapping[str, datetime.date] = field(default_factory=dict, compare=False)
+    #: The days that lookup scanned (``_document_path`` and the partition column).
+    lookup_days: tuple[datetime.date, ...] = ()
 
 
 def day_bounds(day: datetime.date) -> tuple[datetime.datetime, datetime.datetime]:

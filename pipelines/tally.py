@@ -74,6 +74,10 @@ class TablePlan:
     #: old row on (their days now, and before they changed); the delete of old
     #: rows names them. None: it scans the table (no located snapshot).
     located_days: tuple[datetime.date, ...] | None = None
+    #: Incremental: the days the drift check verified by count, and those on which
+    #: it looked up the changed documents' rows (``read_plan.old_row_days``).
+    verified_days: tuple[datetime.date, ...] = ()
+    lookup_days: tuple[datetime.date, ...] = ()
     previous_reads: int = 0
 
     @property

@@ -9,6 +9,9 @@ concurrent update (a 400 ``invalidQuery`` whose message starts "Transaction is
 aborted due to concurrent update against table"; see
 https://cloud.google.com/bigquery/docs/troubleshoot-queries). Nothing of the
 failed job reached the tables, as on BigQuery.
+
+``table_rows`` makes tables look large: ``tables.get`` of a table named there
+answers its ``numRows`` (bqemulator's tables are as small as the test's data).
 """
 
 from __future__ import annotations
@@ -18,17 +21,27 @@ import http.client
 import json
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 _JOB = re.compile(r"/projects/([^/]+)/(jobs|queries)/([^/?]+)")
+_TABLE = re.compile(r"/projects/[^/]+/datasets/[^/]+/tables/([^/?]+)\Z")
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
 
 class AbortingBigQueryProxy:
-    def __init__(self, upstream: str, match: Sequence[str], table: str, times: int = 1) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        match: Sequence[str] = (),
+        table: str = "",
+        times: int = 0,
+        table_rows: Mapping[str, int] | None = None,
+    ) -> None:
         parts = urlsplit(upstream if "://" in upstream else f"http://{upstream}")
+        self.table_rows = dict(table_rows or {})
+        self.rewritten: list[str] = []  # tables whose numRows was answered from table_rows
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.match = tuple(match)
         self.table = table
@@ -60,6 +73,19 @@ class AbortingBigQueryProxy:
                 self.left -= 1
                 return True
         return False
+
+    def _table_metadata(self, command: str, path: str, data: bytes) -> bytes:
+        """``tables.get`` of a table in ``table_rows``: its ``numRows`` replaced."""
+        found = _TABLE.search(urlsplit(path).path)
+        if command != "GET" or not found or found.group(1) not in self.table_rows:
+            return data
+        try:
+            table = json.loads(data)
+        except ValueError:
+            return data
+        table["numRows"] = str(self.table_rows[found.group(1)])
+        self.rewritten.append(found.group(1))
+        return json.dumps(table).encode()
 
     def _error(self, project: str) -> dict:
         message = (
@@ -124,7 +150,7 @@ class AbortingBigQueryProxy:
                     headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
                     conn.request(self.command, self.path, body=body or None, headers=headers)
                     answer = conn.getresponse()
-                    data = answer.read()
+                    data = proxy._table_metadata(self.command, self.path, answer.read())
                     kept = [
                         (k, v) for k, v in answer.getheaders() if k.lower() not in _HOP_BY_HOP
                     ]

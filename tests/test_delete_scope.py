@@ -1,8 +1,9 @@
 """The nightly's delete of old rows names days instead of scanning the table.
 
 A changed document's old row is on its day now or, if it moved, on its day at
-the snapshot the table's rows hold; the run reads that previous version (one
-read per changed document that existed then) and the delete names those days,
+the snapshot the table's rows hold; the run looks for it in BigQuery on the days
+that cost nothing more, reads the previous version of the rest (one read each)
+and the delete names those days,
 so BigQuery prunes to them. Where that snapshot is past Firestore's horizon,
 the delete scans the table as before, and the tables are right either way.
 """
@@ -21,6 +22,10 @@ from tests.sync_helpers import PROJECT, seed, table_rows, unique_dataset, verdic
 
 pytestmark = pytest.mark.integration
 UTC = datetime.UTC
+
+
+#: Verify only days -3..-1, so that a moved task's old day (-6) is beyond them.
+VERIFY_3 = ("--verify_days", "3")
 
 
 def _day(offset: int) -> datetime.date:
@@ -66,14 +71,44 @@ def test_the_nightly_delete_names_the_days_changed_documents_were_and_are_on(
     _run(dataset)
     _move_and_edit(firestore_db)
 
-    second = _run(dataset)
+    second = _run(dataset, *VERIFY_3)
     entry = _tasks_entry(bq_client, dataset, second.config.run_id)
     # t6 was on day -6 and is now on -2; t4 stays on -4; the new task is on -1.
     assert entry["delete_days"] == [d.isoformat() for d in (_day(-6), _day(-4), _day(-2), _day(-1))]
-    assert entry["previous_reads"] == 2  # t6 and t4; the new task did not exist then
-    assert "2 previous versions" in second.render()
+    # The table is under BigQuery's 10 MB floor, so the plan looked for the changed
+    # tasks' rows on their days now too: t4 was found on -4; t6's old day, -6, is
+    # neither a verified day nor a changed task's day, so its previous version was
+    # read; the new task did not exist then.
+    assert entry["previous_reads"] == 1
+    assert "1 previous versions" in second.render()
     paths = [r["_document_path"] for r in table_rows(bq_client, dataset, "tasks")]
     assert sorted(paths) == sorted(set(paths)) and len(paths) == 9  # t6 once, on its new day
+    _assert_equals_full_rebuild(bq_client, dataset, second.config.read_time)
+
+
+def test_above_the_billing_floor_only_the_verified_days_are_looked_up_in_bigquery(
+    emulators, firestore_db, bq_client, monkeypatch
+) -> None:
+    """The same run against a table BigQuery says holds 100 million rows (the
+    proxy rewrites ``numRows``): scanning a changed task's day would cost more
+    than reading its previous version, so t4 (on -4, not verified) is read too."""
+    from tests.bigquery_fault_proxy import AbortingBigQueryProxy
+
+    _history(firestore_db)
+    dataset = unique_dataset("scope_big")
+    _run(dataset)
+    _move_and_edit(firestore_db)
+    proxy = AbortingBigQueryProxy(emulators.bigquery_endpoint, table_rows={"tasks": 10**8})
+    monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", proxy.endpoint)
+    try:
+        second = _run(dataset, *VERIFY_3)
+    finally:
+        proxy.close()
+        monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", emulators.bigquery_endpoint)
+    assert proxy.rewritten, "the proxy never answered a table's metadata: the test proved nothing"
+    entry = _tasks_entry(bq_client, dataset, second.config.run_id)
+    assert entry["previous_reads"] == 2  # t6 and t4
+    assert entry["delete_days"] == [d.isoformat() for d in (_day(-6), _day(-4), _day(-2), _day(-1))]
     _assert_equals_full_rebuild(bq_client, dataset, second.config.read_time)
 
 
@@ -114,7 +149,9 @@ def test_a_previous_snapshot_firestore_no_longer_serves_fails_the_run_and_change
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", proxy.host)
     try:
         with pytest.raises(firestore_to_bq.RunFailed, match="snapshot version is too old"):
-            firestore_to_bq.run(["--project", PROJECT, "--dataset", dataset, "--collections=tasks"])
+            firestore_to_bq.run(
+                ["--project", PROJECT, "--dataset", dataset, "--collections=tasks", *VERIFY_3]
+            )
         assert "BatchGetDocuments" in proxy.calls and proxy.refused > 0
     finally:
         proxy.close()

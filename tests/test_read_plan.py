@@ -125,3 +125,14 @@ def test_the_plan_names_every_span_it_counted() -> None:
         plan, counted = _plan(firestore, changed=changed, verify=[DAY - ONE_DAY])
         assert list(plan.count_spans) == counted and plan.count_queries == len(counted)
     assert plan.count_spans[-1] == (LO, HI)  # not covered: the whole day is sized
+
+
+def test_old_rows_are_looked_up_on_their_days_now_only_under_bigquerys_billing_floor() -> None:
+    verify = [DAY - ONE_DAY * i for i in (1, 2)]
+    current = [DAY - ONE_DAY * 40, DAY - ONE_DAY]
+    path = "users/u1/tasks/" + "t" * 50  # 65 bytes: 75 a row with the partition column
+    small = read_plan.old_row_days(verify, current, 133_333, [path])  # 9.99 MB
+    assert small == tuple(sorted({*verify, DAY - ONE_DAY * 40}))
+    large = read_plan.old_row_days(verify, current, 133_334, [path])  # just over 10 MB
+    assert large == tuple(sorted(verify))  # the drift check's days, paid anyway
+    assert read_plan.old_row_days([], [], 0, []) == ()

@@ -110,7 +110,8 @@ def render_nightly(n: dict[str, Any]) -> str:
         "",
         f"{'history':>8}{'docs':>8}{'needed':>8}{'returned':>10}{'reads/needed':>14}"
         f"{'(audit)':>9}{'count queries':>15}{'count reads':>13}{'rows staged':>13}"
-        f"{'wall s':>9}{'counts s':>10}{'prev reads':>12}{'scan KB':>10}{'(unlocated)':>13}",
+        f"{'wall s':>9}{'counts s':>10}{'prev reads':>12}{'scan KB':>10}{'drift KB':>10}"
+        f"{'(unlocated)':>13}",
     ]
     for h in n["histories"]:
         if h.get("reads_per_needed") is None:
@@ -123,7 +124,8 @@ def render_nightly(n: dict[str, Any]) -> str:
             f"{h['documents_returned']:>10}{h['reads_per_needed']:>14.2f}"
             f"{h['reads_per_needed_audit']:>9.2f}{h['count_queries']:>15}{h['count_reads']:>13}"
             f"{h['rows_staged']:>13}{h['wall_seconds']:>9.2f}{h['count_replay']['seconds']:>10.2f}"
-            f"{h.get('previous_reads', 0):>12}{_kb(h, 'bytes'):>10}{_kb(h, 'unlocated'):>13}"
+            f"{h.get('previous_reads', 0):>12}{_kb(h, 'bytes'):>10}{_kb(h, 'drift'):>10}"
+            f"{_kb(h, 'unlocated'):>13}"
             + ("" if h["ok"] else "  NOT AS EXPECTED")
         )
     lines.append(
@@ -153,8 +155,11 @@ def render_nightly(n: dict[str, Any]) -> str:
         "  prev reads = previous versions of changed documents read at the last run's snapshot "
         "(one read each) so that the delete of old rows names days; scan KB = bytes the run's "
         "statements on the five tables would be billed, modelled from column sizes "
-        "(devtools/bench/scan_bytes.py; BigQuery's 10 MB minimum per table left out); "
-        "(unlocated) = the same run had its delete scanned _document_path over the whole table",
+        "(devtools/bench/scan_bytes.py; BigQuery's 10 MB minimum per table left out), of "
+        "which drift KB = the drift check's two queries before the read (rows per verified "
+        "day; the changed documents' rows on the verified days and, under the 10 MB floor, "
+        "their days now); (unlocated) = the same run had its delete scanned _document_path "
+        "over the whole table",
     ]
     with_deletes = [h for h in n["histories"] if h.get("deletes")]
     if with_deletes:

@@ -12,13 +12,17 @@ to each destination table, from BigQuery's own rules:
 * BigQuery bills at least 10 MB per table a query references: left out here, so
   that the figures show how the statements grow, not the floor.
 
-Per table, from the ``_sync_runs`` entry: the two per-day counts around the
-commit (partition column over the replaced days), the delete (``_document_path``
-and the partition column over the replaced and ``delete_days``, or over every
-partition when ``delete_days`` is null) and the count of upserted rows (the
-same columns over the located days, or every partition). Reads of the staging
-tables follow the staged rows and are left out. ``unlocated`` is the same run
-had its delete scanned the table (the statement before ``delete_days``).
+Per table, from the ``_sync_runs`` entry: the drift check before the read
+(``drift``: rows per day of the ``verified_days``, partition column; the
+changed documents' rows on the ``lookup_days``, ``_document_path`` and the
+partition column), and the commit's statements (``commit``): the two per-day
+counts around it (partition column over the replaced days), the delete
+(``_document_path`` and the partition column over the replaced and
+``delete_days``, or over every partition when ``delete_days`` is null) and the
+count of upserted rows (the same columns over the located days, or every
+partition). Reads of the staging and dead-letter tables follow the staged rows
+and are left out. ``unlocated`` is the same run had its delete scanned the
+table (the statement before ``delete_days``).
 """
 
 from __future__ import annotations
@@ -26,9 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-#: BigQuery's size of a TIMESTAMP or DATE value, and the overhead of a STRING.
-FIXED_BYTES = 8
-STRING_OVERHEAD = 2
+from pipelines.read_plan import FIXED_BYTES, STRING_OVERHEAD  # BigQuery's sizes (sources there)
 
 
 def column_bytes_per_day(
@@ -64,10 +66,20 @@ def statement_bytes(entry: Mapping[str, Any], sizes: Mapping[str, tuple[int, int
         return _sum(sizes, scanned, both=True) + _sum(sizes, elsewhere, both=True)
 
     if entry.get("mode") != "incremental":  # a full run's delete scans what it replaces anyway
-        return {"bytes": counts + 2 * _sum(sizes, None, both=True), "unlocated": None}
+        commit = counts + 2 * _sum(sizes, None, both=True)
+        return {"bytes": commit, "commit": commit, "drift": 0, "unlocated": None}
+    # The drift check before the read: rows per verified day (partition column),
+    # and where the changed documents' rows are on the lookup days (both columns).
+    verified = list(entry.get("verified_days") or ())
+    lookup = entry.get("lookup_days")
+    lookup = verified if lookup is None else list(lookup)
+    drift = _sum(sizes, verified, both=False) + _sum(sizes, lookup, both=True)
+    commit = counts + delete_and_count(located)
     return {
-        "bytes": counts + delete_and_count(located),
-        "unlocated": counts + delete_and_count(None),
+        "bytes": commit + drift,
+        "commit": commit,
+        "drift": drift,
+        "unlocated": counts + delete_and_count(None) + drift,
         "partitions": len(sizes),
         "partitions_scanned": len(sizes) if located is None else len(set(replaced) | set(located)),
     }
@@ -86,6 +98,8 @@ def run_bytes(
         tables[spec.name] = statement_bytes(entry, sizes)
     return {
         "bytes": sum(t["bytes"] for t in tables.values()),
+        "commit": sum(t["commit"] for t in tables.values()),
+        "drift": sum(t["drift"] for t in tables.values()),
         "unlocated": sum(t["unlocated"] or t["bytes"] for t in tables.values()),
         "tables": tables,
     }

@@ -10,6 +10,7 @@ drifted days), plus an upsert of every changed document.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -41,6 +42,8 @@ class _PlanDaysFn(beam.DoFn):
         window = self._config.window(table)
         if window.incremental:
             read_plan = read_plans[table]
+            if window.located_at is not None:  # old rows the drift query found
+                tally.previous |= set(read_plan.rows_found.values())
             plan = plan_incremental_table(
                 table,
                 tally,
@@ -49,6 +52,9 @@ class _PlanDaysFn(beam.DoFn):
                 window.horizon or window.end,
                 read_plan.count_queries,
                 located=window.located_at is not None,
+            )
+            plan = dataclasses.replace(
+                plan, verified_days=tuple(window.verify), lookup_days=read_plan.lookup_days
             )
         elif window.all_days:
             plan = plan_full_rebuild(table, tally, window.end)

@@ -5,8 +5,10 @@ document's old row, which is on its day now unless it moved. Without knowing
 where it was, the delete has to look up ``_document_path`` over the whole table,
 every partition of its history, every night (billed by the bytes of that
 column). So before the commit, the documents that changed since the snapshot
-the table's rows hold (``TableWindow.located_at``) and existed then are read at
-that snapshot (one batched get per :data:`BATCH` documents, one read each,
+the table's rows hold (``TableWindow.located_at``) and existed then, and whose
+row the plan's BigQuery lookup did not find (``read_plan.old_row_days``: the
+verified days, and their days now where that is free), are read at that
+snapshot (one batched get per :data:`BATCH` documents, one read each,
 partition field only) and their day there goes into the tally: the delete then
 names only days (see ``bigquery.replace_days_sql``).
 
@@ -27,6 +29,7 @@ from pipelines import firestore as fs
 from pipelines import metrics
 from pipelines.convert import dead_letter_day
 from pipelines.document import FirestoreDocument
+from pipelines.read_plan import IncrementalPlan
 from pipelines.table_spec import TableSpec
 from pipelines.tally import Tally
 
@@ -81,9 +84,24 @@ class _PreviousDaysFn(beam.DoFn):
             yield table, tally
 
 
+def _unknown(
+    doc: FirestoreDocument,
+    located_at: Mapping[str, datetime.datetime],
+    plans: Mapping[str, IncrementalPlan],
+) -> bool:
+    """Its old row may be elsewhere and BigQuery's lookup did not find it."""
+    plan = plans.get(doc.table)
+    found = plan.rows_found if plan is not None else {}
+    return needs_lookup(doc, located_at.get(doc.table)) and doc.path not in found
+
+
 class PreviousDays(beam.PTransform):
     """``(table, Tally)`` of the days changed documents were on at each table's
-    ``located_at``; nothing for tables without one."""
+    ``located_at``; nothing for tables without one.
+
+    ``read_plans``: ``(table, IncrementalPlan)`` pairs; a document whose old row
+    its plan found in BigQuery (``rows_found``) is not read again.
+    """
 
     def __init__(
         self,
@@ -91,6 +109,7 @@ class PreviousDays(beam.PTransform):
         specs: Iterable[TableSpec],
         located_at: Mapping[str, datetime.datetime],
         *,
+        read_plans=None,
         database: str = "(default)",
         retry_timeout: float = 600.0,
     ):
@@ -98,19 +117,23 @@ class PreviousDays(beam.PTransform):
         self._project = project
         self._specs = {s.name: s for s in specs}
         self._located_at = dict(located_at)
+        self._read_plans = read_plans
         self._database = database
         self._timeout = retry_timeout
 
     def expand(self, docs):
-        located_at = self._located_at
+        plans = self._read_plans
+        if plans is None:
+            plans = docs.pipeline | "NoReadPlans" >> beam.Create([])
         return (
             docs
-            | "ChangedSince" >> beam.Filter(lambda d: needs_lookup(d, located_at.get(d.table)))
+            | "ChangedSince"
+            >> beam.Filter(_unknown, self._located_at, beam.pvalue.AsDict(plans))
             | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=BATCH)
             | "ReadPrevious"
             >> beam.ParDo(
                 _PreviousDaysFn(
-                    self._project, self._database, self._specs, located_at, self._timeout
+                    self._project, self._database, self._specs, self._located_at, self._timeout
                 )
             )
         )

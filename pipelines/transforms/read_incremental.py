@@ -13,6 +13,7 @@ Shaped like :mod:`read_firestore` (split, reshuffle, query), in two rounds:
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import dataclasses
 import datetime
@@ -30,10 +31,11 @@ from pipelines.read_plan import (
     FieldRange,
     IncrementalPlan,
     change_ranges,
+    old_row_days,
     plan_incremental,
     slices_for,
 )
-from pipelines.table_spec import DOCUMENT_PATH_COLUMN, TableSpec
+from pipelines.table_spec import TableSpec
 from pipelines.windows import TableWindow, change_query_field
 
 READS = "reads"
@@ -153,15 +155,21 @@ class _PlanReadsFn(beam.DoFn):
                 self._bigquery, config.dataset, spec.name, days, since
             )
 
-        def leaving(days):
-            return bq.rows_per_day(
-                self._bigquery,
-                config.dataset,
-                spec.name,
-                spec.partition_column,
-                days,
-                paths=(DOCUMENT_PATH_COLUMN, [path for path, _ in mine]),
+        # Where the changed documents' rows are now, on the days worth a look:
+        # the drift check's count of them, and old rows found without a read.
+        found, days = {}, ()
+        if mine:
+            paths = [path for path, _ in mine]
+            current = [when.date() for _, when in mine if when is not None]
+            size = bq.table_row_count(self._bigquery, config.dataset, spec.name)
+            days = old_row_days(window.verify, current if window.located_at else (), size, paths)
+            found = bq.days_of_paths(
+                self._bigquery, config.dataset, spec.name, spec.partition_column, days, paths
             )
+
+        def leaving(days):
+            on = collections.Counter(day for day in found.values() if day in set(days))
+            return {day: on[day] for day in days}
 
         plan = plan_incremental(
             spec.name,
@@ -176,6 +184,7 @@ class _PlanReadsFn(beam.DoFn):
             config.num_splits,
             lettered,
         )
+        plan = dataclasses.replace(plan, rows_found=found, lookup_days=tuple(days))
         if window.watermark is not None:  # _ChangeRangesFn counted the change query
             plan = dataclasses.replace(plan, count_queries=plan.count_queries + 1)
         metrics.counter(spec.name, metrics.COUNT_QUERIES).inc(plan.count_queries)

@@ -66,6 +66,10 @@ def table_verdict(plan: TablePlan, commit: Mapping[str, Any]) -> dict[str, Any]:
         "delete_days": (
             None if plan.located_days is None else [d.isoformat() for d in plan.located_days]
         ),
+        # What the drift check scanned: partition column of the verified days,
+        # and _document_path too on the lookup days.
+        "verified_days": [d.isoformat() for d in plan.verified_days],
+        "lookup_days": [d.isoformat() for d in plan.lookup_days],
         "rows_written": rows_written,
         "late_edits": plan.late_rows,
         "dead_lettered": plan.dead_lettered,
