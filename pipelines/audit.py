@@ -83,10 +83,12 @@ SCHEMA: list[dict[str, str]] = [
         "description": "Per table: table, mode, status (succeeded, refused, failed, "
         "not_reconciled, or committed: replaced by a run interrupted before its counts were "
         "checked), replaced, replaced_days, advances_watermark, intraday (its replaced days "
-        "are not complete), documents_read, "
-        "documents_returned, count_queries, previous_reads (previous versions read to find "
-        "moved rows), delete_days (the days the delete of old rows named; null: it scanned "
-        "the table), rows_written, late_edits, dead_lettered, "
+        "are not complete), fresh (status's fresh as of: a success not given dates), "
+        "documents_read, documents_returned, count_queries, previous_reads (previous versions "
+        "read to find moved rows), delete_days (the days the delete of old rows named; null: "
+        "it scanned the table), verified_days (counted by the drift check), lookup_days "
+        "(where it looked up the changed documents' rows), rows_written, late_edits, "
+        "dead_lettered, "
         "outside_window, days_replaced, late_edit_days, drift_days, rows_per_day, "
         "rows_before, error.",
     },
