@@ -301,13 +301,48 @@ def run(argv: Sequence[str] | None = None, now: datetime.datetime | None = None)
     except (Exception, KeyboardInterrupt) as exc:
         # KeyboardInterrupt: Ctrl-C, or SIGTERM (see ``main``) from Cloud Run,
         # Kubernetes or a scheduler stopping the job.
-        raise _failure(config, runner, exc) from exc
+        verdict = _outcome_if_recorded(config, exc)
+        if verdict is None:
+            raise _failure(config, runner, exc) from exc
+        # Stopped after RecordRun wrote the verdict: the tables and the audit
+        # are that verdict's, so the run reports it rather than "interrupted".
+        _LOG.warning(
+            "run %s: stopped after it recorded its outcome (%s); that outcome stands",
+            config.run_id,
+            verdict["status"],
+        )
+        with contextlib.suppress(Exception):
+            leases.release(config)  # in case the signal came before the job gave them back
+        return from_audit(config, verdict)
     if config.dry_run:
         return summarize(config, committed(result))
-    verdict = read_audit_row(config)
+    verdict = _read_verdict(config)
     if verdict is None:  # cannot happen after RecordRun succeeded, but never report nothing
         return summarize(config, committed(result))
     return from_audit(config, verdict)
+
+
+def _read_verdict(config: SyncConfig) -> dict | None:
+    """The run's ``_sync_runs`` row; a signal while reading it is let go (the
+    handler raises only once, see :func:`_stop_on_signals`) and the row read again,
+    since the outcome it holds is recorded already."""
+    try:
+        return read_audit_row(config)
+    except KeyboardInterrupt:
+        return read_audit_row(config)
+
+
+def _outcome_if_recorded(config: SyncConfig, exc: BaseException) -> dict | None:
+    """For a run stopped by a signal: its verdict row if RecordRun wrote one."""
+    interrupted = isinstance(exc, KeyboardInterrupt) or STOPPED.is_set()
+    if not interrupted or config.dry_run:
+        return None
+    try:  # probed first: a Ctrl-C must not wait out a lost server's retries
+        reachability.check_bigquery(config.project, config.dataset, config.location)
+        row = _read_verdict(config)
+    except Exception:  # noqa: BLE001 - unknown: the failure path records what it can
+        return None
+    return row if row is not None and row["status"] != audit.RUNNING else None
 
 
 class RunFailed(RuntimeError):

@@ -11,6 +11,7 @@ import contextlib
 import datetime
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -160,6 +161,49 @@ def test_bigquery_lost_mid_stage_fails_within_2_minutes_and_the_run_stays_visibl
     later = datetime.datetime.now(UTC) + datetime.timedelta(days=1, hours=1)
     firestore_to_bq.run([*common, "--date", _day(-1)], now=later)
     assert _staging(bq_client, dataset) == []
+    assert_audit_is_true(bq_client, dataset)
+
+
+def test_sigterm_after_the_verdict_is_recorded_reports_that_verdict(
+    emulators, firestore_db, bq_client, capsys
+) -> None:
+    """SIGTERM (Cloud Run's timeout, a scheduler) arriving once RecordRun has written
+    a success: the tables and the audit are that success's, so the run exits 0 with
+    its summary, not 130 "interrupted", and holds no lease afterwards."""
+    _seed_week(firestore_db)
+    dataset = unique_dataset("seq_sigterm_late")
+    common = ["--project", PROJECT, "--dataset", dataset, "--collections", ",".join(SYNCED)]
+    firestore_to_bq.main([*common, "--date", _day(-3)])
+    seen: list[str] = []
+
+    def terminate(data: bytes) -> None:
+        # The first request after the verdict's upload (its rows say "succeeded").
+        if not seen and b"late_run" in data and re.search(rb'"status": ?"succeeded"', data):
+            seen.append("verdict")
+        elif seen == ["verdict"] and data.split(b" ", 1)[0] in (b"GET", b"POST", b"DELETE"):
+            seen.append("signal")
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    proxy = FaultProxy(emulators.bigquery_port, on_send=terminate)
+    saved = os.environ["BIGQUERY_EMULATOR_HOST"]
+    os.environ["BIGQUERY_EMULATOR_HOST"] = proxy.host
+    capsys.readouterr()
+    try:
+        code = firestore_to_bq.main([*common, "--date", _day(-2), "--run_id", "late_run"])
+    finally:
+        os.environ["BIGQUERY_EMULATOR_HOST"] = saved
+        proxy.close()
+    out, err = capsys.readouterr()
+    assert seen == ["verdict", "signal"], "the signal was never sent: the test proved nothing"
+    assert code == 0, err
+    assert "error:" not in err and "Traceback" not in err
+    assert "late_run" in out
+    (verdict,) = [r for r in verdicts(bq_client, dataset) if r["run_id"] == "late_run"]
+    assert verdict["status"] == "succeeded"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        status.main([*common[:4]])
+    assert "lease:" not in printed.getvalue()
     assert_audit_is_true(bq_client, dataset)
 
 
