@@ -1,5 +1,5 @@
-"""scripts/benchmark.py's command line, without emulators: ``--help`` works, bad values are
-refused with one usage line."""
+"""scripts/benchmark.py's command line and its bytes model, without emulators: ``--help``
+works, bad values are refused with one usage line."""
 
 from __future__ import annotations
 
@@ -55,3 +55,16 @@ def test_bad_values_are_a_usage_error(argv, capsys):
         parse_args(argv)
     assert exit_.value.code == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_the_bytes_model_counts_the_drift_check_and_the_commit() -> None:
+    from devtools.bench.scan_bytes import statement_bytes
+
+    sizes = {d: (8, 20) for d in ("d1", "d2", "d3", "d4", "d5")}  # (partition, path) bytes
+    entry = {"mode": "incremental", "replaced_days": ["d1"], "delete_days": ["d2"],
+             "verified_days": ["d3", "d4"], "lookup_days": ["d2", "d3", "d4"]}  # fmt: skip
+    got = statement_bytes(entry, sizes)
+    # counts around the commit 2 x 8; delete over d1, d2 (both columns) 56; the upsert count
+    # over d2 28; drift: the verified days' partition column 16 + the lookup days' both 84.
+    assert (got["commit"], got["drift"], got["bytes"]) == (100, 100, 200)
+    assert got["unlocated"] == 16 + 140 + 140 + 100  # the delete and count over all 5 days
