@@ -168,7 +168,7 @@ class _PlanReadsFn(beam.DoFn):
             )
 
         def leaving(days):
-            on = collections.Counter(day for day in found.values() if day in set(days))
+            on = collections.Counter(found.values())
             return {day: on[day] for day in days}
 
         plan = plan_incremental(
