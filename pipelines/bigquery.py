@@ -520,5 +520,5 @@ def first_day(
     return next(iter(job.result()))["day"]
 
 
-#: Document paths per query parameter when counting rows by path.
+#: Document paths per query parameter when looking up rows by path.
 PATHS_PER_QUERY = 10_000

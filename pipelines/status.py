@@ -1,6 +1,7 @@
 """``firestore-to-bq status``: is every table up to date? The one command on-call runs.
 
     firestore-to-bq status --project P --dataset D [--max_lag_days 1] [--max_lag_minutes 90]
+    firestore-to-bq status --project P --dataset D --release_leases RUN_ID
 
 Per table: the last successful run and its Firestore snapshot, the newest day
 it replaced, how many days that is behind yesterday (UTC), dead letters of the
@@ -90,8 +91,16 @@ def parser() -> Parser:
     p.add_argument(
         "--max_lag_minutes",
         type=int,
-        help="Also exit 1 when a table's last successful snapshot (any run, --intraday "
-        "included) is older than this many minutes: the check for the hourly job.",
+        help="Also exit 1 when a table is not fresh as of this many minutes ago (the "
+        "snapshot of its last successful run not given dates, --intraday included): the "
+        "check for the hourly job.",
+    )
+    p.add_argument(
+        "--release_leases",
+        metavar="RUN_ID",
+        help="Give back the leases RUN_ID holds, then exit: only for a run known dead (no "
+        "job, no process; status calls it unfinished), which would otherwise hold its tables "
+        "until the lease expires. A live run would go on writing without them.",
     )
     p.add_argument("--schemas_dir", help="Read table schemas from this folder.")
     p.add_argument("--bq_location", help="Location of the dataset (default: the client's).")
@@ -188,6 +197,28 @@ def render(
     return "\n".join(lines)
 
 
+def release_leases(
+    client: bigquery.Client,
+    dataset: str,
+    run_id: str,
+    tables: Sequence[str],
+    now: datetime.datetime,
+) -> int:
+    """``--release_leases``: the statement the run itself sends when it ends; 1 when
+    the run holds no lease (a typo, or it already gave them back)."""
+    mine = sorted(t for t, lease in leases.held(client, dataset, tables, now).items()
+                  if lease.run_id == run_id)  # fmt: skip
+    if not mine:
+        print(f"error: run {run_id} holds no lease in {dataset} (status lists the leases held)",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    bq.concurrent_update_retry()(bq.run_query)(
+        client, leases.release_sql(client.project, dataset, run_id)
+    )
+    print(f"gave back the leases of run {run_id} on {', '.join(mine)}")
+    return 0
+
+
 def main(argv: Sequence[str], now: datetime.datetime | None = None) -> int:
     """Print the status; 0 all tables current, 1 one is late or never synced, 2 bad arguments."""
     try:
@@ -201,6 +232,8 @@ def main(argv: Sequence[str], now: datetime.datetime | None = None) -> int:
             raise UsageError("--max_lag_days must be 0 or more")
         if args.max_lag_minutes is not None and args.max_lag_minutes < 1:
             raise UsageError("--max_lag_minutes must be 1 or more")
+        if args.release_leases is not None:
+            leases.check_run_id(args.release_leases)
         specs = load_specs(args.schemas_dir)
     except (UsageError, bq.UnsafeIdentifier, SchemaError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -210,6 +243,8 @@ def main(argv: Sequence[str], now: datetime.datetime | None = None) -> int:
     try:
         reachability.check_bigquery(args.project, args.dataset, args.bq_location)
         client = bq.make_client(args.project, args.bq_location)
+        if args.release_leases is not None:
+            return release_leases(client, args.dataset, args.release_leases, tables, now)
         statuses = collect(client, args.dataset, tables, now)
     except reachability.Unreachable as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -191,3 +191,33 @@ def test_max_lag_minutes_must_be_positive(capsys) -> None:
     code = status.main(["--project", PROJECT, "--dataset", "d", "--max_lag_minutes", "0"])
     assert code == 2
     assert capsys.readouterr().err == "error: --max_lag_minutes must be 1 or more\n"
+
+
+@pytest.mark.integration
+def test_release_leases_gives_back_a_dead_runs_tables_and_only_its_own(
+    firestore_db, bq_client, capsys
+) -> None:
+    from pipelines import bigquery as bq
+    from pipelines import leases
+
+    seed(firestore_db, {"users/u1/tasks/t1": task(days_ago(1))})
+    dataset = unique_dataset("status_release")
+    sync(dataset, "--collections", "tasks")
+    now = datetime.datetime.now(UTC)
+    later = now + datetime.timedelta(hours=6)
+    # A run killed outright after taking its leases, and a live one on another table.
+    bq.run_query(bq_client, leases.take_sql(PROJECT, dataset, "dead_run", ["tasks"], now, later))
+    bq.run_query(bq_client, leases.take_sql(PROJECT, dataset, "live_run", ["projects"], now, later))
+    capsys.readouterr()
+    argv = ["--project", PROJECT, "--dataset", dataset]
+
+    code, out, err = run_status(capsys, *argv, "--release_leases", "dead_run")
+    assert (code, out, err) == (0, "gave back the leases of run dead_run on tasks\n", "")
+    held = leases.held(bq_client, dataset, TABLES, datetime.datetime.now(UTC))
+    assert {t: lease.run_id for t, lease in held.items()} == {"projects": "live_run"}
+
+    code, out, err = run_status(capsys, *argv, "--release_leases", "dead_run")
+    assert code == 1 and out == ""
+    assert err == f"error: run dead_run holds no lease in {dataset} (status lists the leases held)\n"
+    code, _, err = run_status(capsys, *argv, "--release_leases", "no'quote")
+    assert code == 2 and err.startswith("error: run id") and err.count("\n") == 1
