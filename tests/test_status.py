@@ -218,6 +218,8 @@ def test_release_leases_gives_back_a_dead_runs_tables_and_only_its_own(
 
     code, out, err = run_status(capsys, *argv, "--release_leases", "dead_run")
     assert code == 1 and out == ""
-    assert err == f"error: run dead_run holds no lease in {dataset} (status lists the leases held)\n"
+    assert err == (
+        f"error: run dead_run holds no lease in {dataset} (status lists the leases held)\n"
+    )
     code, _, err = run_status(capsys, *argv, "--release_leases", "no'quote")
     assert code == 2 and err.startswith("error: run id") and err.count("\n") == 1
