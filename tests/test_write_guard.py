@@ -85,4 +85,5 @@ def test_audit_tables_description_names_every_key_a_verdict_writes() -> None:
     listed = re.sub(r"\([^)]*\)", "", column["description"]).removeprefix("Per table: ")
     keys = {k.strip() for k in listed.rstrip(".").split(",")}
     verdict = table_verdict(_plan(1, {D1: 1}), {"replaced": True, "written": {D1: 1}})
-    assert keys == {*verdict, "advances_watermark", "intraday"}  # added by RecordRun per window
+    # added by RecordRun per window:
+    assert keys == {*verdict, "advances_watermark", "intraday", "fresh"}
