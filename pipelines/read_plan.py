@@ -10,7 +10,13 @@ is already covered by the change query, so a nightly reads each document once.
 The drift check compares Firestore's count of each verified day with what
 BigQuery will hold after this run's upserts; a day that differs (a hard delete,
 a document that left the day without a change field to say so) is re-read
-whole and replaced.
+whole and replaced. Changed documents' old rows are looked up in BigQuery only
+on the verified days whose count leaves room for one (``plan_incremental``), so
+the lookup scans the days the changes touched, not the whole window. What that
+cannot see, beyond what the counts never see: a write that does not set the
+change field bringing a document onto a day that a changed document left the
+same night; the two cancel out and that day is re-read one run late, when the
+move's old row is gone and the counts differ (docs/guarantees.md).
 """
 
 from __future__ import annotations
@@ -58,8 +64,9 @@ def old_row_days(
     """The days to look up changed documents' rows in BigQuery, so that only the
     rest need their previous version read from Firestore (one read each).
 
-    Always the verified days: the drift check needs those rows' count, so that
-    query is paid anyway. Also the changed documents' days now, where most old
+    Always ``verify``, the verified days the drift check must look at (those
+    whose count leaves room for a changed document's row): it needs those rows'
+    count, so that query is paid anyway. Also the changed documents' days now, where most old
     rows are (an edit seldom moves a document), when the table's
     ``_document_path`` and partition column, all of its rows, fit under
     BigQuery's 10 MB floor: that query is billed the floor whatever it scans,
@@ -165,7 +172,8 @@ def plan_incremental(
     ``count_firestore(ranges)``: for each ``(lo, hi)``, the documents with
     ``lo <= partition < hi`` at the snapshot. ``bigquery_rows(days)``: rows
     BigQuery holds on those days now; ``changed_rows_before(days)``: how many
-    of them belong to changed documents (they are about to move or be rewritten).
+    of them belong to changed documents (they are about to move or be rewritten),
+    asked only for the verified days whose count leaves room for one.
     ``lettered(days)``: the days on which a recent run dead-lettered a document
     of this table. Such a day is re-read whatever its count says: Firestore counts
     a dead-lettered document and BigQuery holds no row for it, so a hard delete on
@@ -202,14 +210,21 @@ def plan_incremental(
     drift = []
     if verify_days:
         held = bigquery_rows(verify_days)
-        leaving = changed_rows_before(verify_days)
-        suspect = set(lettered(verify_days)) if lettered else set()
+        # What BigQuery holds plus the changed documents now on the day, less
+        # Firestore's count: each changed document whose row is on the day adds
+        # one (its row is about to move or be rewritten), and so does a hard
+        # delete. Only a day over by one or more can hold such a row, so only
+        # those days are looked up (``changed_rows_before``), not every verified day.
+        excess = {}
         for day in verify_days:
             lo, hi = day_bounds(day)
-            expected = held.get(day, 0) - leaving.get(day, 0) + _count_between(times, lo, hi)
-            if counted[(lo, hi)] != expected or day in suspect:
+            excess[day] = held.get(day, 0) + _count_between(times, lo, hi) - counted[(lo, hi)]
+        leaving = changed_rows_before([day for day in verify_days if excess[day] > 0])
+        suspect = set(lettered(verify_days)) if lettered else set()
+        for day in verify_days:
+            if excess[day] != leaving.get(day, 0) or day in suspect:
                 drift.append(day)
-                spans.append((lo, hi))
+                spans.append(day_bounds(day))
     # Size each read from what it will return: Firestore bills a read even for
     # a query that returns nothing, so a small span is one query, not --num_splits.
     unknown = [span for span in spans if span not in counted]

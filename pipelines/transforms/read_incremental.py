@@ -157,17 +157,30 @@ class _PlanReadsFn(beam.DoFn):
 
         # Where the changed documents' rows are now, on the days worth a look:
         # the drift check's count of them, and old rows found without a read.
-        found, days = {}, ()
-        if mine:
+        # Looked up once, when the plan asks (only the verified days whose count
+        # leaves room for one), or after it for a plan with no verified day.
+        found: dict[str, datetime.date] = {}
+        looked: list[tuple[datetime.date, ...]] = []
+
+        def look_up(verify: Sequence[datetime.date]) -> None:
+            if looked:
+                return
+            looked.append(())
+            if not mine:
+                return
             paths = [path for path, _ in mine]
             current = [when.date() for _, when in mine if when is not None]
             size = bq.table_row_count(self._bigquery, config.dataset, spec.name)
-            days = old_row_days(window.verify, current if window.located_at else (), size, paths)
-            found = bq.days_of_paths(
-                self._bigquery, config.dataset, spec.name, spec.partition_column, days, paths
+            looked[0] = old_row_days(verify, current if window.located_at else (), size, paths)
+            found.update(
+                bq.days_of_paths(
+                    self._bigquery, config.dataset, spec.name, spec.partition_column,
+                    looked[0], paths,
+                )  # fmt: skip
             )
 
         def leaving(days):
+            look_up(days)
             on = collections.Counter(found.values())
             return {day: on[day] for day in days}
 
@@ -184,7 +197,8 @@ class _PlanReadsFn(beam.DoFn):
             config.num_splits,
             lettered,
         )
-        plan = dataclasses.replace(plan, rows_found=found, lookup_days=tuple(days))
+        look_up(())
+        plan = dataclasses.replace(plan, rows_found=found, lookup_days=looked[0])
         if window.watermark is not None:  # _ChangeRangesFn counted the change query
             plan = dataclasses.replace(plan, count_queries=plan.count_queries + 1)
         metrics.counter(spec.name, metrics.COUNT_QUERIES).inc(plan.count_queries)
