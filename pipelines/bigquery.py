@@ -155,6 +155,11 @@ def date_literals(days: Iterable[datetime.date]) -> str:
     return ", ".join(out)
 
 
+def day_of(partition_column: str) -> str:
+    """The partition column's day, as every statement filters and groups by it."""
+    return f"DATE(`{check_identifier(partition_column, 'column')}`)"
+
+
 def column_list(columns: Sequence[str]) -> str:
     """```a`, `b``` from validated column names."""
     return ", ".join(f"`{check_identifier(c, 'column')}`" for c in columns)
@@ -328,7 +333,7 @@ def replace_days_sql(
     :mod:`pipelines.commit_log`), so the replacement and its record are one unit.
     """
     cols, keys = column_list(columns), column_list(key_columns)
-    part = f"DATE(`{check_identifier(partition_column, 'column')}`)"
+    part = day_of(partition_column)
     target_sql = table_sql(project, dataset, target)
     staging_sql = table_sql(project, dataset, staging)
     path = column_list([DOCUMENT_PATH_COLUMN])
@@ -413,7 +418,7 @@ def count_rows_elsewhere(
 
     ``located``: the days they can be on (see ``replace_days_sql``), which
     BigQuery then prunes to instead of reading the table's whole history."""
-    part = f"DATE(`{check_identifier(partition_column, 'column')}`)"
+    part = day_of(partition_column)
     path = column_list([DOCUMENT_PATH_COLUMN])
     outside = f" AND {part} NOT IN ({date_literals(days)})" if days else ""
     if located is not None:
@@ -445,7 +450,7 @@ def rows_per_day(
     """
     if not days and through is None:
         return {}
-    part = f"DATE(`{check_identifier(partition_column, 'column')}`)"
+    part = day_of(partition_column)
     wanted = []
     if days:
         wanted.append(f"{part} IN ({date_literals(days)})")
@@ -479,7 +484,7 @@ def days_of_paths(
     values = sorted(set(paths))
     if not days or not values:
         return {}
-    part = f"DATE(`{check_identifier(partition_column, 'column')}`)"
+    part = day_of(partition_column)
     path = column_list([DOCUMENT_PATH_COLUMN])
     found: dict[str, datetime.date] = {}
     for i in range(0, len(values), PATHS_PER_QUERY):
@@ -513,7 +518,7 @@ def first_day(
     client: bigquery.Client, dataset: str, table: str, partition_column: str
 ) -> datetime.date | None:
     """The table's oldest day (``MIN`` of its partition column), or None when empty."""
-    part = f"DATE(`{check_identifier(partition_column, 'column')}`)"
+    part = day_of(partition_column)
     job = run_query(
         client, f"SELECT MIN({part}) AS day FROM {table_sql(client.project, dataset, table)}"
     )
