@@ -301,9 +301,9 @@ def run(argv: Sequence[str] | None = None, now: datetime.datetime | None = None)
     except (Exception, KeyboardInterrupt) as exc:
         # KeyboardInterrupt: Ctrl-C, or SIGTERM (see ``main``) from Cloud Run,
         # Kubernetes or a scheduler stopping the job.
-        verdict = _outcome_if_recorded(config, exc)
-        if verdict is None:
-            raise _failure(config, runner, exc) from exc
+        verdict = _failure(config, runner, exc)
+        if isinstance(verdict, RunFailed):
+            raise verdict from exc
         # Stopped after RecordRun wrote the verdict: the tables and the audit
         # are that verdict's, so the run reports it rather than "interrupted".
         _LOG.warning(
@@ -332,19 +332,6 @@ def _read_verdict(config: SyncConfig) -> dict | None:
         return read_audit_row(config)
 
 
-def _outcome_if_recorded(config: SyncConfig, exc: BaseException) -> dict | None:
-    """For a run stopped by a signal: its verdict row if RecordRun wrote one."""
-    interrupted = isinstance(exc, KeyboardInterrupt) or STOPPED.is_set()
-    if not interrupted or config.dry_run:
-        return None
-    try:  # probed first: a Ctrl-C must not wait out a lost server's retries
-        reachability.check_bigquery(config.project, config.dataset, config.location)
-        row = _read_verdict(config)
-    except Exception:  # noqa: BLE001 - unknown: the failure path records what it can
-        return None
-    return row if row is not None and row["status"] != audit.RUNNING else None
-
-
 class RunFailed(RuntimeError):
     """The run failed; ``audit`` is its ``_sync_runs`` row when one could be read."""
 
@@ -371,27 +358,47 @@ def _root_cause(exc: BaseException, keep: Collection[str] = ()) -> str:
     return error_text.one_line(chosen, keep, limit=400)
 
 
-def _failure(config: SyncConfig, runner: str, exc: BaseException) -> RunFailed:
+def _failure(config: SyncConfig, runner: str, exc: BaseException) -> RunFailed | dict:
     """Record the failure where possible and leave no staging tables behind.
 
-    Bounded: if BigQuery cannot be reached (the reason the run failed, often),
-    the probe says so within its deadline and nothing more is tried; the run's
-    ``running`` row then reads as unfinished in ``status``, and a later run
-    drops its staging tables.
+    A run stopped by a signal after RecordRun wrote its verdict has not failed:
+    that verdict row is returned instead, and stands.
+
+    Bounded: BigQuery is probed once (a Ctrl-C must not wait out a lost
+    server's retries). If it cannot be reached (the reason the run failed,
+    often), the probe says so within its deadline and nothing more is tried;
+    the run's ``running`` row then reads as unfinished in ``status``, and a
+    later run drops its staging tables; the leases lapse at their expiry.
     """
     interrupted = isinstance(exc, KeyboardInterrupt) or STOPPED.is_set()
     if interrupted:
         message = "interrupted (SIGINT or SIGTERM); the tables it had not committed are as before"
     else:
         message = _root_cause(exc, error_text.names(config.tables))
-    _LOG.error("run %s %s: %s", config.run_id, "stopped" if interrupted else "failed", message)
+
+    def log() -> None:
+        _LOG.error("run %s %s: %s", config.run_id, "stopped" if interrupted else "failed", message)
+
     if config.dry_run:
+        log()
         return RunFailed(message, interrupted=interrupted)
-    row, reachable = None, False
     try:
         reachability.check_bigquery(config.project, config.dataset, config.location)
-        reachable = True
-        row = read_audit_row(config)
+    except reachability.Unreachable as lost:
+        # BigQuery went away during the run (often why it failed): the probe's line
+        # names the server and what to do, which the runner's timeout does not.
+        log()
+        _LOG.warning("could not record the failure: %s", lost)
+        if not interrupted:
+            message = f"{message}; then {lost}; the tables it had not committed are as before"
+        return RunFailed(message, None, interrupted)
+    row, logged = None, False
+    try:
+        row = _read_verdict(config)
+        if interrupted and row is not None and row["status"] != audit.RUNNING:
+            return row
+        log()
+        logged = True
         if row is None:  # the pipeline never reached its audit step
             client = bq.make_client(config.project, config.location)
             landed = audit.committed(client, config.dataset, config.run_id).get(config.run_id, {})
@@ -399,19 +406,14 @@ def _failure(config: SyncConfig, runner: str, exc: BaseException) -> RunFailed:
             row = audit_row(config, runner, status, _committed_entries(config, landed), message)
             write_audit_row(config, row)
         drop_staging_tables(config)
-    except reachability.Unreachable as lost:
-        # BigQuery went away during the run (often why it failed): the probe's line
-        # names the server and what to do, which the runner's timeout does not.
-        _LOG.warning("could not record the failure: %s", lost)
-        if not interrupted:
-            message = f"{message}; then {lost}; the tables it had not committed are as before"
     except Exception as cleanup_exc:  # noqa: BLE001 - the original failure matters more
+        if not logged:
+            log()
         _LOG.warning("could not record the failure: %s", _root_cause(cleanup_exc))
-    if reachable:  # else the leases lapse at their expiry
-        try:
-            leases.release(config)  # the job's last step may have given them back already
-        except Exception as cleanup_exc:  # noqa: BLE001
-            _LOG.warning("could not give back the leases: %s", _root_cause(cleanup_exc))
+    try:
+        leases.release(config)  # the job's last step may have given them back already
+    except Exception as cleanup_exc:  # noqa: BLE001
+        _LOG.warning("could not give back the leases: %s", _root_cause(cleanup_exc))
     return RunFailed(message, row, interrupted)
 
 
