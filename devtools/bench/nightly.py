@@ -278,6 +278,14 @@ def measure_nightly(args: argparse.Namespace, emu: Any, log_dir: Path) -> dict[s
         if longest in scans and shortest in scans and longest != shortest and scans[shortest]
         else None
     )
+    # The same ratio from the shortest history the drift check's window fits in:
+    # a shorter table has fewer days to verify, so the two differ by that work.
+    covering = [d for d in scans if d >= args.verify_days and d != longest and scans[d]]
+    windowed = (
+        {"from_days": min(covering), "ratio": round(scans[longest] / scans[min(covering)], 3)}
+        if covering and longest in scans
+        else None
+    )
     worst = max((h["reads_per_needed"] for h in measured), default=None)
     worst_audit = max((h["reads_per_needed_audit"] for h in measured), default=None)
     return {
@@ -293,6 +301,7 @@ def measure_nightly(args: argparse.Namespace, emu: Any, log_dir: Path) -> dict[s
         "reads_per_document_audit": worst_audit,
         "wall_ratio_longest_to_shortest": ratio,
         "scan_ratio_longest_to_shortest": scan_ratio,
+        "scan_ratio_within_verify_window": windowed,
         "worst_all_reads_per_needed": max(
             (h["all_reads_per_needed"] for h in measured), default=None
         ),

@@ -157,7 +157,8 @@ def render_nightly(n: dict[str, Any]) -> str:
         "statements on the five tables would be billed, modelled from column sizes "
         "(devtools/bench/scan_bytes.py; BigQuery's 10 MB minimum per table left out), of "
         "which drift KB = the drift check's two queries before the read (rows per verified "
-        "day; the changed documents' rows on the verified days and, under the 10 MB floor, "
+        "day; the changed documents' rows on the verified days whose count leaves room for one "
+        "and, under the 10 MB floor, "
         "their days now); (unlocated) = the same run had its delete scanned _document_path "
         "over the whole table",
     ]
@@ -202,10 +203,18 @@ def render_nightly(n: dict[str, Any]) -> str:
     if "scan_met" in t:
         scan = n.get("scan_ratio_longest_to_shortest")
         every = n.get("worst_all_reads_per_needed")
+        windowed = n.get("scan_ratio_within_verify_window")
+        within = (
+            ""
+            if not windowed
+            else f" (longest / {windowed['from_days']}d, the shortest history that holds "
+            f"--verify_days, {windowed['ratio']:.2f}x)"
+        )
         lines.append(
             f"targets: statement bytes, longest / shortest history "
             f"{'n/a' if scan is None else f'{scan:.2f}x'} (target <= "
-            f"{t['scan_ratio_longest_to_shortest']}x: {'met' if t['scan_met'] else 'NOT met'}); "
+            f"{t['scan_ratio_longest_to_shortest']}x: {'met' if t['scan_met'] else 'NOT met'})"
+            f"{within}; "
             f"reads with previous versions per needed document, worst "
             f"{'n/a' if every is None else f'{every:.2f}'}"
         )
