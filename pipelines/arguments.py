@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.options import SyncOptions
-from pipelines.usage import UsageError, unknown_option
+from pipelines.usage import Parser, UsageError, unknown_option
 
 PROG = "firestore-to-bq"
 HELP = ("-h", "--help")
@@ -69,22 +70,40 @@ def check_known(args: Sequence[str]) -> None:
     )
 
 
+#: ``--dry_run`` alone, or with one of these, is true; with 0, false or no, false.
+TRUE_WORDS = frozenset({"", "1", "true", "yes"})
+FALSE_WORDS = frozenset({"0", "false", "no"})
+
+
+def _pop(argv: Sequence[str], flag: str, **how: Any) -> tuple[str | None, list[str]]:
+    """Take ``flag`` (the last one given wins) out of ``argv``, the rest left in order.
+
+    Options the entry point reads before Beam's parser sees the rest; argparse's
+    ``parse_known_args`` does the taking, and its mistakes are :class:`UsageError`s.
+    """
+    parser = Parser(add_help=False)
+    parser.add_argument(flag, dest="value", **how)
+    found, rest = parser.parse_known_args(list(argv))
+    return found.value, rest
+
+
+def pop_dry_run(argv: Sequence[str]) -> tuple[bool, list[str]]:
+    """Take ``--dry_run[=true|false]`` out of ``argv``.
+
+    Beam's own ``TestOptions`` owns ``--dry_run`` (it stops Dataflow from
+    submitting the job at all), so ours never reaches ``PipelineOptions``.
+    """
+    value, rest = _pop(argv, "--dry_run", nargs="?", const="true", default="false")
+    if value.lower() not in TRUE_WORDS | FALSE_WORDS:
+        raise UsageError(f"--dry_run takes true or false, not {value!r}")
+    return value.lower() in TRUE_WORDS, rest
+
+
 def pop_log_level(argv: Sequence[str]) -> tuple[int, list[str]]:
     """Take ``--log_level LEVEL`` (or ``=LEVEL``) out of ``argv``; INFO by default."""
-    level, rest, args = "INFO", [], list(argv)
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg == "--log_level":
-            if i + 1 >= len(args):
-                raise UsageError("--log_level needs a value: " + ", ".join(LOG_LEVELS))
-            level, i = args[i + 1], i + 2
-            continue
-        if arg.startswith("--log_level="):
-            level = arg.partition("=")[2]
-        else:
-            rest.append(arg)
-        i += 1
+    if argv and argv[-1] == "--log_level":
+        raise UsageError("--log_level needs a value: " + ", ".join(LOG_LEVELS))
+    level, rest = _pop(argv, "--log_level", default="INFO")
     if level.upper() not in LOG_LEVELS:
         raise UsageError(f"--log_level {level!r} is not one of {', '.join(LOG_LEVELS)}")
     return logging.getLevelName(level.upper()), rest

@@ -39,6 +39,7 @@ from pipelines.arguments import (
     HELP_BEAM,
     beam_help,
     check_known,
+    pop_dry_run,
     pop_log_level,
     sync_help,
 )
@@ -57,27 +58,8 @@ from pipelines.transforms.write_bigquery import WriteDayPartitions
 from pipelines.windows import CatchUpTooLong, IntradayRefused, plan_intraday, plan_windows
 
 _LOG = logging.getLogger("firestore_to_bq")
-_TRUE = {"", "1", "true", "yes"}
 #: Set by the Flex Template launcher image (see Dockerfile).
 FLEX_TEMPLATE_ENV = "FLEX_TEMPLATE_PYTHON_PY_FILE"
-
-
-def pop_dry_run(argv: Sequence[str]) -> tuple[bool, list[str]]:
-    """Take ``--dry_run[=true|false]`` out of ``argv``.
-
-    Beam's own ``TestOptions`` owns ``--dry_run`` (it stops Dataflow from
-    submitting the job at all), so ours never reaches ``PipelineOptions``.
-    """
-    dry_run, rest = False, []
-    for arg in argv:
-        if arg == "--dry_run" or arg.startswith("--dry_run="):
-            value = arg.partition("=")[2].lower()
-            if value not in _TRUE | {"0", "false", "no"}:
-                raise UsageError(f"--dry_run takes true or false, not {value!r}")
-            dry_run = value in _TRUE
-        else:
-            rest.append(arg)
-    return dry_run, rest
 
 
 def parse_options(args: Sequence[str]) -> PipelineOptions:

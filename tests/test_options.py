@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.firestore_to_bq import main, pop_dry_run
+from pipelines.arguments import pop_dry_run
+from pipelines.firestore_to_bq import main
 from pipelines.options import SyncConfig, UsageError, resolve
 
 UTC = datetime.UTC
