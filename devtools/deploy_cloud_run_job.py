@@ -51,15 +51,14 @@ CPUS = ("1", "2", "4", "6", "8")
 MEMORY_RANGE = {"1": (512, 4096), "2": (512, 8192), "4": (2048, 16384), "6": (4096, 24576)}
 MEMORY_RANGE["8"] = (4096, 32768)
 MEMORY = re.compile(r"^([1-9][0-9]*)(Mi|Gi)\Z")
-#: A run holds its tables' leases this much longer than the task may run, so a task killed
-#: at its timeout blocks the next hourly run for at most these minutes.
-LEASE_MARGIN_MINUTES = 5
 #: Cloud Run's longest task timeout is 24 hours (unverified for every release: see docs).
 MAX_TASK_TIMEOUT_MINUTES = 24 * 60
 
 
 def pipeline_args(args: argparse.Namespace) -> list[str]:
-    """What the container runs: the intraday sync, in process, leases shorter than an hour."""
+    """What the container runs: the intraday sync, in process. Its leases need no
+    setting: the run renews them while it lives, and a task killed at its timeout
+    blocks the next hourly run for ``--lease_minutes`` (10) at most."""
     command = [
         "-m", "pipelines.firestore_to_bq",
         "--project", args.project,
@@ -70,7 +69,6 @@ def pipeline_args(args: argparse.Namespace) -> list[str]:
         # makes the run wait for its pipeline and print its summary (see hands_over).
         "--runner", "DirectRunner",
         "--direct_running_mode", "in_memory",
-        "--lease_minutes", str(args.task_timeout_minutes + LEASE_MARGIN_MINUTES),
     ]  # fmt: skip
     if args.collections:
         command += ["--collections", args.collections]

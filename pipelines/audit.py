@@ -300,18 +300,78 @@ def audit_row(
     }
 
 
-def write_audit_row(config: SyncConfig, row: Mapping[str, Any]) -> None:
-    """Append ``row``; a retried attempt of the same run and status is a no-op."""
-    client = bq.make_client(config.project, config.location)
-    try:
-        bq.load_rows(
-            client,
-            config.dataset,
-            TABLE,
-            SCHEMA,
-            [row],
-            job_id=f"f2bq_audit_{config.run_id}_{row['status']}",
+def committed_entries(
+    tables: Iterable[str],
+    landed: Mapping[str, Mapping[str, Any]],
+    planned: Mapping[str, tuple[str, bool]] | None = None,
+) -> list[dict[str, Any]]:
+    """Per-table entries of a run that ended before its verdict, from what
+    ``_sync_commits`` says landed. ``planned``: each table's (mode, intraday) as
+    the run planned them, where known (a commit row says its own)."""
+    out = []
+    for table in tables:
+        commit = landed.get(table)
+        mode, intraday = (planned or {}).get(table, (None, False))
+        if commit is not None:
+            mode, intraday = commit["mode"], commit["newest_day"] is None and intraday
+        out.append(
+            {
+                "table": table,
+                "mode": mode,
+                "status": COMMITTED if commit else "failed",
+                "replaced": commit is not None,
+                "advances_watermark": bool(commit and commit["advances_watermark"]),
+                "intraday": intraday,
+                "replaced_days": (
+                    [commit["newest_day"].isoformat()] if commit and commit["newest_day"] else []
+                ),
+                "error": None if commit else "not replaced: the run stopped first",
+            }
         )
+    return out
+
+
+def abandoned_row(
+    run_id: str,
+    tables: Iterable[str],
+    landed: Mapping[str, Mapping[str, Any]],
+    started: Mapping[str, Any] | None,
+    taken_at: datetime.datetime,
+    why: str,
+) -> dict[str, Any]:
+    """The verdict of a run that ended without writing one, written by the run
+    that found its leases lapsed (``pipelines.leftovers``). ``started``: its
+    ``running`` row, if it wrote one (its window and snapshot); else the lease's
+    ``taken_at`` stands for its start."""
+    def text(value: Any) -> str | None:
+        return value.isoformat() if hasattr(value, "isoformat") else value
+
+    started = started or {}
+    return {
+        "run_id": run_id,
+        "runner": started.get("runner"),
+        "window_start": text(started.get("window_start")),
+        "window_end": text(started.get("window_end")),
+        "read_time": text(started.get("read_time")),
+        "started_at": text(started.get("started_at") or taken_at),
+        "finished_at": datetime.datetime.now(datetime.UTC).isoformat(),
+        "status": INTERRUPTED,
+        "error": why,
+        "tables": committed_entries(tables, landed),
+    }
+
+
+def write_audit_row(config: SyncConfig, row: Mapping[str, Any]) -> None:
+    """Append ``row`` to the run's dataset (see :func:`append_row`)."""
+    append_row(bq.make_client(config.project, config.location), config.dataset, row)
+
+
+def append_row(client: bigquery.Client, dataset: str, row: Mapping[str, Any]) -> None:
+    """Append ``row``; a retried attempt of the same run and status is a no-op
+    (so two runs that find one dead run write its verdict once)."""
+    try:
+        job_id = f"f2bq_audit_{row['run_id']}_{row['status']}"
+        bq.load_rows(client, dataset, TABLE, SCHEMA, [row], job_id=job_id)
     except api_exceptions.Conflict:
         pass  # this exact row was written by an earlier attempt
 
@@ -328,18 +388,27 @@ def verdict_rows(
     dataset: str,
     run_id: str,
     started: datetime.datetime | None = None,
+    *,
+    since: datetime.datetime | None = None,
+    with_start: bool = False,
 ) -> list[dict[str, Any]]:
     """A run's verdict rows (not the ``running`` row it writes first), newest first.
-    ``started``: the run's start, which prunes ``_sync_runs`` to one partition."""
+    ``started``: the run's start, which prunes ``_sync_runs`` to one partition;
+    ``since``: a lower bound on it, which prunes to the partitions after it.
+    ``with_start``: the ``running`` row too (last)."""
     params = [bigquery.ScalarQueryParameter("run_id", "STRING", run_id)]
-    pruned = ""
+    pruned = "" if with_start else f" AND status != '{RUNNING}'"
     if started is not None:
-        pruned = f" AND {PARTITION_COLUMN} = @started"
+        pruned += f" AND {PARTITION_COLUMN} = @started"
         params.append(bigquery.ScalarQueryParameter("started", "TIMESTAMP", started))
+    if since is not None:
+        pruned += f" AND {PARTITION_COLUMN} >= @since"
+        params.append(bigquery.ScalarQueryParameter("since", "TIMESTAMP", since))
     job = bq.run_query(
         client,
         f"SELECT * FROM {bq.table_sql(client.project, dataset, TABLE)} "
-        f"WHERE run_id = @run_id AND status != '{RUNNING}'{pruned} ORDER BY finished_at DESC",
+        f"WHERE run_id = @run_id{pruned} "
+        f"ORDER BY status = '{RUNNING}', finished_at DESC",
         query_parameters=params,
     )
     return [dict(r) for r in job.result()]

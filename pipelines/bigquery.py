@@ -308,6 +308,7 @@ def replace_days_sql(
     dead_staging: str | None = None,
     record: str | None = None,
     located: Sequence[datetime.date] | None = None,
+    fence: str | None = None,
 ) -> str:
     """One transaction: empty the replaced days, then refill them from staging.
 
@@ -331,6 +332,8 @@ def replace_days_sql(
     in case a retried bundle staged a batch twice. ``record``: a statement run
     last inside the transaction (the ``_sync_commits`` row, see
     :mod:`pipelines.commit_log`), so the replacement and its record are one unit.
+    ``fence``: a statement run first, which fails the transaction unless the run
+    still holds the table's lease (``leases.fence_sql``).
     """
     cols, keys = column_list(columns), column_list(key_columns)
     part = day_of(partition_column)
@@ -366,7 +369,8 @@ def replace_days_sql(
         gone = ["FALSE"]
     return (
         "BEGIN TRANSACTION;\n"
-        f"DELETE FROM {target_sql} WHERE {' OR '.join(gone)};\n"
+        + (f"{fence}\n" if fence else "")
+        + f"DELETE FROM {target_sql} WHERE {' OR '.join(gone)};\n"
         f"INSERT INTO {target_sql} ({cols})\n"
         f"SELECT {cols} FROM {staging_sql} WHERE {written}\n"
         f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {keys}) = 1;\n"

@@ -27,12 +27,18 @@ import threading
 from collections.abc import Collection, Iterator, Sequence
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
-from apache_beam.runners.runner import PipelineState
+from apache_beam.options.pipeline_options import (
+    GoogleCloudOptions,
+    PipelineOptions,
+    StandardOptions,
+    TestOptions,
+)
+from apache_beam.options.pipeline_options_validator import PipelineOptionsValidator
+from apache_beam.runners.runner import PipelineState, create_runner
 from google.api_core import exceptions as api_exceptions
 from google.api_core.exceptions import GoogleAPICallError, RetryError
 
-from pipelines import audit, error_text, leases, quotas, reachability, snapshot
+from pipelines import audit, error_text, leases, leftovers, quotas, reachability, snapshot
 from pipelines import bigquery as bq
 from pipelines.arguments import (
     HELP,
@@ -47,7 +53,7 @@ from pipelines.audit import audit_row, read_audit_row, table_states, write_audit
 from pipelines.metrics import committed
 from pipelines.options import SyncConfig, SyncOptions, UsageError, resolve
 from pipelines.summary import RunSummary, from_audit, summarize
-from pipelines.tables import drop_staging_tables, prepare_tables
+from pipelines.tables import create_staging_tables, drop_staging_tables, prepare_tables
 from pipelines.transforms.convert_documents import ConvertDocuments
 from pipelines.transforms.plan_days import PlanDays
 from pipelines.transforms.previous_days import PreviousDays
@@ -111,11 +117,17 @@ def local_runner(options: PipelineOptions):
     return None
 
 
-def build(pipeline: beam.Pipeline, config: SyncConfig, runner: str = "DirectRunner") -> None:
+def build(
+    pipeline: beam.Pipeline,
+    config: SyncConfig,
+    runner: str = "DirectRunner",
+    renewal: leases.WorkerRenewal | None = None,
+) -> None:
     """Wire the sync into ``pipeline``: the same graph on every runner.
 
     Full-mode tables are read whole; incremental ones by their change and range
     queries. Both feed the same conversion, planning, write and audit.
+    ``renewal``: the job's workers renew its leases (no launcher waits on it).
     """
     full = [s for s in config.tables if not config.window(s.name).incremental]
     incremental = [config.window(s.name) for s in config.tables if s not in full]
@@ -148,12 +160,12 @@ def build(pipeline: beam.Pipeline, config: SyncConfig, runner: str = "DirectRunn
                 retry_timeout=config.firestore_retry_timeout,
             )
     documents = reads[0] if len(reads) == 1 else tuple(reads) | "Documents" >> beam.Flatten()
-    rows, tallies = documents | "ConvertDocuments" >> ConvertDocuments(config)
+    rows, tallies = documents | "ConvertDocuments" >> ConvertDocuments(config, renewal)
     if previous is not None:
         tallies = (tallies, previous) | "AllTallies" >> beam.Flatten()
     plans = tallies | "PlanDays" >> PlanDays(config, read_plans)
     if not config.dry_run:
-        commits = rows | "WriteBigQuery" >> WriteDayPartitions(config, plans)
+        commits = rows | "WriteBigQuery" >> WriteDayPartitions(config, plans, renewal)
         commits | "RecordRun" >> RecordRun(config, runner, plans)
 
 
@@ -232,30 +244,76 @@ def reconcile_first_days(config: SyncConfig) -> dict[str, datetime.date]:
     return first
 
 
+def check_runner(options: PipelineOptions) -> None:
+    """Refuse, before anything is leased, a runner Beam does not know or one whose
+    own required options are missing or malformed (``--region``,
+    ``--temp_location`` for Dataflow): Beam's own validator, run on a copy of the
+    options in Beam's dry-run mode, so it neither edits them nor calls GCS.
+
+    One departure from Beam: with no usable ``--temp_location`` or
+    ``--staging_location``, Beam would look for (or create) a default bucket over
+    the network, waiting out its retries without credentials; here that is
+    refused at once, as the docs always pass ``--temp_location``."""
+    if runs_in_process(options):
+        return
+    name = options.view_as(StandardOptions).runner
+    try:
+        runner = create_runner(name)
+    except ValueError:
+        raise UsageError(
+            f"--runner {name}: not a Beam runner; use DirectRunner (the default, in "
+            "process) or DataflowRunner"
+        ) from None
+    probe = PipelineOptions.from_dictionary(options.get_all_options(drop_default=True))
+    probe.view_as(TestOptions).dry_run = True
+    validator = PipelineOptionsValidator(probe, runner)
+    errors = []
+    if validator.is_service_runner():
+        cloud = probe.view_as(GoogleCloudOptions)
+        paths = [
+            validator.validate_gcs_path(cloud, option)
+            for option in ("temp_location", "staging_location")
+        ]
+        if all(paths):  # neither is usable: Beam would go looking for a default bucket
+            errors += paths[0]
+            cloud.temp_location = cloud.staging_location = "gs://f2bq-checked-above/temp"
+    errors += validator.validate()
+    if errors:
+        listed = "; ".join(dict.fromkeys(e.strip().rstrip(".") for e in errors))
+        raise UsageError(f"--runner {name}: {listed}")
+
+
 def run(argv: Sequence[str] | None = None, now: datetime.datetime | None = None) -> RunSummary:
-    """Validate, prepare the tables, run the pipeline and summarise it.
+    """Check, plan, lease, run the pipeline and summarise it.
+
+    Everything that can be refused is refused before the leases are taken (the
+    options, the runner, the plan, the snapshot horizon); from the first lease
+    on, every way the run ends records a verdict in ``_sync_runs`` and gives
+    back what it took (:func:`_failure`), and while it lives its leases are
+    renewed (``leases.Holder.heartbeat``).
 
     ``now``: the moment the run acts as of (its "yesterday"); default: the clock.
     """
     dry_run, beam_args = pop_dry_run(list(sys.argv[1:] if argv is None else argv))
     options = parse_options(beam_args)
+    check_runner(options)
     acting_as = now  # a given moment also dates the leases (tests run "a day later")
     now = now or datetime.datetime.now(datetime.UTC)
     config = resolve(options, dry_run=dry_run, now=now)
     reachability.check(config)
     if not dry_run:
         prepare_tables(config)
-    try:
-        config = plan_run(config, now)
-        config = snapshot.guard(config)  # refuses a read that would outlast the snapshot
-        if not dry_run:  # after planning: a refused plan never waits for a lease
-            leases.take(config, now=acting_as)
-    except (UsageError, leases.LeaseHeld, KeyboardInterrupt):
-        if not dry_run:  # nothing else was written
-            with contextlib.suppress(Exception):  # the refusal matters more
-                drop_staging_tables(config)
-                leases.release(config)  # Ctrl-C just after taking: give them back
-        raise
+    config = plan_run(config, now)
+    config = snapshot.guard(config)  # refuses a read that would outlast the snapshot
+    runner = options.view_as(StandardOptions).runner or "DirectRunner"
+    pipeline = beam.Pipeline(runner=local_runner(options), options=options)
+    handover = hands_over(options)
+    renewal = None
+    if not runs_in_process(options) and not dry_run:
+        renewal = leases.WorkerRenewal(
+            config.project, config.location, config.dataset, config.run_id, config.lease_minutes
+        )
+    build(pipeline, config, runner, renewal)  # a graph that cannot be built takes nothing
     _LOG.info(
         "run %s: %d table(s), %s (%s), snapshot %s",
         config.run_id,
@@ -264,25 +322,24 @@ def run(argv: Sequence[str] | None = None, now: datetime.datetime | None = None)
         ", ".join(f"{w.table} {w.mode}" for w in config.plan),
         config.read_time_text,
     )
-    runner = options.view_as(StandardOptions).runner or "DirectRunner"
-    pipeline = beam.Pipeline(runner=local_runner(options), options=options)
-    build(pipeline, config, runner)
+    if dry_run:
+        return _dry_run(pipeline, config, runner)
+    started = datetime.datetime.now(datetime.UTC)
+    clock = None
+    if acting_as is not None:  # dated as of ``now``, moving with the real clock
+        clock = lambda: acting_as + (datetime.datetime.now(datetime.UTC) - started)  # noqa: E731
+    holder = leases.holder(config, clock, handover=handover)
     try:
-        if not dry_run:
-            # Written first, so a run that dies before its verdict still shows.
-            write_audit_row(config, audit_row(config, runner, audit.RUNNING, []))
-        result = pipeline.run()
-        if hands_over(options):
-            # A Flex Template launcher must hand the job over and exit; the job's
-            # own RecordRun step writes the outcome to _sync_runs.
-            _LOG.info("launched from a Flex Template: submitted run %s", config.run_id)
-            return RunSummary(config, [], submitted=True)
-        state = result.wait_until_finish()
-        if state not in (None, PipelineState.DONE):
-            raise RuntimeError(f"pipeline ended in state {state}")
+        holder.take(config.lease_wait_seconds)  # after planning: a refused plan never waits
+        with holder.heartbeat():
+            return _run_leased(pipeline, options, config, runner, holder)
+    except leases.LeaseHeld:
+        raise  # it holds nothing: nothing to record or give back
     except (Exception, KeyboardInterrupt) as exc:
         # KeyboardInterrupt: Ctrl-C, or SIGTERM (see ``main``) from Cloud Run,
         # Kubernetes or a scheduler stopping the job.
+        if not holder.sent:  # stopped before it asked for a lease: it holds nothing
+            raise
         verdict = _failure(config, runner, exc)
         if isinstance(verdict, RunFailed):
             raise verdict from exc
@@ -296,8 +353,48 @@ def run(argv: Sequence[str] | None = None, now: datetime.datetime | None = None)
         with contextlib.suppress(Exception):
             leases.release(config)  # in case the signal came before the job gave them back
         return from_audit(config, verdict)
-    if config.dry_run:
-        return summarize(config, committed(result))
+
+
+def _dry_run(pipeline: beam.Pipeline, config: SyncConfig, runner: str) -> RunSummary:
+    """Read and convert, write nothing: no lease, no staging, no audit."""
+    try:
+        result = pipeline.run()
+        state = result.wait_until_finish()
+        if state not in (None, PipelineState.DONE):
+            raise RuntimeError(f"pipeline ended in state {state}")
+    except (Exception, KeyboardInterrupt) as exc:
+        verdict = _failure(config, runner, exc)
+        raise verdict from exc
+    return summarize(config, committed(result))
+
+
+def _run_leased(
+    pipeline: beam.Pipeline,
+    options: PipelineOptions,
+    config: SyncConfig,
+    runner: str,
+    holder: leases.Holder,
+) -> RunSummary:
+    """The run once it holds its leases: settle what dead runs left, write the
+    ``running`` row (so a run that dies before its verdict still shows), create
+    the staging tables, run the pipeline and read its verdict."""
+    with contextlib.suppress(Exception):  # best effort: the next run tries again
+        leftovers.settle(
+            holder.client, config.project, config.dataset, holder.found_lapsed,
+            config.run_id, holder.clock(),
+        )  # fmt: skip
+    write_audit_row(config, audit_row(config, runner, audit.RUNNING, []))
+    create_staging_tables(config)
+    result = pipeline.run()
+    if hands_over(options):
+        # A Flex Template launcher must hand the job over and exit; the job's
+        # own RecordRun step writes the outcome to _sync_runs, and its workers
+        # renew the leases from here on.
+        _LOG.info("launched from a Flex Template: submitted run %s", config.run_id)
+        return RunSummary(config, [], submitted=True)
+    state = result.wait_until_finish()
+    if state not in (None, PipelineState.DONE):
+        raise RuntimeError(f"pipeline ended in state {state}")
     verdict = _read_verdict(config)
     if verdict is None:  # cannot happen after RecordRun succeeded, but never report nothing
         return summarize(config, committed(result))
@@ -385,7 +482,9 @@ def _failure(config: SyncConfig, runner: str, exc: BaseException) -> RunFailed |
             client = bq.make_client(config.project, config.location)
             landed = audit.committed(client, config.dataset, config.run_id).get(config.run_id, {})
             status = audit.INTERRUPTED if interrupted else "failed"
-            row = audit_row(config, runner, status, _committed_entries(config, landed), message)
+            planned = {w.table: (w.mode, w.intraday) for w in config.plan}
+            entries = audit.committed_entries([t.name for t in config.tables], landed, planned)
+            row = audit_row(config, runner, status, entries, message)
             write_audit_row(config, row)
         drop_staging_tables(config)
     except Exception as cleanup_exc:  # noqa: BLE001 - the original failure matters more
@@ -397,28 +496,6 @@ def _failure(config: SyncConfig, runner: str, exc: BaseException) -> RunFailed |
     except Exception as cleanup_exc:  # noqa: BLE001
         _LOG.warning("could not give back the leases: %s", _root_cause(cleanup_exc))
     return RunFailed(message, row, interrupted)
-
-
-def _committed_entries(config: SyncConfig, landed: dict[str, dict]) -> list[dict]:
-    """Per-table entries of a run that died before its verdict, from ``_sync_commits``."""
-    tables = []
-    for spec in config.tables:
-        commit = landed.get(spec.name)
-        tables.append(
-            {
-                "table": spec.name,
-                "mode": config.window(spec.name).mode,
-                "status": audit.COMMITTED if commit else "failed",
-                "replaced": commit is not None,
-                "advances_watermark": bool(commit and commit["advances_watermark"]),
-                "intraday": config.window(spec.name).intraday,
-                "replaced_days": (
-                    [commit["newest_day"].isoformat()] if commit and commit["newest_day"] else []
-                ),
-                "error": None if commit else "not replaced: the run stopped first",
-            }
-        )
-    return tables
 
 
 class _NoTraceback(logging.Filter):

@@ -167,9 +167,10 @@ class SyncOptions(PipelineOptions):
         parser.add_argument(
             "--lease_minutes",
             type=int,
-            default=360,
+            default=10,
             help="A run leases its tables in _sync_leases so no other run writes them "
-            "meanwhile; the lease lapses after this many minutes even if the run dies.",
+            "meanwhile, and renews the lease every third of this many minutes while it "
+            "lives: a run that dies blocks the next one at most this long.",
         )
         parser.add_argument(
             "--lease_wait_seconds",
@@ -242,7 +243,7 @@ class SyncConfig:
     verify_days: int = 35
     allow_shrink: bool = False
     #: Table leases (``pipelines.leases``): how long one lasts, how long to wait for one.
-    lease_minutes: int = 360
+    lease_minutes: int = 10
     lease_wait_seconds: int = 120
     read_docs_per_second: float = DEFAULT_READ_DOCS_PER_SECOND
     #: ``--intraday``: today is brought up to the snapshot, no day declared complete.

@@ -83,13 +83,20 @@ def ensure(client: bigquery.Client, dataset: str, table: TableDefinition) -> Non
 
 
 def prepare_tables(config: SyncConfig) -> None:
-    """Create the dataset, the tables and this run's staging tables (launcher side),
-    and drop the staging tables earlier runs left behind."""
+    """Create the dataset and the tables (launcher side, before the plan reads
+    ``_sync_runs``), and drop the staging tables earlier runs left behind."""
     client = bq.make_client(config.project, config.location)
     bq.ensure_dataset(client, config.dataset, config.location)
     for table in definitions(config.tables):
         ensure(client, config.dataset, table)
     drop_abandoned_staging(client, config.dataset, config.started_at)
+
+
+def create_staging_tables(config: SyncConfig) -> None:
+    """This run's staging tables: created once it holds its leases and has written
+    its ``running`` row, so a run stopped at any point after creating them is one
+    whose failure path (or, if it lost BigQuery, the next run) drops them."""
+    client = bq.make_client(config.project, config.location)
     expires = config.started_at + bq.STAGING_EXPIRY
     for destination, schema in destination_schemas(config).items():
         # Staging may hold every day of a collection: clustered, not partitioned,
@@ -143,6 +150,19 @@ def drop_abandoned_staging(
         rest = table.table_id[len(STAGING_PREFIX) :]
         old = table.created is not None and now - table.created > ABANDONED_AFTER
         if old or any(rest.startswith(f"{run_id}_") for run_id in finished):
+            client.delete_table(
+                table.reference, not_found_ok=True, retry=bq.API_RETRY, timeout=bq.CALL_TIMEOUT
+            )
+            dropped.append(table.table_id)
+    return dropped
+
+
+def drop_staging_of(client: bigquery.Client, dataset: str, run_id: str) -> list[str]:
+    """Drop every staging table of ``run_id`` (a run known to be over); what was dropped."""
+    prefix = bq.staging_table_name(run_id, "")
+    dropped = []
+    for table in client.list_tables(dataset, retry=bq.API_RETRY, timeout=bq.CALL_TIMEOUT):
+        if table.table_id.startswith(prefix):
             client.delete_table(
                 table.reference, not_found_ok=True, retry=bq.API_RETRY, timeout=bq.CALL_TIMEOUT
             )

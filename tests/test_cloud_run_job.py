@@ -14,6 +14,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from devtools import deploy_cloud_run_job as cloud_run
 from pipelines import firestore_to_bq
+from pipelines.options import resolve
 from tests.documents import task
 from tests.sync_helpers import PROJECT, seed, unique_dataset, verdicts
 from tests.test_schedule import calls, fake_gcloud  # noqa: F401 - fake_gcloud is a fixture
@@ -30,7 +31,7 @@ RUN_URL = (
 )
 JOB_ARGS = (
     "-m,pipelines.firestore_to_bq,--project,my-proj,--dataset,app_analytics,--intraday,"
-    "--bq_location,EU,--runner,DirectRunner,--direct_running_mode,in_memory,--lease_minutes,55"
+    "--bq_location,EU,--runner,DirectRunner,--direct_running_mode,in_memory"
 )
 DESCRIPTION = "Hourly intraday Firestore to BigQuery sync into app_analytics on Cloud Run"
 
@@ -82,11 +83,12 @@ def test_the_job_runs_the_intraday_sync_in_process_with_leases_shorter_than_an_h
     assert argv[:2] == ["-m", "pipelines.firestore_to_bq"]
     assert "--intraday" in argv
     assert argv[argv.index("--runner") + 1] == "DirectRunner"
-    lease = int(argv[argv.index("--lease_minutes") + 1])
-    assert args.task_timeout_minutes < lease < 60, "a killed run's lease lapses before the next"
     # The pipeline takes every argument (it refuses unknown ones) and runs it in process.
     options = firestore_to_bq.parse_options(argv[2:])
     assert firestore_to_bq.runs_in_process(options)
+    # It renews its leases while it lives; a killed run's lapse well before the next.
+    lease = resolve(options).lease_minutes
+    assert lease < 60 and lease < args.task_timeout_minutes, "a killed run's lease lapses first"
 
 
 def test_options_reach_the_job(capsys: pytest.CaptureFixture[str]) -> None:
@@ -109,7 +111,8 @@ def test_options_reach_the_job(capsys: pytest.CaptureFixture[str]) -> None:
     args = deploy[-1].removeprefix("--args=")
     assert args.startswith("^;^")
     assert args[3:].split(";")[-6:] == [
-        "--lease_minutes", "35", "--collections", "tasks,user_interactions", "--verify_days", "3",
+        "--direct_running_mode", "in_memory",
+        "--collections", "tasks,user_interactions", "--verify_days", "3",
     ]  # fmt: skip
     job = cloud_run.hourly_job(cloud_run.parse_args([*BASE[:-2], *extra]))
     assert (job.name, job.schedule) == ("f2bq-eu-hourly", "*/30 * * * *")

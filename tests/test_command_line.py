@@ -175,3 +175,32 @@ def test_summary_says_1_row_not_1_rows() -> None:
     assert "  2026-11-20: 1 row" in lines
     assert "  2026-11-21: 2 rows" in lines
     assert "  2026-11-22: 0 rows" in lines
+
+
+@pytest.mark.parametrize(
+    ("runner", "expected"),
+    [
+        (["--runner", "FooRunner"], "--runner FooRunner: not a Beam runner"),
+        (["--runner", "DataflowRunner"], "Missing required option: region"),
+        (["--runner", "DataflowRunner", "--region", "europe-west1"], "temp_location"),
+        (
+            ["--runner", "DataflowRunner", "--region", "europe-west1", "--temp_location", "/tmp"],
+            "Invalid GCS path",
+        ),
+    ],
+)
+def test_a_bad_runner_is_refused_by_beams_validator_before_anything_runs(
+    runner: list[str], expected: str
+) -> None:
+    """Issue 23, finding 2 (no server: the check comes before any call)."""
+    from pipelines.firestore_to_bq import check_runner
+
+    with pytest.raises(UsageError, match=expected):
+        check_runner(parse_options([*BASE, *runner]))
+
+
+def test_a_complete_dataflow_runner_passes_the_check_without_credentials() -> None:
+    from pipelines.firestore_to_bq import check_runner
+
+    dataflow = ["--runner", "DataflowRunner", "--region", "europe-west1"]
+    check_runner(parse_options([*BASE, *dataflow, "--temp_location", "gs://my-bucket/temp"]))

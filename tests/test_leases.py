@@ -96,3 +96,81 @@ def test_other_errors_are_not_retried() -> None:
     with pytest.raises(exceptions.BadRequest):
         bq.concurrent_update_retry(initial=0.001)(broken)()
     assert len(calls) == 1
+
+
+# --------------------------------------------------------------------------------------
+# Short leases: renewal, the fence, settling a dead run (issue 23)
+# --------------------------------------------------------------------------------------
+
+
+def test_a_renewal_only_extends_a_lease_the_run_still_holds() -> None:
+    sql = leases.renew_sql("p", "d", "run_1", LATER)
+    assert sql.endswith("WHERE `run_id` = 'run_1'")  # given back or taken over: untouched
+    assert "GREATEST(`expires_at`, TIMESTAMP '2026-11-25 09:00:00.000000+00:00')" in sql
+
+
+def test_the_fence_fails_a_commit_unless_the_run_holds_the_tables_lease() -> None:
+    sql = leases.fence_sql("p", "d", "run_1", "tasks")
+    assert "WHERE `table_name` = 'tasks' AND `run_id` = 'run_1'" in sql
+    assert sql.startswith("SELECT IF(EXISTS (") and "ERROR('lease lost" in sql
+    with pytest.raises(bq.UnsafeIdentifier):
+        leases.fence_sql("p", "d", "run'); --", "tasks")
+    commit = bq.replace_days_sql(
+        "p", "d", "tasks", "stage", ["a"], "created_at", [NOW.date()], ["a"], fence=sql
+    )
+    assert commit.startswith(f"BEGIN TRANSACTION;\n{sql}\nDELETE FROM ")
+
+
+def test_a_flex_template_launch_leases_for_dataflow_start_up_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipelines.options import resolve
+
+    monkeypatch.setattr(bq, "make_client", lambda *a, **k: object())
+    config = resolve(PipelineOptions(["--project", "p", "--dataset", "d", "--date", "2026-11-24"]))
+    assert config.lease_minutes == leases.DEFAULT_TTL_MINUTES == 10
+    assert leases.holder(config).ttl == datetime.timedelta(minutes=10)
+    handed = leases.holder(config, handover=True).ttl
+    assert handed == datetime.timedelta(minutes=10) + leases.HANDOVER_START
+
+
+def test_workers_renew_at_most_once_per_third_of_the_time_to_live_per_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent = []
+    monkeypatch.setattr(bq, "make_client", lambda *a, **k: object())
+    monkeypatch.setattr(bq, "run_query", lambda client, sql: sent.append(sql))
+    clock = iter([0.0, 10.0, 199.0, 200.0, 201.0, 401.0])
+    first, second = (leases.WorkerRenewal("p", None, "d", "run_w", 10) for _ in range(2))
+    for renewal in (first, second, first, second, first, second):
+        renewal.beat(monotonic=lambda: next(clock))
+    assert len(sent) == 3  # at 0, 200 and 401 s: two DoFn instances share one clock
+    assert all("WHERE `run_id` = 'run_w'" in sql for sql in sent)
+
+
+def test_a_dead_runs_verdict_names_the_commits_that_landed() -> None:
+    from pipelines import audit
+
+    landed = {"tasks": {"mode": "incremental", "newest_day": NOW.date(),
+                        "advances_watermark": True}}  # fmt: skip
+    started = {"run_id": "dead", "runner": "DirectRunner", "started_at": NOW,
+               "read_time": NOW, "window_start": NOW.date(), "window_end": NOW.date()}  # fmt: skip
+    row = audit.abandoned_row("dead", ["routines", "tasks"], landed, started, LATER, "why")
+    assert row["status"] == audit.INTERRUPTED and row["error"] == "why"
+    assert row["started_at"] == NOW.isoformat() and row["read_time"] == NOW.isoformat()
+    by_table = {e["table"]: e for e in row["tables"]}
+    assert by_table["tasks"]["status"] == audit.COMMITTED and by_table["tasks"]["replaced"]
+    assert by_table["routines"]["status"] == "failed" and not by_table["routines"]["replaced"]
+    # Folded with its running row: the verdict wins, the commit stands, no "unfinished".
+    states = audit.fold_states(
+        [{**started, "status": audit.RUNNING, "error": None, "tables": []},
+         {**row, "started_at": NOW, "read_time": NOW}],
+        {"dead": {"tasks": {**landed["tasks"]}}}, ["tasks", "routines"],
+    )  # fmt: skip
+    assert states["tasks"].last_success_run_id == "dead"
+    assert states["routines"].last_failure_error == "not replaced: the run stopped first"
+    # A run that never wrote its running row: the lease's time stands for its start.
+    bare = audit.abandoned_row("dead", ["tasks"], {}, None, LATER, "why")
+    assert bare["started_at"] == LATER.isoformat() and bare["read_time"] is None

@@ -37,6 +37,7 @@ import subprocess
 import sys
 from typing import Any
 
+import apache_beam as beam
 import pytest
 from google.api_core import exceptions as api_exceptions
 from google.api_core import retry as api_retry
@@ -51,7 +52,7 @@ from hypothesis.stateful import (
 )
 
 from devtools import REPO_ROOT
-from pipelines import audit, firestore_to_bq, reachability
+from pipelines import audit, firestore_to_bq, leases, reachability
 from pipelines import bigquery as bq
 from pipelines.table_spec import load_specs
 from tests.fault_proxy import FaultProxy
@@ -82,7 +83,33 @@ RUNS = (
     "nightly", "nightly", "full", "date", "range_full", "range_incremental", "backfill",
     "intraday", "intraday",
 )  # fmt: skip
-FAULTS = (None, None, None, "bq_start", "bq_stage", "bq_commit", "fs_read", "sigterm_commit")
+FAULTS = (
+    None, None, None, "bq_start", "bq_stage", "bq_commit", "fs_read",
+    "sigterm_planning", "sigterm_leased", "sigterm_running_row", "sigterm_staging_created",
+    "sigterm_pipeline_start", "sigterm_reading", "sigterm_staging", "sigterm_commit",
+    "sigterm_second_commit", "sigterm_verdict", "sigterm_release",
+)  # fmt: skip
+#: SIGTERM just after a launcher step returns: (object, attribute).
+AFTER_STEP = {
+    "sigterm_planning": (firestore_to_bq, "plan_run"),
+    "sigterm_leased": (leases.Holder, "take"),
+    "sigterm_running_row": (firestore_to_bq, "write_audit_row"),
+    "sigterm_staging_created": (firestore_to_bq, "create_staging_tables"),
+}
+#: SIGTERM just before a step starts.
+BEFORE_STEP = {"sigterm_pipeline_start": (beam.Pipeline, "run")}
+#: SIGTERM as the n-th request holding these bytes leaves for a server (in flight):
+#: (server, bytes, n).
+IN_FLIGHT = {
+    "sigterm_reading": ("firestore", b"RunQuery", 1),
+    "sigterm_staging": ("bigquery", b"/upload/", 3),  # the running row is 2 requests
+    "sigterm_commit": ("bigquery", b"BEGIN TRANSACTION", 1),
+    "sigterm_second_commit": ("bigquery", b"BEGIN TRANSACTION", 2),
+    "sigterm_verdict": ("bigquery", b"f2bq_audit_", 2),  # after the running row's
+    "sigterm_release": ("bigquery", b"SET `run_id` = NULL", 1),
+}
+#: A lease outlives the process of the run holding it by at most its time to live.
+LEASE_TTL = datetime.timedelta(minutes=leases.DEFAULT_TTL_MINUTES)
 
 
 @dataclasses.dataclass
@@ -94,6 +121,7 @@ class Outcome:
     now: datetime.datetime
     days: tuple[datetime.date, ...] | None  # None: every day up to yesterday
     before: dict[str, list[dict[str, Any]]]
+    fault: str | None = None
 
 
 def _day_of(table: str, row: dict[str, Any]) -> datetime.date:
@@ -152,6 +180,9 @@ class Sequences(RuleBasedStateMachine):
         last = self.yesterday - datetime.timedelta(days=back - 1)
         first = last - datetime.timedelta(days=span)
         args = ["--collections", ",".join(tables), "--firestore_retry_timeout", "3"]
+        # A lease left by a run that lost BigQuery blocks the next run for its time to
+        # live: refuse at once rather than wait (exit 1, nothing written).
+        args += ["--lease_wait_seconds", "0"]
         days: tuple[datetime.date, ...] | None = None
         if kind == "full":
             args += ["--mode", "full"]
@@ -173,7 +204,7 @@ class Sequences(RuleBasedStateMachine):
             code = self._backfill(first, last, tables)
         else:
             code = self._sync(run_id, args, fault)
-        self.outcome = Outcome(run_id, kind, tuple(tables), code, self.now, days, before)
+        self.outcome = Outcome(run_id, kind, tuple(tables), code, self.now, days, before, fault)
         if os.environ.get("F2BQ_MACHINE_TRACE"):
             print(f"machine: {run_id} {kind} {','.join(tables)} {fault} -> {code}", flush=True)
         assert code in (0, 1, 2, 130), code
@@ -195,28 +226,30 @@ class Sequences(RuleBasedStateMachine):
             proxy = FaultProxy(self.emulators.bigquery_port, die_on=b"/upload/", die_at=3)
         elif fault == "bq_commit":
             proxy = FaultProxy(self.emulators.bigquery_port, die_on=b"BEGIN TRANSACTION")
-        elif fault == "sigterm_commit":
-            sent = []
-
-            def terminate(data: bytes) -> None:
-                if b"BEGIN TRANSACTION" in data and not sent:
-                    sent.append(True)
-                    os.kill(os.getpid(), signal.SIGTERM)
-
-            proxy = FaultProxy(self.emulators.bigquery_port, on_send=terminate)
+        elif fault in IN_FLIGHT and IN_FLIGHT[fault][0] == "bigquery":
+            proxy = FaultProxy(self.emulators.bigquery_port, on_send=_terminate_on(fault))
         if proxy is not None:
             env["BIGQUERY_EMULATOR_HOST"] = proxy.host
         if fault == "fs_read":
             proxy = FaultProxy(self.emulators.firestore_port, cut_every=3_000, max_cuts=1)
             proxy.on_cut = proxy.close
             env["FIRESTORE_EMULATOR_HOST"] = proxy.host
+        elif fault in IN_FLIGHT and IN_FLIGHT[fault][0] == "firestore":
+            proxy = FaultProxy(self.emulators.firestore_port, on_send=_terminate_on(fault))
+            env["FIRESTORE_EMULATOR_HOST"] = proxy.host
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
+        patched = AFTER_STEP.get(fault) or BEFORE_STEP.get(fault)
+        original = getattr(*patched) if patched else None
+        if patched:
+            setattr(*patched, _terminating(original, before=fault in BEFORE_STEP))
         try:
             quiet = io.StringIO()
             with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
                 return firestore_to_bq.main(self._argv(run_id, args), now=self.now)
         finally:
+            if patched:
+                setattr(*patched, original)
             if proxy is not None:
                 proxy.close()
             for key, value in saved.items():
@@ -331,11 +364,65 @@ class Sequences(RuleBasedStateMachine):
             days = [d for d in days if d is not None]
             assert state.newest_day == (max(days) if days else None), (table, state, days)
         finished = {r["run_id"] for r in runs if r["status"] != audit.RUNNING}
+        # (e) no lease outlives the process of its run by more than its time to live;
+        # a run that could reach BigQuery as it ended gave its leases back and
+        # recorded how it ended.
+        out = self.outcome
+        for lease in rows(self.bq, self.dataset, leases.TABLE):
+            if lease["run_id"] is None:
+                continue
+            assert lease["expires_at"] <= out.now + LEASE_TTL + LEASE_SLACK, lease
+            assert out.fault in LOST_BIGQUERY or lease["run_id"] != out.run_id, (out, lease)
+        started = {r["run_id"] for r in runs}
+        if out.run_id in started and out.fault not in LOST_BIGQUERY:
+            assert out.run_id in finished, f"run {out.run_id} ({out.fault}) recorded no verdict"
         for name in staging_tables(self.bq, self.dataset):
             owner = name.removeprefix("_staging_")
             assert not any(owner.startswith(f"{run}_") for run in finished), (
                 f"{name}: staging of a finished run outlived the next run"
             )
+
+
+#: Faults after which a run cannot give back its lease nor record its end: the next
+#: run that finds the lease lapsed does both (``pipelines.leftovers``).
+LOST_BIGQUERY = ("bq_start", "bq_stage", "bq_commit")
+#: The lease is dated by the run's clock, which moves on while it runs.
+LEASE_SLACK = datetime.timedelta(minutes=5)
+
+
+def _terminate_on(fault: str):
+    """A proxy hook sending this process SIGTERM as the request ``IN_FLIGHT`` names
+    leaves (once)."""
+    _, marker, nth = IN_FLIGHT[fault]
+    seen = []
+
+    def hook(data: bytes) -> None:
+        if marker in data:
+            seen.append(True)
+            if len(seen) == nth:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    return hook
+
+
+def _terminating(original, before: bool):
+    """``original`` with SIGTERM to this process (once) just before it starts or just
+    after it returns."""
+    sent = []
+
+    def terminate() -> None:
+        if not sent:
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def step(*args, **kwargs):
+        if before:
+            terminate()
+        result = original(*args, **kwargs)
+        terminate()
+        return result
+
+    return step
 
 
 def rows(client, dataset: str, table: str, keep_run_metadata: bool = True) -> list[dict]:

@@ -21,6 +21,7 @@ from pipelines.convert import (
     protected,
 )
 from pipelines.document import FirestoreDocument
+from pipelines.leases import WorkerRenewal
 from pipelines.options import SyncConfig
 from pipelines.tally import Tally, add_tallies
 
@@ -48,11 +49,15 @@ class _ConvertFn(beam.DoFn):
     """
 
     TALLY = "tally"
+    #: Documents between two lease renewal checks (see ``leases.WorkerRenewal``).
+    RENEW_EVERY = 1_000
 
-    def __init__(self, config: SyncConfig):
+    def __init__(self, config: SyncConfig, renewal: WorkerRenewal | None = None):
         self._config = config
         self._specs = config.tables_by_name
         self._edit_window = config.edit_window
+        self._renewal = renewal
+        self._seen = 0
 
     def setup(self) -> None:
         self._read_time = self._config.read_time_text  # formatted once, not per document
@@ -77,6 +82,9 @@ class _ConvertFn(beam.DoFn):
         spec = self._specs[doc.table]
         tally = self._tallies[doc.table]
         tally.returned += 1
+        self._seen += 1
+        if self._renewal is not None and self._seen % self.RENEW_EVERY == 0:
+            self._renewal.beat()
         if doc.duplicate:  # the change query already returned it
             return
         tally.read += 1
@@ -113,14 +121,19 @@ class _ConvertFn(beam.DoFn):
 
 
 class ConvertDocuments(beam.PTransform):
-    """``(rows, tallies)``: ``(destination, row)`` pairs and ``(table, Tally)`` sums."""
+    """``(rows, tallies)``: ``(destination, row)`` pairs and ``(table, Tally)`` sums.
 
-    def __init__(self, config: SyncConfig):
+    ``renewal``: renews the run's leases as documents flow, for a job no launcher
+    waits on (a Flex Template launch)."""
+
+    def __init__(self, config: SyncConfig, renewal: WorkerRenewal | None = None):
         super().__init__()
         self._config = config
+        self._renewal = renewal
 
     def expand(self, docs):
-        outputs = docs | "Convert" >> beam.ParDo(_ConvertFn(self._config)).with_outputs(
+        convert = _ConvertFn(self._config, self._renewal)
+        outputs = docs | "Convert" >> beam.ParDo(convert).with_outputs(
             _ConvertFn.TALLY, main="rows"
         )
         tallies = outputs[_ConvertFn.TALLY] | "SumTallies" >> beam.CombinePerKey(add_tallies)

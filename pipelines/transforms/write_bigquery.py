@@ -25,7 +25,8 @@ from apache_beam.transforms.window import GlobalWindows
 from apache_beam.utils.windowed_value import WindowedValue
 
 from pipelines import bigquery as bq
-from pipelines import commit_log, dead_letters, error_text, metrics
+from pipelines import commit_log, dead_letters, error_text, leases, metrics
+from pipelines.leases import WorkerRenewal
 from pipelines.options import SyncConfig
 from pipelines.table_spec import DOCUMENT_PATH_COLUMN
 from pipelines.tables import destination_schemas, drop_staging_table
@@ -47,8 +48,9 @@ class _StageRowsFn(beam.DoFn):
     it reaches ``--load_batch_rows`` rows or ``MAX_BATCH_BYTES``.
     """
 
-    def __init__(self, config: SyncConfig):
+    def __init__(self, config: SyncConfig, renewal: WorkerRenewal | None = None):
         self._config = config
+        self._renewal = renewal
 
     def setup(self) -> None:
         self._client = bq.make_client(self._config.project, self._config.location)
@@ -71,6 +73,8 @@ class _StageRowsFn(beam.DoFn):
             yield GlobalWindows.windowed_value((destination, self._flush(destination)))
 
     def _flush(self, destination: str) -> int:
+        if self._renewal is not None:
+            self._renewal.beat()
         batch = self._batches.pop(destination)
         with batch.buffer:
             bq.load_file(
@@ -105,9 +109,10 @@ class _Batch:
 class _CommitFn(beam.DoFn):
     """Replace a table's planned days from staging in one transaction."""
 
-    def __init__(self, config: SyncConfig):
+    def __init__(self, config: SyncConfig, renewal: WorkerRenewal | None = None):
         self._config = config
         self._specs = config.tables_by_name
+        self._renewal = renewal
 
     def setup(self) -> None:
         self._client = bq.make_client(self._config.project, self._config.location)
@@ -116,6 +121,8 @@ class _CommitFn(beam.DoFn):
         self, element: tuple[str, Mapping[str, Iterable[Any]]], plans: Mapping[str, TablePlan]
     ) -> Iterator[dict]:
         table, grouped = element
+        if self._renewal is not None:
+            self._renewal.beat()
         staged = sum(grouped.get("staged", ()))
         plan = plans.get(table)
         result: dict[str, Any] = {"table": table, "staged": staged}
@@ -187,6 +194,7 @@ class _CommitFn(beam.DoFn):
                 else None
             ),
             located=plan.located_days,
+            fence=leases.fence_sql(config.project, config.dataset, config.run_id, plan.table),
             record=commit_log.insert_sql(
                 config.project,
                 config.dataset,
@@ -266,15 +274,18 @@ class WriteDayPartitions(beam.PTransform):
     """Stage ``(destination, row)`` pairs, then commit each table's planned days.
 
     ``plans``: ``(table, TablePlan)`` pairs, as ``PlanDays`` makes them.
+    ``renewal``: renews the run's leases while staging and committing, for a job
+    no launcher waits on. Each commit checks the lease in its transaction.
     """
 
-    def __init__(self, config: SyncConfig, plans):
+    def __init__(self, config: SyncConfig, plans, renewal: WorkerRenewal | None = None):
         super().__init__()
         self._config = config
         self._plans = plans
+        self._renewal = renewal
 
     def expand(self, rows):
-        staged = rows | "StageRows" >> beam.ParDo(_StageRowsFn(self._config))
+        staged = rows | "StageRows" >> beam.ParDo(_StageRowsFn(self._config, self._renewal))
         # Every destination is committed, even one with nothing staged: a day
         # with no documents left is emptied.
         destinations = rows.pipeline | "Destinations" >> beam.Create(
@@ -285,7 +296,7 @@ class WriteDayPartitions(beam.PTransform):
             | "WaitForStaging" >> beam.CoGroupByKey()
             | "Commit"
             >> beam.ParDo(
-                _CommitFn(self._config),
+                _CommitFn(self._config, self._renewal),
                 plans=beam.pvalue.AsDict(self._plans),
             )
         )
