@@ -213,6 +213,9 @@ def _record(
     days = _days(entry) if entry is not None and not intraday else []
     if commit is not None and commit["newest_day"] is not None:
         days.append(commit["newest_day"])
+    # Nor is a day complete before it is over: a run after intraday runs may
+    # replace today (windows.wrote_today); the next nightly still replaces it whole.
+    days = [d for d in days if d < run["started_at"].astimezone(datetime.UTC).date()]
     if days and (fact.get("newest_day") is None or max(days) > fact["newest_day"]):
         fact["newest_day"] = max(days)
 

@@ -315,10 +315,13 @@ def replace_days_sql(
     ``days`` are replaced whole; with ``through``, so is every day up to it (a
     full rebuild). A document's old row goes wherever it is: a row being
     written removes any row of the same document on another day (it moved).
-    An incremental run (``upsert_through``) also removes the old row of every
-    document it read, and writes each staged row up to that day: its staging
-    holds only replaced days and changed documents. ``dead_staging``: rows of
-    documents that are now dead letters go too.
+    An incremental run (``upsert_through``) writes each staged row up to that
+    day (its staging holds only replaced days and changed documents) and also
+    removes the old row of every document it read, on days up to that day: a
+    changed document now past it (today, for a nightly no intraday run preceded)
+    keeps a row there, which no statement here would write back (the run whose
+    horizon holds that day does). ``dead_staging``: rows of documents that are
+    now dead letters go too.
 
     ``located`` (incremental): the only days a staged or dead-lettered document
     can have an old row on (see :mod:`pipelines.transforms.previous_days`). The
@@ -347,13 +350,13 @@ def replace_days_sql(
         emptied.append(f"{part} <= {date_literals([through])}")
     if upsert_through is not None:
         written = f"{part} <= {date_literals([upsert_through])}"
-        moved = f"SELECT {path} FROM {staging_sql}"
     elif emptied:
         written = " OR ".join(emptied)
-        moved = f"SELECT {path} FROM {staging_sql} WHERE {written}"
     else:
         raise ValueError("replace_days_sql needs days, through or upsert_through")
-    old_rows = [f"{path} IN ({moved})"]
+    old_rows = [f"{path} IN (SELECT {path} FROM {staging_sql} WHERE {written})"]
+    if upsert_through is not None:  # read, not written: only rows up to upsert_through
+        old_rows.append(f"({written} AND {path} IN (SELECT {path} FROM {staging_sql}))")
     if dead_staging is not None:
         old_rows.append(
             f"{path} IN (SELECT `document_path` FROM {table_sql(project, dataset, dead_staging)} "
@@ -417,14 +420,19 @@ def count_rows_elsewhere(
     partition_column: str,
     days: Sequence[datetime.date],
     located: Sequence[datetime.date] | None = None,
+    upsert_through: datetime.date | None = None,
 ) -> int:
     """Rows of staged documents outside ``days``: an incremental run's upserts.
 
     ``located``: the days they can be on (see ``replace_days_sql``), which
-    BigQuery then prunes to instead of reading the table's whole history."""
+    BigQuery then prunes to instead of reading the table's whole history.
+    ``upsert_through``: the last day upserted; a staged document's row after it
+    is one the run kept, not wrote (see ``replace_days_sql``)."""
     part = day_of(partition_column)
     path = column_list([DOCUMENT_PATH_COLUMN])
     outside = f" AND {part} NOT IN ({date_literals(days)})" if days else ""
+    if upsert_through is not None:
+        outside += f" AND {part} <= {date_literals([upsert_through])}"
     if located is not None:
         elsewhere = sorted(set(located) - set(days))
         if not elsewhere:

@@ -115,10 +115,16 @@ def plan_table(
     return _plan(table, tally, required | late, tuple(sorted(late)))
 
 
-def plan_full_rebuild(table: str, tally: Tally, through: datetime.date) -> TablePlan:
-    """Replace every day up to ``through``: the whole table as the snapshot has it."""
+def plan_full_rebuild(
+    table: str, tally: Tally, through: datetime.date, last: datetime.date | None = None
+) -> TablePlan:
+    """Replace every day up to ``through``: the whole table as the snapshot has it.
+
+    ``last``: the newest complete day (yesterday), replaced even when empty so the
+    run records it; ``through`` may be today after intraday runs wrote today's
+    rows (``windows.wrote_today``), a day that is not complete yet."""
     days = {d for d in (*tally.rows, *tally.bad) if d is not None and d <= through}
-    plan = _plan(table, tally, days | {through}, ())
+    plan = _plan(table, tally, days | {through, last or through}, ())
     return replace(plan, through=through)
 
 

@@ -21,6 +21,12 @@ so the nightly's catch-up rules are unit-tested without a server:
   it upserts every change since the watermark up to today and drift-checks today
   and the ``--verify_days`` before it, so a day is replaced whole only when its
   count says rows are missing or extra.
+* once an intraday run has written today's rows of a table, a later run that
+  day that reads changes or the whole history (the nightly, reconcile, a full
+  run without dates, a dated incremental run) treats today as an intraday run
+  does (:func:`wrote_today`): it upserts changes up to today and drift-checks
+  today too, so today stays as of its snapshot; a day it replaces is still
+  complete only once it is over (``audit``).
 
 :class:`RunPlan` is the result: one typed value the launcher hands to the
 transforms, separate from the options it was derived from.
@@ -58,8 +64,8 @@ class TableState:
     #: Snapshot of the last successful run that saw every change up to it
     #: (an incremental or whole-history run): the change watermark.
     watermark: datetime.datetime | None = None
-    #: Snapshot of the last successful intraday run: the last time today's rows
-    #: were brought up to date (the nightly does not write today).
+    #: Snapshot of the last successful intraday run. From today (UTC): today has
+    #: rows, which later runs that day keep up to date too (:func:`wrote_today`).
     intraday_read_time: datetime.datetime | None = None
     #: Snapshot of the last successful run that left every day it answers for
     #: as of that snapshot (not a dated run): ``status``'s "fresh as of".
@@ -89,6 +95,8 @@ class TableWindow:
     verify: tuple[datetime.date, ...] = ()
     #: Yesterday: late edits are written on days up to here; later days wait
     #: for the run whose window holds them, as a full rebuild leaves them out.
+    #: Today once an intraday run has written today's rows (:func:`wrote_today`):
+    #: the run then upserts today and ``verify`` ends with it.
     horizon: datetime.date | None = None
     #: ``--mode reconcile``: ``verify`` covers the table's whole history.
     reconcile: bool = False
@@ -206,6 +214,24 @@ def located_at(spec: TableSpec, state: TableState) -> datetime.datetime | None:
     return state.last_success_read_time
 
 
+def wrote_today(state: TableState, today: datetime.date) -> bool:
+    """Whether an intraday run has written the table's rows of ``today`` (UTC).
+
+    A later run that reads changes must then bring today up to its snapshot too:
+    upsert what changed through today and drift-check today (a hard delete since
+    the last intraday run), and a table without a change field reads today's new
+    documents by partition from that run's snapshot, as the next intraday run
+    would (the count alone misses a delete and a create on the same day). A
+    changed document now on today would otherwise lose
+    the row an intraday run wrote there and not be written back, while the
+    watermark moves past it and ``status`` calls the table fresh. Before the
+    first intraday run of the day today has no rows and stays out, as ever.
+    """
+    midnight = datetime.datetime.combine(today, datetime.time(), datetime.UTC)
+    recent = state.intraday_read_time
+    return recent is not None and recent >= midnight
+
+
 def plan_windows(
     specs: Iterable[TableSpec],
     states: Mapping[str, TableState],
@@ -232,14 +258,23 @@ def plan_windows(
     for spec in specs:
         state = states.get(spec.name) or TableState(spec.name)
         watermark = state.watermark - CLOCK_SKEW if state.watermark and spec.change_field else None
+        # After intraday runs today, today is upserted and verified too (wrote_today);
+        # a table without a change field reads today's new documents as they do.
+        today_too = wrote_today(state, today)
+        horizon = today if today_too else yesterday
+        also = (today,) if today_too else ()
+        by_partition = today_too and not spec.change_field
+        if by_partition:
+            watermark = state.intraday_read_time - CLOCK_SKEW
         if dates is not None:
             chosen = mode or "full"
             if chosen == "incremental" and spec.supports_incremental:
                 windows.append(
                     TableWindow(
-                        spec.name, chosen, *dates, watermark=watermark, horizon=yesterday,
+                        spec.name, chosen, *dates, watermark=watermark, verify=also,
+                        horizon=horizon, change_by_partition=by_partition,
                         located_at=located_at(spec, state), dated=True,
-                    )
+                    )  # fmt: skip
                 )
             else:
                 windows.append(TableWindow(spec.name, "full", *dates, dated=True))
@@ -251,9 +286,7 @@ def plan_windows(
             or (spec.change_field and state.watermark is None)
         ):
             windows.append(
-                TableWindow(
-                    spec.name, "full", yesterday, yesterday, all_days=True, horizon=yesterday
-                )
+                TableWindow(spec.name, "full", yesterday, yesterday, all_days=True, horizon=horizon)
             )
             continue
         start = state.newest_day + ONE_DAY
@@ -276,9 +309,10 @@ def plan_windows(
                 start,
                 yesterday,
                 watermark,
-                verify=verify,
-                horizon=yesterday,
+                verify=verify + also,
+                horizon=horizon,
                 reconcile=reconcile,
+                change_by_partition=by_partition,
                 located_at=located_at(spec, state),
             )
         )
@@ -326,10 +360,11 @@ def plan_intraday(
     the change query cannot see) is replaced whole, like the nightly's drifted days.
 
     The change query starts from the watermark, or from the last intraday run's
-    snapshot if that was today and is older: a nightly in between read today's
-    changes but did not write them. A table without a change field is read by
-    partition range from the last intraday run's snapshot (today), else from the
-    start of today: its new documents carry a partition value of about now.
+    snapshot if that was today and is older (a nightly in between also wrote
+    today's changes, see :func:`wrote_today`: starting there only re-reads
+    them). A table without a change field is read by partition range from the
+    last intraday run's snapshot (today), else from the start of today: its new
+    documents carry a partition value of about now.
     Both less ``CLOCK_SKEW``. Raises :class:`IntradayRefused` for a table no
     run without dates has synced yet.
     """
@@ -338,8 +373,7 @@ def plan_intraday(
     windows, refused = [], []
     for spec in specs:
         state = states.get(spec.name) or TableState(spec.name)
-        recent = state.intraday_read_time
-        recent = recent if recent is not None and recent >= midnight else None
+        recent = state.intraday_read_time if wrote_today(state, today) else None
         if not spec.supports_incremental:
             refused.append(f"{spec.name} (its partition field cannot be range-queried)")
             continue

@@ -355,9 +355,27 @@ def test_an_incremental_delete_with_located_days_names_them_and_nothing_else() -
     assert delete == (
         "DELETE FROM `my-project.analytics.tasks` WHERE DATE(`created_at`) IN (DATE '2026-11-24')"
         " OR (DATE(`created_at`) IN (DATE '2026-11-23', DATE '2026-11-24') AND ("
-        f"`_document_path` IN (SELECT `_document_path` FROM {staging}) OR `_document_path` IN "
+        f"`_document_path` IN (SELECT `_document_path` FROM {staging} "
+        "WHERE DATE(`created_at`) <= DATE '2026-11-24') OR "
+        "(DATE(`created_at`) <= DATE '2026-11-24' AND "
+        f"`_document_path` IN (SELECT `_document_path` FROM {staging})) OR `_document_path` IN "
         "(SELECT `document_path` FROM `my-project.analytics._staging_r1__dead_letters` "
         "WHERE `table_name` = 'tasks')))"
+    )
+
+
+def test_an_incremental_delete_keeps_rows_past_upsert_through_of_documents_not_written() -> None:
+    """A changed document now on a day past ``upsert_through`` is not written: its
+    row there (an intraday run's, on today) stays; its rows up to that day go.
+    A document written (its day up to ``upsert_through``) loses its row anywhere."""
+    delete = replace_sql(days=[], upsert_through=D2).split(";\n")[1]
+    staging = "`my-project.analytics._staging_r1_tasks`"
+    assert delete == (
+        "DELETE FROM `my-project.analytics.tasks` WHERE "
+        f"`_document_path` IN (SELECT `_document_path` FROM {staging} "
+        "WHERE DATE(`created_at`) <= DATE '2026-11-24') OR "
+        "(DATE(`created_at`) <= DATE '2026-11-24' AND "
+        f"`_document_path` IN (SELECT `_document_path` FROM {staging}))"
     )
 
 

@@ -131,6 +131,71 @@ def test_intraday_brings_today_up_to_the_snapshot_and_declares_no_day_complete(
     assert audit.table_states(bq_client, dataset, TABLES, now())["tasks"].newest_day == today
 
 
+def test_a_nightly_the_same_day_after_intraday_runs_keeps_today_equal_to_firestore(
+    firestore_db, bq_client
+) -> None:
+    """Issue 23, finding 4: the nightly re-read (within ``CLOCK_SKEW``) a task edited
+    today and one moved from T-3 onto today, deleted the rows intraday runs wrote
+    for them, and wrote nothing in their place, while it made the table fresh.
+
+    On the real clock: whether an intraday run wrote today is told by its snapshot,
+    which the simulated clock cannot move (away from midnight UTC, so that one day)."""
+    clock = datetime.datetime.now(UTC)
+    if clock.time() > datetime.time(23, 58):
+        pytest.skip("too close to midnight UTC for a same-day sequence")
+    today = clock.date()
+
+    def on(offset: int) -> str:
+        return (today + datetime.timedelta(days=offset)).isoformat()
+
+    def sync(*args: str, when: datetime.datetime | None = None):
+        return run(dataset, *args, when=when or datetime.datetime.now(UTC))
+
+    dataset = unique_dataset("intraday_nightly")
+    seed(
+        firestore_db,
+        {
+            **{f"users/u1/tasks/t{i}": task(on(-i), hour=8) for i in (1, 2, 3)},
+            "users/u1/interactions/i1": interaction(on(-1), hour=9),
+            "users/u1/tasks/early": task(on(0), hour=0),
+        },
+    )
+    sync("--run_id", "nightly1")
+    real = datetime.datetime.now(UTC)
+    seed(firestore_db, {"users/u1/tasks/new": task(on(0), hour=0, updated_at=real)})
+    sync("--intraday", "--run_id", "intra1")
+
+    real = datetime.datetime.now(UTC)
+    firestore_db.document("users/u1/tasks/new").update({"completed": True, "updated_at": real})
+    firestore_db.document("users/u1/tasks/t3").update(
+        {"created_at": at(on(0), 0), "date": on(0), "updated_at": real}
+    )  # moved from T-3 onto today
+    second = sync("--intraday", "--run_id", "intra2")
+    assert_equals_full_rebuild_through(bq_client, dataset, second, today)
+
+    # Since the last intraday run: a hard delete and a new interaction on today
+    # (only the drift check of today sees either), and another edit.
+    firestore_db.document("users/u1/tasks/early").delete()
+    seed(firestore_db, {"users/u2/interactions/late": interaction(on(0), hour=0)})
+    real = datetime.datetime.now(UTC)
+    firestore_db.document("users/u1/tasks/t2").update({"completed": True, "updated_at": real})
+    nightly = sync("--run_id", "nightly2")
+    assert_equals_full_rebuild_through(bq_client, dataset, nightly, today)
+    tasks = {r["task_id"] for r in rows_through(bq_client, dataset, "tasks", today)}
+    assert {"new", "t3"} <= tasks and "early" not in tasks
+
+    # Today is as of the nightly's snapshot ("fresh as of"), but not complete: the
+    # next nightly still replaces it whole once it is yesterday.
+    states = audit.table_states(bq_client, dataset, TABLES, now())
+    for table in TABLES:
+        assert states[table].fresh_read_time == nightly.config.read_time
+        assert states[table].newest_day == today - ONE_DAY
+    later = sync("--run_id", "nightly3", when=datetime.datetime.now(UTC) + ONE_DAY)
+    for entry in audit.entries(verdict(bq_client, dataset, "nightly3")["tables"]):
+        assert today.isoformat() in entry["replaced_days"], entry
+    assert_equals_full_rebuild_through(bq_client, dataset, later, today)
+
+
 def test_intraday_reads_only_what_changed_and_nothing_when_nothing_did(
     firestore_db, bq_client, monkeypatch
 ) -> None:

@@ -7,6 +7,7 @@ import datetime
 
 import pytest
 
+from pipelines import audit
 from pipelines.windows import (
     CLOCK_SKEW,
     ONE_DAY,
@@ -155,6 +156,60 @@ def test_a_table_without_change_field_is_read_by_partition_from_todays_last_run(
     recent = dataclasses.replace(state, intraday_read_time=NIGHTLY)
     (window,) = plan_intraday([INTERACTIONS], {"user_interactions": recent}, today=TODAY)
     assert window.watermark == NIGHTLY - CLOCK_SKEW
+
+
+def test_a_nightly_after_intraday_runs_today_brings_today_up_to_its_snapshot_too() -> None:
+    """Issue 23, finding 4: the nightly deletes a changed document's old row wherever
+    it is; one now on today that it did not upsert lost the row an intraday run wrote."""
+    state = TableState(
+        "tasks", newest_day=YESTERDAY, watermark=NIGHTLY, last_success_read_time=NIGHTLY,
+        intraday_read_time=NIGHTLY,
+    )  # fmt: skip
+    (window,) = plan_windows([TASKS], {"tasks": state}, today=TODAY, verify_days=2)
+    assert window.incremental and not window.intraday and window.days == []
+    assert window.horizon == TODAY
+    assert window.verify == (days_ago(2), days_ago(1), TODAY)
+    (window,) = plan_windows(
+        [TASKS], {"tasks": state}, today=TODAY, mode="reconcile",
+        first_days={"tasks": days_ago(3)},
+    )  # fmt: skip
+    assert window.horizon == TODAY and window.verify == (*window.verify[:-1], TODAY)
+    (window,) = plan_windows([TASKS], {"tasks": state}, today=TODAY, mode="full")
+    assert window.all_days and window.end == YESTERDAY and window.horizon == TODAY
+    # Without a change field: today's new documents by partition, as intraday runs.
+    states = {"user_interactions": dataclasses.replace(state, table="user_interactions")}
+    (window,) = plan_windows([INTERACTIONS], states, today=TODAY, verify_days=1)
+    assert window.change_by_partition and window.watermark == NIGHTLY - CLOCK_SKEW
+    assert window.verify == (YESTERDAY, TODAY) and not window.advances_watermark
+
+
+def test_a_nightly_with_no_intraday_run_today_leaves_today_out_as_before() -> None:
+    last_night = datetime.datetime(2026, 11, 24, 23, tzinfo=UTC)
+    state = TableState(
+        "tasks", newest_day=days_ago(2), watermark=last_night, intraday_read_time=last_night
+    )
+    (window,) = plan_windows([TASKS], {"tasks": state}, today=TODAY, verify_days=2)
+    assert window.horizon == YESTERDAY and TODAY not in window.verify
+    (window,) = plan_windows([TASKS], {"tasks": state}, today=TODAY, mode="full")
+    assert window.horizon == YESTERDAY
+
+
+def test_a_nightly_that_replaced_today_does_not_declare_it_complete() -> None:
+    """A nightly after intraday runs may replace today whole (its drift check): the
+    next nightly must still replace it whole once it is yesterday."""
+    started = datetime.datetime(2026, 11, 25, 2, tzinfo=UTC)
+    entry = {
+        "table": "tasks", "mode": "incremental", "status": "succeeded", "replaced": True,
+        "replaced_days": [YESTERDAY.isoformat(), TODAY.isoformat()],
+        "advances_watermark": True, "fresh": True,
+    }  # fmt: skip
+    run = {"run_id": "n", "started_at": started, "read_time": started, "status": "succeeded",
+           "error": None, "tables": [entry]}  # fmt: skip
+    commit = {"newest_day": TODAY, "advances_watermark": True}
+    (state,) = audit.fold_states([run], {"n": {"tasks": commit}}, ["tasks"]).values()
+    assert state.newest_day == YESTERDAY
+    (window,) = plan_windows([TASKS], {"tasks": state}, today=TODAY + ONE_DAY)
+    assert window.days == [TODAY]
 
 
 def test_intraday_is_refused_for_a_table_the_nightly_never_synced() -> None:

@@ -4,8 +4,9 @@ Full mode with dates: the window's days, the ``--lookback_days`` before it, and
 every day holding a document Firestore says was written during the window (its
 ``update_time``): a task created on Monday and completed on Thursday is
 rewritten into Monday's partition. Full mode without dates: every day up to
-yesterday. Incremental mode: the days its read plan chose (the window and the
-drifted days), plus an upsert of every changed document.
+yesterday (today too once intraday runs have written it: the window's
+``horizon``). Incremental mode: the days its read plan chose (the window and the
+drifted days), plus an upsert of every changed document up to the horizon.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class _PlanDaysFn(beam.DoFn):
                 plan, verified_days=tuple(window.verify), lookup_days=read_plan.lookup_days
             )
         elif window.all_days:
-            plan = plan_full_rebuild(table, tally, window.end)
+            plan = plan_full_rebuild(table, tally, window.horizon or window.end, window.end)
         else:
             horizon = self._config.plan.yesterday if self._config.plan else None
             plan = plan_table(table, tally, self._config.required_days, horizon)

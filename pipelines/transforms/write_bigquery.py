@@ -222,7 +222,7 @@ class _CommitFn(beam.DoFn):
         if plan.incremental:
             late = bq.count_rows_elsewhere(
                 self._client, config.dataset, plan.table, staging, spec.partition_column, days,
-                located=plan.located_days,
+                located=plan.located_days, upsert_through=plan.upsert_through,
             )
         metrics.counter(plan.table, metrics.DAYS_REPLACED).inc(len(days))
         metrics.counter(plan.table, metrics.ROWS_WRITTEN).inc(sum(written.values()) + late)
