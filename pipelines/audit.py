@@ -140,7 +140,7 @@ def table_states(
     since = [bigquery.ScalarQueryParameter("since", "TIMESTAMP", now - HISTORY)]
     job = bq.run_query(
         client,
-        "SELECT run_id, read_time, started_at, status, error, tables "
+        "SELECT run_id, read_time, started_at, status, error, tables, window_start, window_end "
         f"FROM {bq.table_sql(client.project, dataset, TABLE)} "
         f"WHERE {PARTITION_COLUMN} >= @since ORDER BY {PARTITION_COLUMN}",
         query_parameters=since,
@@ -208,6 +208,9 @@ def _record(
         fact["fresh_read_time"] = run["read_time"]
     if intraday:
         fact["intraday_read_time"] = run["read_time"]
+    dated = _dated_window(run, entry)
+    if dated is not None:
+        fact["dated_windows"] = (*fact.get("dated_windows", ()), dated)
     # An intraday run declares no day complete: its days never move newest_day
     # (its commit row's newest_day is NULL too).
     days = _days(entry) if entry is not None and not intraday else []
@@ -218,6 +221,24 @@ def _record(
     days = [d for d in days if d < run["started_at"].astimezone(datetime.UTC).date()]
     if days and (fact.get("newest_day") is None or max(days) > fact["newest_day"]):
         fact["newest_day"] = max(days)
+
+
+def _dated_window(
+    run: Mapping[str, Any], entry: Mapping[str, Any] | None
+) -> tuple[datetime.date, datetime.date, datetime.datetime] | None:
+    """A dated run's window and snapshot, for ``windows.backfill_watermark``: only
+    from a verdict that says the run was dated (``fresh`` false, not intraday) and
+    replaced the table; older verdicts, and commits without one, give none."""
+    if entry is None or "fresh" not in entry or entry["fresh"] or entry.get("intraday"):
+        return None
+    start, end, snapshot = run.get("window_start"), run.get("window_end"), run.get("read_time")
+    if start is None or end is None or snapshot is None:
+        return None
+    return _date(start), _date(end), snapshot
+
+
+def _date(value: Any) -> datetime.date:
+    return value if isinstance(value, datetime.date) else datetime.date.fromisoformat(str(value))
 
 
 def _fresh(entry: Mapping[str, Any] | None, commit: Mapping[str, Any] | None) -> bool:

@@ -53,6 +53,7 @@ from pipelines.audit import audit_row, read_audit_row, table_states, write_audit
 from pipelines.metrics import committed
 from pipelines.options import SyncConfig, SyncOptions, UsageError, resolve
 from pipelines.summary import RunSummary, from_audit, summarize
+from pipelines.table_spec import TableSpec
 from pipelines.tables import create_staging_tables, drop_staging_tables, prepare_tables
 from pipelines.transforms.convert_documents import ConvertDocuments
 from pipelines.transforms.plan_days import PlanDays
@@ -180,6 +181,21 @@ def plan_run(config: SyncConfig, now: datetime.datetime) -> SyncConfig:
         except api_exceptions.NotFound:  # a dry run before the first run: no history
             states = {}
     first_days = reconcile_first_days(config) if config.mode == "reconcile" else None
+    backfilled = [
+        spec
+        for spec in config.tables
+        if spec.change_field
+        and spec.supports_incremental
+        and states.get(spec.name) is not None
+        and states[spec.name].watermark is None
+        and states[spec.name].dated_windows
+    ]
+    if first_days is None and backfilled and not config.explicit_dates and config.mode != "full":
+        # Backfill chunks give a watermark only if they cover the table from its
+        # oldest document (windows.backfill_watermark): one read per table.
+        first_days = reconcile_first_days(config, backfilled, bigquery=False)
+        for spec in backfilled:  # no document holds a partition time: none is older
+            first_days.setdefault(spec.name, min(w[0] for w in states[spec.name].dated_windows))
     hint = f"--project {config.project} --dataset {config.dataset} "
     today = now.astimezone(datetime.UTC).date()
     if config.intraday:
@@ -220,16 +236,20 @@ def plan_run(config: SyncConfig, now: datetime.datetime) -> SyncConfig:
     return dataclasses.replace(config, plan=plan)
 
 
-def reconcile_first_days(config: SyncConfig) -> dict[str, datetime.date]:
+def reconcile_first_days(
+    config: SyncConfig, specs: Sequence[TableSpec] | None = None, bigquery: bool = True
+) -> dict[str, datetime.date]:
     """Each range-queryable table's oldest day, the older of BigQuery's ``MIN`` of
-    the partition column and Firestore's oldest timestamp there (one read)."""
+    the partition column (unless ``bigquery`` is false) and Firestore's oldest
+    timestamp there (one read). ``specs``: those tables only (default: the run's)."""
     from pipelines import firestore as fs
 
-    client = bq.make_client(config.project, config.location) if config.dataset else None
+    use_bigquery = bigquery and bool(config.dataset)
+    client = bq.make_client(config.project, config.location) if use_bigquery else None
     firestore = fs.make_client(config.project, config.database)
     retry = fs.read_retry(config.firestore_retry_timeout)
     first = {}
-    for spec in config.tables:
+    for spec in config.tables if specs is None else specs:
         if not spec.supports_incremental:
             continue
         days = []

@@ -76,6 +76,10 @@ class TableState:
     #: Rows the last successful run wrote (for a full run: the table's size), an
     #: estimate of what the next full run loads (see ``pipelines.quotas``).
     last_rows: int | None = None
+    #: Successful dated runs of the table (backfill chunks): (first day, last day,
+    #: snapshot) each. Before its first watermark, the nightly starts from these
+    #: when they cover the table from its first day (:func:`backfill_watermark`).
+    dated_windows: tuple[tuple[datetime.date, datetime.date, datetime.datetime], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -232,6 +236,42 @@ def wrote_today(state: TableState, today: datetime.date) -> bool:
     return recent is not None and recent >= midnight
 
 
+def backfill_watermark(
+    dated: Iterable[tuple[datetime.date, datetime.date, datetime.datetime]],
+    first_day: datetime.date,
+) -> tuple[datetime.datetime, datetime.date] | None:
+    """The change watermark and first uncovered day that successful dated runs
+    (backfill chunks) give a table that has no watermark yet, or None.
+
+    The runs must cover every day from ``first_day`` (the table's oldest
+    partition day in Firestore) without a gap; then every document on those days
+    was written as of the snapshot of the run that covered its day, and any
+    change since is after the oldest of those snapshots: the watermark. The
+    first nightly reads the changes since it and replaces the days from the first
+    uncovered one to yesterday: one night, not the history. A document changed
+    after its chunk's snapshot, moved between chunks, or created on a covered day
+    since, carries a change-field value after the watermark and is upserted, its
+    old row deleted wherever it is. None (the nightly rebuilds the whole table,
+    as before): no dated run, or none covers ``first_day``. What only a
+    whole-collection read finds (documents with no usable partition value) is
+    left to the scheduled full run, as after any incremental run.
+    """
+    chain = sorted(dated)
+    covered_to = first_day - ONE_DAY
+    snapshots = []
+    for start, end, snapshot in chain:
+        if start > covered_to + ONE_DAY:
+            break  # a gap: the days after it are re-read by the nightly
+        if end > covered_to:
+            covered_to = end
+            snapshots.append(snapshot)
+        elif end >= first_day:  # inside the covered stretch already: it rewrote days
+            snapshots.append(snapshot)
+    if covered_to < first_day or not snapshots:
+        return None
+    return min(snapshots), covered_to + ONE_DAY
+
+
 def plan_windows(
     specs: Iterable[TableSpec],
     states: Mapping[str, TableState],
@@ -248,7 +288,9 @@ def plan_windows(
 
     ``dates`` after yesterday are the caller's to refuse (see ``options.resolve``):
     today is a partial day. ``first_days``: each table's oldest day (in BigQuery
-    or Firestore), which ``mode="reconcile"`` verifies from."""
+    or Firestore), which ``mode="reconcile"`` verifies from, and from which a
+    table's backfill chunks must cover it to give it a watermark
+    (:func:`backfill_watermark`)."""
     yesterday = today - ONE_DAY
     reconcile = mode == "reconcile"
     if reconcile:
@@ -279,19 +321,31 @@ def plan_windows(
             else:
                 windows.append(TableWindow(spec.name, "full", *dates, dated=True))
             continue
+        start = state.newest_day + ONE_DAY if state.newest_day else None
+        first = (first_days or {}).get(spec.name)  # unknown: no watermark from chunks
+        if (
+            spec.change_field
+            and state.watermark is None
+            and state.newest_day is not None
+            and (mode or "incremental") != "full"
+            and spec.supports_incremental
+            and first is not None
+        ):
+            backfilled = backfill_watermark(state.dated_windows, first)
+            if backfilled is not None:  # the chunks' snapshots stand for a watermark
+                watermark, start = backfilled[0] - CLOCK_SKEW, backfilled[1]
         if (
             (mode or "incremental") == "full"
             or state.newest_day is None
             or not spec.supports_incremental
-            or (spec.change_field and state.watermark is None)
+            or (spec.change_field and watermark is None)
         ):
             windows.append(
                 TableWindow(spec.name, "full", yesterday, yesterday, all_days=True, horizon=horizon)
             )
             continue
-        start = state.newest_day + ONE_DAY
         if (yesterday - start).days + 1 > max_catchup_days:
-            behind.append((spec.name, state.newest_day, start))
+            behind.append((spec.name, start - ONE_DAY, start))
             continue
         window_days = {start + ONE_DAY * i for i in range(max(0, (yesterday - start).days + 1))}
         verify = tuple(
@@ -299,7 +353,6 @@ def plan_windows(
             for day in (yesterday - ONE_DAY * i for i in range(verify_days - 1, -1, -1))
             if day not in window_days
         )
-        first = (first_days or {}).get(spec.name)
         if reconcile and first is not None:
             verify = reconcile_verify(first, yesterday, window_days)
         windows.append(

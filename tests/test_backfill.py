@@ -123,6 +123,8 @@ def test_runs_every_chunk_in_order_with_pass_through_args(fake_sync: dict) -> No
         "2026-01-01",
         "--end_date",
         "2026-01-07",
+        "--mode",
+        "incremental",  # each chunk reads its own days (issue 26)
         "--project",
         "my-proj",
         "--dataset",
@@ -181,7 +183,7 @@ def test_dry_run_prints_every_chunk_command_and_reads_nothing(
     assert backfill.main(args) == 0
 
     command = fake_sync["command"]
-    tail = "--project my-proj --dataset d"
+    tail = "--mode incremental --project my-proj --dataset d"
     assert capsys.readouterr().out.splitlines() == [
         f"{command} --start_date 2026-01-01 --end_date 2026-01-04 {tail}",
         f"{command} --start_date 2026-01-05 --end_date 2026-01-08 {tail}",
@@ -203,9 +205,18 @@ def test_default_command_is_the_pipeline_module(capsys: pytest.CaptureFixture[st
                 "2026-01-01",
                 "--end_date",
                 "2026-01-02",
+                "--mode",
+                "incremental",
             ]
         )
     ]
+
+
+def test_a_mode_given_after_the_separator_is_kept(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--start_date", "2026-01-01", "--end_date", "2026-01-02", "--dry_run"]
+    assert backfill.main([*args, "--", "--mode", "full"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.endswith("--end_date 2026-01-02 --mode full") and "incremental" not in line
 
 
 DATES = ["--start_date", "2026-01-01", "--end_date", "2026-01-02"]

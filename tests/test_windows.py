@@ -247,3 +247,86 @@ def test_a_table_without_change_field_is_located_at_its_last_snapshot() -> None:
 def test_full_windows_are_never_located() -> None:
     (window,) = plan_windows([TASKS], {}, today=TODAY)
     assert window.located_at is None
+
+
+# --------------------------------------------------------------------------------------
+# A watermark from backfill chunks (issue 26)
+# --------------------------------------------------------------------------------------
+
+
+def _at(day: datetime.date, hour: int = 3) -> datetime.datetime:
+    return datetime.datetime.combine(day, datetime.time(hour), UTC)
+
+
+def _backfilled(*windows: tuple[int, int, int]) -> TableState:
+    """A table only dated runs replaced: (first, last) days ago, snapshot on day ago."""
+    dated = tuple((days_ago(a), days_ago(b), _at(days_ago(s))) for a, b, s in windows)
+    newest = max(end for _, end, _ in dated)
+    return TableState("tasks", newest_day=newest, dated_windows=dated,
+                      last_success_read_time=max(t for *_, t in dated))  # fmt: skip
+
+
+def test_chunks_that_cover_the_table_from_its_first_day_give_the_nightly_a_watermark() -> None:
+    """Finding 2: the first nightly after a backfill re-read the whole history."""
+    from pipelines.windows import backfill_watermark
+
+    state = _backfilled((30, 21, 1), (20, 11, 0), (10, 2, 0))  # chunks run over two days
+    (window,) = plan_windows(
+        [TASKS], {"tasks": state}, today=TODAY, first_days={"tasks": days_ago(30)}
+    )
+    assert window.incremental and not window.all_days
+    assert window.watermark == _at(days_ago(1)) - CLOCK_SKEW  # the oldest chunk snapshot
+    assert window.days == [YESTERDAY]  # one night, not the history
+    assert window.advances_watermark and window.located_at is None  # old rows: scanned
+    assert backfill_watermark(state.dated_windows, days_ago(30)) == (_at(days_ago(1)), YESTERDAY)
+
+
+@pytest.mark.parametrize(
+    ("first", "windows", "expected_start"),
+    [
+        (31, [(30, 2, 0)], None),  # documents on a day before the backfill's first
+        (30, [(28, 2, 0)], None),  # the chunks start after the first day
+        (30, [(30, 20, 0), (18, 2, 0)], 19),  # a gap: re-read from it (too far: refused)
+        (30, [(30, 20, 0), (19, 2, 0), (25, 24, 0)], 1),  # overlaps and re-runs are fine
+    ],
+)
+def test_chunks_with_a_gap_or_missing_the_first_day_cost_those_days_or_a_full_run(
+    first: int, windows: list[tuple[int, int, int]], expected_start: int | None
+) -> None:
+    from pipelines.windows import backfill_watermark
+
+    state = _backfilled(*windows)
+    found = backfill_watermark(state.dated_windows, days_ago(first))
+    if expected_start is None:
+        assert found is None
+        (window,) = plan_windows([TASKS], {"tasks": state}, today=TODAY,
+                                 first_days={"tasks": days_ago(first)})  # fmt: skip
+        assert window.mode == "full" and window.all_days  # as before: the whole table
+        return
+    assert found is not None and found[1] == days_ago(expected_start)
+    if expected_start > 7:
+        with pytest.raises(CatchUpTooLong, match=f"--start_date {days_ago(expected_start)}"):
+            plan_windows([TASKS], {"tasks": state}, today=TODAY,
+                         first_days={"tasks": days_ago(first)})  # fmt: skip
+
+
+def test_without_the_tables_first_day_or_with_a_full_mode_the_backfill_gives_no_watermark() -> None:
+    state = _backfilled((30, 2, 0))
+    (full,) = plan_windows([TASKS], {"tasks": state}, today=TODAY, mode="full",
+                           first_days={"tasks": days_ago(30)})  # fmt: skip
+    assert full.mode == "full"
+    (unknown,) = plan_windows([TASKS], {"tasks": state}, today=TODAY)  # no first day known
+    assert unknown.mode == "full" and unknown.all_days
+
+
+def test_the_audit_fold_keeps_each_dated_success_and_not_the_rest() -> None:
+    def run(run_id: str, start: int, end: int, fresh: bool, status: str = "succeeded") -> dict:
+        entry = {"table": "tasks", "status": status, "replaced": status == "succeeded",
+                 "fresh": fresh, "intraday": False, "replaced_days": []}  # fmt: skip
+        return {"run_id": run_id, "status": status, "error": None, "started_at": _at(TODAY),
+                "read_time": _at(days_ago(start)), "window_start": days_ago(start).isoformat(),
+                "window_end": days_ago(end), "tables": [entry]}  # fmt: skip
+
+    rows = [run("a", 9, 5, False), run("b", 4, 2, False, "failed"), run("c", 1, 1, True)]
+    state = audit.fold_states(rows, {}, ["tasks"])["tasks"]
+    assert state.dated_windows == ((days_ago(9), days_ago(5), _at(days_ago(9))),)
