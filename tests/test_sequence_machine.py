@@ -5,20 +5,27 @@ Rules are what the app and its users do: the app writes (create, edit with
 fix); people run the sync (the nightly, ``--intraday``, ``--date``, a dated range in either mode,
 ``--mode full``, ``--collections`` subsets, a chunked backfill); nights are missed
 (the clock moves 1 to 3 days); and runs meet faults (BigQuery unreachable at the
-start, lost mid-stage or mid-commit, Firestore lost mid-read, SIGTERM as a commit
-starts), each through the loopback fault proxy or a real signal.
+start, lost mid-stage or mid-commit, Firestore lost mid-read), each through the
+loopback fault proxy, and a real SIGTERM at every phase the launcher goes through:
+after planning, leasing, the ``running`` row or staging-table creation, as the
+pipeline starts, and as its first query, a staging upload, the first or second
+commit, the verdict or the lease release leaves for the server.
 
 Invariants after every run:
 
 (a) a run that succeeded leaves every table it synced equal to a fresh full
     rebuild at its snapshot, over the days it is responsible for (every day up to
     yesterday for a run without dates, up to today for an ``--intraday`` run, whose
-    rebuild acts as of tomorrow at the same snapshot; its window for a dated run);
+    rebuild acts as of tomorrow at the same snapshot, and up to today too for a
+    nightly once an intraday run wrote today; its window for a dated run);
 (b) a run that failed leaves each table as it was or replaced (never mixed), and
     its verdict, if it wrote one, claims no table it did not commit;
 (c) every ``_run_id`` found in a table has a ``_sync_commits`` row saying that run
     replaced that table, and ``status`` names the newest such run and its day;
-(d) no staging table of a run that recorded a verdict outlives the next run.
+(d) no staging table of a run that recorded a verdict outlives the next run;
+(e) no lease is held by a run whose process has ended beyond the lease's time to
+    live, none at all by one that could reach BigQuery as it ended, and such a run
+    that wrote its ``running`` row wrote a verdict.
 
 Fixed seeds in CI (``derandomize``); ``F2BQ_MACHINE_EXAMPLES=20`` explores more
 with random seeds. The same rules, with the services replaced by a model, run in
@@ -51,16 +58,18 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from devtools import REPO_ROOT
+from devtools import REPO_ROOT, backfill
 from pipelines import audit, firestore_to_bq, leases, reachability
 from pipelines import bigquery as bq
 from pipelines.table_spec import load_specs
+from pipelines.windows import wrote_today
 from tests.fault_proxy import FaultProxy
 from tests.sync_helpers import PROJECT, table_rows, unique_dataset
 from tests.world import World
 
 pytestmark = pytest.mark.integration
 UTC = datetime.UTC
+ONE_DAY = datetime.timedelta(days=1)
 #: Hypothesis tries the simplest machine (no steps) first: 3 examples are 2 real ones.
 EXAMPLES = int(os.environ.get("F2BQ_MACHINE_EXAMPLES", "3"))
 STEPS = int(os.environ.get("F2BQ_MACHINE_STEPS", "6"))
@@ -81,7 +90,7 @@ operation = st.one_of(
 )
 RUNS = (
     "nightly", "nightly", "full", "date", "range_full", "range_incremental", "backfill",
-    "intraday", "intraday",
+    "history_backfill", "intraday", "intraday",
 )  # fmt: skip
 FAULTS = (
     None, None, None, "bq_start", "bq_stage", "bq_commit", "fs_read",
@@ -167,14 +176,17 @@ class Sequences(RuleBasedStateMachine):
         span=st.integers(0, 2),
         tables=st.sampled_from([TABLES, TABLES, ("tasks",), ("user_interactions",)]),
         fault=st.sampled_from(FAULTS),
+        between=st.lists(operation, max_size=3),
     )
-    def step(self, ops, nights: int, kind: str, back: int, span: int, tables, fault) -> None:
+    def step(
+        self, ops, nights: int, kind: str, back: int, span: int, tables, fault, between
+    ) -> None:
         for op in ops:
             self.world.apply(op, self.now.date())
         self.offset += datetime.timedelta(days=nights)
-        self.run(kind, back, span, tables, fault)
+        self.run(kind, back, span, tables, fault, between)
 
-    def run(self, kind: str, back: int, span: int, tables, fault) -> None:
+    def run(self, kind: str, back: int, span: int, tables, fault, between=()) -> None:
         self.serial += 1
         run_id = f"m{self.serial}"
         last = self.yesterday - datetime.timedelta(days=back - 1)
@@ -197,11 +209,21 @@ class Sequences(RuleBasedStateMachine):
             # Chunks are separate processes on the real clock: days before its yesterday.
             real_last = datetime.datetime.now(UTC).date() - datetime.timedelta(days=back)
             first, last, fault = real_last - datetime.timedelta(days=1), real_last, None
+        if kind == "history_backfill":
+            # The whole history (every document is at most 6 days before the simulated
+            # day it was written, which is never before the real today), in chunks of
+            # 3 days as backfill.py runs them, the app writing between the chunks; the
+            # nightly after it starts from the chunks' oldest snapshot (issue 26).
+            real_today = datetime.datetime.now(UTC).date()
+            first, last = real_today - datetime.timedelta(days=7), real_today - ONE_DAY
+            fault = None
         if kind not in ("nightly", "full", "intraday"):
             days = tuple(first + datetime.timedelta(days=i) for i in range((last - first).days + 1))
         before = {t: rows(self.bq, self.dataset, t) for t in TABLES}
         if kind == "backfill":
             code = self._backfill(first, last, tables)
+        elif kind == "history_backfill":
+            code = self._history_backfill(run_id, first, last, tables, between)
         else:
             code = self._sync(run_id, args, fault)
         self.outcome = Outcome(run_id, kind, tuple(tables), code, self.now, days, before, fault)
@@ -258,6 +280,25 @@ class Sequences(RuleBasedStateMachine):
                 else:
                     os.environ[key] = value
 
+    def _history_backfill(
+        self, run_id: str, first: datetime.date, last: datetime.date, tables, between
+    ) -> int:
+        """The chunks ``backfill.py`` would run, in process on the real clock, with the
+        app's writes between them; the first failing chunk's code, else 0."""
+        base = ["--project", PROJECT, "--dataset", self.dataset, "--collections",
+                ",".join(tables), "--lease_wait_seconds", "0"]  # fmt: skip
+        ops = list(between)
+        for number, chunk in enumerate(backfill.chunks(first, last, 3)):
+            argv = backfill.chunk_command([], chunk, [*base, "--run_id", f"{run_id}c{number}"])
+            quiet = io.StringIO()
+            with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+                code = firestore_to_bq.main(argv)
+            if code != 0:
+                return code
+            if ops:
+                self.world.apply(ops.pop(0), self.now.date())
+        return 0
+
     def _backfill(self, first: datetime.date, last: datetime.date, tables) -> int:
         done = subprocess.run(
             [sys.executable, "scripts/backfill.py", "--start_date", first.isoformat(),
@@ -283,20 +324,27 @@ class Sequences(RuleBasedStateMachine):
     def _check_equals_a_full_rebuild(self) -> None:
         """(a): the rows the run is responsible for equal a fresh full rebuild's."""
         out = self.outcome
-        if out.kind == "backfill":
+        if out.kind in ("backfill", "history_backfill"):
             return  # its chunks are dated runs on the real clock; (b)-(d) still hold
         verdict = self._verdict(out.run_id)
         assert verdict is not None and verdict["status"] == audit.SUCCEEDED, verdict
         # An intraday run answers for today too: its rebuild is a full run acting
         # as of tomorrow at the same snapshot. Any other run without dates answers
-        # for the days up to yesterday (today may hold an intraday run's rows).
-        intraday = out.kind == "intraday"
-        last = out.now.date() - (datetime.timedelta(0) if intraday else datetime.timedelta(days=1))
+        # for the days up to yesterday, and for today too once an intraday run
+        # wrote today's rows: today's rows equal Firestore as of the last run.
+        today = out.now.date()
+        states = audit.table_states(self.bq, self.dataset, out.tables, out.now)
+        last = {
+            table: today
+            if out.kind == "intraday" or (out.days is None and wrote_today(states[table], today))
+            else today - datetime.timedelta(days=1)
+            for table in out.tables
+        }
         fresh = unique_dataset("machine_rebuild")
         code = firestore_to_bq.main(
             ["--project", PROJECT, "--dataset", fresh, "--collections", ",".join(out.tables),
              "--mode", "full", "--read_time", verdict["read_time"].isoformat()],
-            now=out.now + datetime.timedelta(days=1) if intraday else out.now,
+            now=out.now + datetime.timedelta(days=1),  # its rows through today
         )  # fmt: skip
         assert code == 0
         for table in out.tables:
@@ -306,8 +354,8 @@ class Sequences(RuleBasedStateMachine):
                 mine = [r for r in mine if _day_of(table, r) in out.days]
                 theirs = [r for r in theirs if _day_of(table, r) in out.days]
             else:
-                mine = [r for r in mine if _day_of(table, r) <= last]
-                theirs = [r for r in theirs if _day_of(table, r) <= last]
+                mine = [r for r in mine if _day_of(table, r) <= last[table]]
+                theirs = [r for r in theirs if _day_of(table, r) <= last[table]]
             assert mine == theirs, f"{table} after {out.kind} run {out.run_id}"
 
     def _check_failed_run_left_no_mix(self) -> None:
