@@ -15,9 +15,11 @@ setup:
 	@rm -f $(STAMP)
 	@$(MAKE) --no-print-directory $(STAMP)
 
-# The whole suite; starts and stops its own emulators. .ci/run runs the same command.
+# The whole suite, as .ci/run runs it: the unit tier on two workers, then the emulator
+# tier in one process (it starts and stops its own emulators).
 test: $(STAMP)
-	$(PYTHON) -m pytest -q -p no:bqemulator
+	$(UNIT) -n 2 --dist loadfile
+	$(PYTHON) -m pytest -q -p no:bqemulator -m integration
 
 # Every test that needs no server (no emulators), on two pytest-xdist workers, one per core;
 # a test file stays on one worker, so its module fixtures run once (faster than per test).
