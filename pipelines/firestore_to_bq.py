@@ -466,8 +466,9 @@ def _failure(config: SyncConfig, runner: str, exc: BaseException) -> RunFailed |
     Bounded: BigQuery is probed once (a Ctrl-C must not wait out a lost
     server's retries). If it cannot be reached (the reason the run failed,
     often), the probe says so within its deadline and nothing more is tried;
-    the run's ``running`` row then reads as unfinished in ``status``, and a
-    later run drops its staging tables; the leases lapse at their expiry.
+    its leases, no longer renewed, lapse within ``--lease_minutes``, and the
+    first run after that records the verdict and drops the staging tables
+    (:mod:`pipelines.leftovers`).
     """
     interrupted = isinstance(exc, KeyboardInterrupt) or STOPPED.is_set()
     if interrupted:

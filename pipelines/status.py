@@ -46,6 +46,9 @@ class TableStatus:
     dead_letters: int
     #: The unexpired lease of a run writing the table now, if any.
     lease: leases.Lease | None = None
+    #: A lease that lapsed without being given back: its run died (the next run
+    #: records it and cleans up, ``pipelines.leftovers``).
+    lapsed: leases.Lease | None = None
 
     @property
     def days_behind(self) -> int | None:
@@ -130,8 +133,14 @@ def collect(
     except api_exceptions.NotFound:  # no run has written dead letters yet
         dead = {}
     held = leases.held(client, dataset, tables, now)
+    lapsed = {
+        lease.table: lease for run in leases.lapsed(client, dataset, now).values() for lease in run
+    }
     yesterday = now.astimezone(UTC).date() - datetime.timedelta(days=1)
-    return [TableStatus(states[t], yesterday, dead.get(t, 0), held.get(t)) for t in tables]
+    return [
+        TableStatus(states[t], yesterday, dead.get(t, 0), held.get(t), lapsed.get(t))
+        for t in tables
+    ]
 
 
 def _time(value: datetime.datetime | None) -> str:
@@ -172,7 +181,12 @@ def render(
             f"{fresh_as_of(st.fresh_read_time, now):<20}  {check}"
         )
         if s.lease is not None:
-            lines.append(f"  lease: {s.lease.describe()}")
+            lines.append(f"  lease: {s.lease.describe()} (renewed while the run lives)")
+        elif s.lapsed is not None:
+            lines.append(
+                f"  lease: lapsed at {format_timestamp(s.lapsed.expires_at)}, never given back "
+                f"by run {s.lapsed.run_id} (it died; the next run records it and cleans up)"
+            )
         if st.last_failure_run_id:
             lines_of_error = (st.last_failure_error or "").strip().splitlines()
             error = scrub(lines_of_error[0], keep) if lines_of_error else ""

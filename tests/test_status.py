@@ -223,3 +223,21 @@ def test_release_leases_gives_back_a_dead_runs_tables_and_only_its_own(
     )
     code, _, err = run_status(capsys, *argv, "--release_leases", "no'quote")
     assert code == 2 and err.startswith("error: run id") and err.count("\n") == 1
+
+
+def test_a_lease_that_lapsed_without_being_given_back_names_its_dead_run() -> None:
+    from pipelines import leases
+    from pipelines.windows import TableState
+
+    now = datetime.datetime(2026, 12, 7, 12, tzinfo=UTC)
+    lapsed = leases.Lease("tasks", "dead_run", now - datetime.timedelta(minutes=30),
+                          now - datetime.timedelta(minutes=20))  # fmt: skip
+    live = leases.Lease("tasks", "live_run", now, now + datetime.timedelta(minutes=10))
+    yesterday = now.date() - datetime.timedelta(days=1)
+    state = TableState("tasks", newest_day=yesterday)
+    out = status.render("p", "d", [status.TableStatus(state, yesterday, 0, None, lapsed)],
+                        7, (), now=now)  # fmt: skip
+    assert "  lease: lapsed at 2026-12-07T11:40:00" in out and "run dead_run (it died" in out
+    out = status.render("p", "d", [status.TableStatus(state, yesterday, 0, live)], 7, (), now=now)
+    assert "  lease: held by run live_run since 2026-12-07T12:00:00Z" in out
+    assert "(renewed while the run lives)" in out

@@ -9,7 +9,9 @@ a run whose lease was taken over changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import io
 import os
 import signal
 import subprocess
@@ -20,7 +22,7 @@ import pytest
 from google.api_core import exceptions as api_exceptions
 
 from devtools import REPO_ROOT
-from pipelines import audit, firestore_to_bq, leases, leftovers
+from pipelines import audit, firestore_to_bq, leases, leftovers, status
 from pipelines import bigquery as bq
 from tests.documents import task
 from tests.sync_helpers import PROJECT, seed, table_rows, unique_dataset, verdicts
@@ -157,6 +159,11 @@ def test_a_run_killed_outright_blocks_the_next_for_its_lease_minutes_only_and_is
     assert [r["run_id"] for r in held] == ["killed"]
     assert held[0]["expires_at"] <= killed_at + datetime.timedelta(minutes=1, seconds=5)
     assert _staging(bq_client, dataset)
+    # status shows the lapsing lease, its holder and when it lapses.
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        status.main(["--project", PROJECT, "--dataset", dataset])
+    assert "  lease: held by run killed since " in printed.getvalue(), printed.getvalue()
     # A run within the minute is refused on the lease (nothing written) ...
     assert firestore_to_bq.main(_argv(dataset, "--lease_wait_seconds", "0")) == 1
     # ... and one after it settles what the dead run left, then runs.
