@@ -22,7 +22,7 @@ def test_help_exits_0_and_names_every_scenario():
     assert done.returncode == 0, done.stderr
     assert "Prove the speed" in done.stdout
     assert "backfill" in done.stdout and "nightly" in done.stdout
-    assert "{backfill,nightly,intraday,all}" in done.stdout
+    assert "{backfill,nightly,intraday,onboarding,all}" in done.stdout
     assert "--intraday-hours" in done.stdout and "--intraday-hour-seconds" in done.stdout
     assert "30% of them also move" in done.stdout  # a percent sign in a help string
 

@@ -4,6 +4,7 @@ emulators.
 Times are never asserted: only that every figure is there and the counts add up.
 """
 
+import datetime
 import json
 import subprocess
 import sys
@@ -157,5 +158,40 @@ def test_benchmark_intraday_scenario_reports_reads_per_changed_document(tmp_path
 
     for needle in ("intraday runs", "reads/changed", "count() reads/run", "start-up share",
                    "target:", "machine:", "command"):  # fmt: skip
+        assert needle in text, needle
+    assert not (tmp_path / "emu" / "state.json").exists()  # emulators stopped
+
+
+@pytest.mark.integration
+def test_benchmark_onboarding_scenario_reports_reads_per_chunk_and_the_nightly(tmp_path):
+    _, report, text = _benchmark(
+        tmp_path, "onboarding", "--scenario", "onboarding", "--onboarding_days", "4",
+        "--onboarding_per_day", "3", "--chunk_days", "2",
+    )  # fmt: skip
+    assert report["valid"] and report["scenario"] == "onboarding"
+
+    onboarding = report["onboarding"]
+    assert onboarding["ok"] and onboarding["documents_seeded"] == 4 * 3
+    # Days -4..-2 in chunks of 2 days; yesterday is the nightly's.
+    today = datetime.date.fromisoformat(onboarding["today"])
+    day = [(today - datetime.timedelta(days=n)).isoformat() for n in range(5)]
+    chunks = onboarding["chunks"]
+    assert [(c["first"], c["last"]) for c in chunks] == [(day[4], day[3]), (day[2], day[2])]
+    for c in chunks:
+        assert c["documents_returned"] <= 1.10 * c["documents_in_range"] + 3, c
+    backfill = onboarding["backfill"]
+    assert backfill["documents_in_range"] == sum(c["documents_in_range"] for c in chunks) >= 8
+    assert backfill["documents_returned"] <= 1.10 * backfill["documents_in_range"] + 3 * 2
+    nightly = onboarding["nightly"]
+    assert nightly["documents_yesterday"] == 3 and nightly["modes"] == ["incremental"]
+    assert nightly["documents_changed"] == onboarding["edits_between_chunks"] == 1
+    assert nightly["documents_returned"] <= 1.10 * nightly["documents_needed"] + 3, nightly
+    assert onboarding["equal_to_rebuild"] is True
+    # A full-mode chunk reads every document held, whatever its dates.
+    full = onboarding["full_first_chunk"]
+    assert full["documents_returned"] == 12 > full["documents_in_range"]
+
+    for needle in ("onboarding:", "reads/doc", "nightly after it", "--mode full",
+                   "full rebuild", "targets:", "machine:", "command"):  # fmt: skip
         assert needle in text, needle
     assert not (tmp_path / "emu" / "state.json").exists()  # emulators stopped

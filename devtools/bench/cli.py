@@ -62,12 +62,13 @@ def parser(description: str) -> argparse.ArgumentParser:
     )
     nightly.add_argument(
         "--scenario",
-        choices=("backfill", "nightly", "intraday", "all"),
+        choices=("backfill", "nightly", "intraday", "onboarding", "all"),
         default="backfill",
         help="backfill: floor, pipeline and naive on --docs documents, and a one-day full "
         "dry run (default); nightly: the incremental nightly over each --nightly-histories; "
         "intraday: hourly --intraday runs over a day of trickled changes, over each "
-        "--intraday-histories (about 15 minutes a history at the defaults); all: backfill "
+        "--intraday-histories (about 15 minutes a history at the defaults); onboarding: a "
+        "chunked backfill of a history, then the first nightly; all: backfill "
         "and nightly (not intraday, which runs in real time).",
     )
     nightly.add_argument(
@@ -135,6 +136,22 @@ def parser(description: str) -> argparse.ArgumentParser:
         help="Real seconds one simulated hour lasts; the planner's 5-minute clock allowance "
         "is scaled by the same factor (default 30).",
     )
+    onboarding = parser.add_argument_group(
+        "onboarding scenario",
+        "A chunked backfill (scripts/backfill.py's chunk commands) of a history, edits "
+        "between chunks, then the first nightly.",
+    )
+    onboarding.add_argument(
+        "--onboarding_days", "--onboarding-days", type=int, default=60,
+        help="Days of history up to yesterday; the chunks cover all but yesterday (default 60).",
+    )  # fmt: skip
+    onboarding.add_argument(
+        "--onboarding_per_day", "--onboarding-per-day", type=int, default=200,
+        help="Documents a day, in tasks and projects (default 200).",
+    )  # fmt: skip
+    onboarding.add_argument(
+        "--chunk_days", "--chunk-days", type=int, default=7, help="Days per chunk (default 7)."
+    )
     return parser
 
 
@@ -159,6 +176,9 @@ def parse_args(argv: list[str] | None, description: str = "") -> argparse.Namesp
         parsed.error("--intraday-hour-seconds must be at least 5")
     if args.nightly_per_day < 1 or args.verify_days < 1 or args.nightly_deletes < 0:
         parsed.error("--nightly-per-day and --verify_days must be positive")
+    if args.onboarding_days < 2 or args.onboarding_per_day < 1 or args.chunk_days < 1:
+        parsed.error("--onboarding_days must be 2 or more, --onboarding_per_day and "
+                     "--chunk_days positive")  # fmt: skip
     if not 0 < args.nightly_edit_share <= 1:
         parsed.error("--nightly-edit-share must be in (0, 1]")
     args.command = shlex.join(
@@ -193,8 +213,8 @@ def _report_without_backfill(args: argparse.Namespace, emu: Any) -> dict[str, An
 
 
 def run_scenarios(args: argparse.Namespace, emu: Any, log_dir: Path) -> dict[str, Any]:
-    """The backfill scenario, the nightly one, both (``all``), or the intraday one
-    (``--scenario``).
+    """The backfill scenario, the nightly one, both (``all``), the intraday one or the
+    onboarding one (``--scenario``).
 
     ``one_day_full`` is the backfill's one-day full dry run; ``nightly`` is only
     ever the incremental scenario's.
@@ -218,6 +238,13 @@ def run_scenarios(args: argparse.Namespace, emu: Any, log_dir: Path) -> dict[str
         report = _report_without_backfill(args, emu)
         report["valid"] = intraday["ok"]
         report["intraday"] = intraday
+    if args.scenario == "onboarding":
+        from devtools.bench.onboarding import measure_onboarding
+
+        onboarding = measure_onboarding(args, emu, log_dir)
+        report = _report_without_backfill(args, emu)
+        report["valid"] = onboarding["ok"]
+        report["onboarding"] = onboarding
     report["scenario"] = args.scenario
     return report
 
