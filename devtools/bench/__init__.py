@@ -41,6 +41,13 @@ intraday (:mod:`.intraday`)
     trickle in, an hour compressed into ``--intraday-hour-seconds``: reads per
     changed document, ``count()`` reads, wall time and its start-up share per
     run; the tables then equal a full rebuild at the last snapshot.
+onboarding (:mod:`.onboarding`)
+    ``--onboarding_days`` days of ``--onboarding_per_day`` documents a day, backfilled
+    in ``--chunk_days`` chunks as ``scripts/backfill.py`` runs them (``--mode
+    incremental``) with edits and moves between chunks, then the first nightly:
+    reads per document of each chunk, and the nightly's reads against yesterday's
+    documents plus the changed ones; the first chunk again in full mode for
+    comparison; the tables then equal a full rebuild at the nightly's snapshot.
 
 Every figure comes from what the run itself reports (:mod:`.sync_run`): its
 ``_sync_runs`` row for a run that writes, its Beam counters for a dry run;
