@@ -588,6 +588,10 @@ def _main(args: list[str], now: datetime.datetime | None) -> int:
         from pipelines import status
 
         return status.main(args[1:])
+    if args[:1] == ["schema"]:
+        from pipelines import schema_check
+
+        return schema_check.main(args[1:])
     if any(a in HELP for a in args):
         print(sync_help())
         return 0

@@ -265,7 +265,8 @@ def test_bad_column_name(name: Any) -> None:
     ],
 )
 def test_bad_identifiers_elsewhere(key: str, value: Any) -> None:
-    with pytest.raises(SchemaError, match=f"{key}: .* is not a valid BigQuery identifier"):
+    path = r"clustering\[0\]" if key == "clustering" else key
+    with pytest.raises(SchemaError, match=f"{path}: .* is not a valid BigQuery identifier"):
         parse_spec(variant(**{key: value}))
 
 
@@ -275,13 +276,13 @@ def test_long_valid_identifier_is_accepted() -> None:
 
 @pytest.mark.parametrize("type_name", ["NUMERIC", "GEOGRAPHY", "RECORD", "STRUCT", "", None, "int"])
 def test_unknown_type(type_name: Any) -> None:
-    with pytest.raises(SchemaError, match=r"fields\[6\]: unsupported type"):
+    with pytest.raises(SchemaError, match=r"fields\[6\]\.type: unsupported type"):
         parse_spec(with_field(name="x", type=type_name))
 
 
 @pytest.mark.parametrize("mode", ["OPTIONAL", "ARRAY", "", "NULLABLE;"])
 def test_unknown_mode(mode: str) -> None:
-    with pytest.raises(SchemaError, match=r"fields\[6\]: unsupported mode"):
+    with pytest.raises(SchemaError, match=r"fields\[6\]\.mode: unsupported mode"):
         parse_spec(with_field(name="x", mode=mode))
 
 
@@ -313,18 +314,18 @@ def test_hash_and_drop_policies_on_string() -> None:
     [{"nope": "label"}, {"label": "x", "Label": "y"}, {"extra": "x"}, {"_run_id": "x"}],
 )
 def test_field_map_naming_unknown_columns(field_map: dict[str, Any]) -> None:
-    with pytest.raises(SchemaError, match="field_map names unknown columns"):
+    with pytest.raises(SchemaError, match=r"field_map\.\S+: unknown column"):
         parse_spec(variant(field_map=field_map))
 
 
 @pytest.mark.parametrize("source", ["", [], ["a", ""], 5, None, {"a": "b"}])
 def test_field_map_bad_source(source: Any) -> None:
-    with pytest.raises(SchemaError, match="field_map: expected a field name or a list of names"):
+    with pytest.raises(SchemaError, match=r"field_map\.label: expected a field name or a list"):
         parse_spec(variant(field_map={"label": source}))
 
 
 def test_field_map_not_an_object() -> None:
-    with pytest.raises(SchemaError, match="field_map must be an object"):
+    with pytest.raises(SchemaError, match="field_map: must be an object"):
         parse_spec(variant(field_map=["label"]))
 
 
@@ -411,13 +412,13 @@ def test_duplicated_or_reserved_column(name: str) -> None:
 )
 def test_bad_collection_id(collection: Any) -> None:
     raw = variant(source={"collection": collection})
-    with pytest.raises(SchemaError, match="source.collection .* is not a collection id"):
+    with pytest.raises(SchemaError, match=r"source\.collection: .* is not a collection id"):
         parse_spec(raw)
 
 
 @pytest.mark.parametrize("parent", ["users/x", "", 3])
 def test_bad_parent_collection(parent: Any) -> None:
-    with pytest.raises(SchemaError, match="source.parent_collection .* is invalid"):
+    with pytest.raises(SchemaError, match=r"source\.parent_collection: .* is invalid"):
         parse_spec(variant(source={"collection": "things", "parent_collection": parent}))
 
 
@@ -428,7 +429,7 @@ def test_collection_ids_may_hold_characters_identifiers_cannot() -> None:
 
 @pytest.mark.parametrize("layout", ["flat", "", "PER_USER"])
 def test_bad_layout(layout: str) -> None:
-    with pytest.raises(SchemaError, match="source.layout must be one of"):
+    with pytest.raises(SchemaError, match=r"source\.layout: unknown layout .*; allowed: per_user"):
         parse_spec(variant(source={"collection": "things", "layout": layout}))
 
 
