@@ -133,7 +133,10 @@ def help_parser() -> argparse.ArgumentParser:
         usage=f"{PROG} --project P --dataset D [--date YYYY-MM-DD | --start_date YYYY-MM-DD "
         "--end_date YYYY-MM-DD] [options] [Beam options]\n"
         f"       {PROG} status --project P --dataset D [--max_lag_days N] "
-        "[--max_lag_minutes M] [--release_leases RUN_ID]",
+        "[--max_lag_minutes M] [--release_leases RUN_ID]\n"
+        f"       {PROG} backfill --start_date D --end_date D [--chunk_days N] -- "
+        "--project P --dataset D [options]\n"
+        f"       {PROG} schema check [--schemas_dir DIR]",
         description="Sync Firestore collections into day-partitioned BigQuery tables.\n"
         "With no date it is the nightly: each table catches up to yesterday (UTC),\n"
         "reading only what changed since its last successful run.",

@@ -584,6 +584,10 @@ def main(argv: Sequence[str] | None = None, now: datetime.datetime | None = None
 
 
 def _main(args: list[str], now: datetime.datetime | None) -> int:
+    if args[:1] == ["backfill"]:
+        from pipelines import backfill
+
+        return backfill.main(args[1:])
     if args[:1] == ["status"]:
         from pipelines import status
 

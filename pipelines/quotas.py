@@ -149,10 +149,11 @@ def _too_many_days(need: TableNeeds, window: TableWindow, lookback_days: int, ta
     chunk = max(1, min(CHUNK_DAYS, PARTITIONS_PER_JOB - lookback_days))
     start = window.start
     lookback = f" --lookback_days {lookback_days}" if lookback_days else ""
+    from pipelines.backfill import command_text
+
+    sync_args = f"{target}--collections {need.table}{lookback}"
     return (
         f"{need.table}: replacing {need.days:,} days in one commit exceeds {limit}; "
-        f"run it in chunks: python scripts/backfill.py --start_date {start} "
-        f"--end_date {window.end} --chunk_days {chunk} -- {target}"
-        f"--collections {need.table}{lookback}"
+        f"run it in chunks: {command_text(start, window.end, chunk, sync_args)}"
     )
 

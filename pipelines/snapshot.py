@@ -185,11 +185,13 @@ def remedy(
     start, end = dated
     days = (end - start).days + 1
     chunk = max(1, math.floor(days * fraction))
-    return (
-        f"{pitr}, or backfill in pieces that each fit: python -m devtools.backfill "
-        f"--start_date {start} --end_date {end} --chunk_days {chunk} -- --project {project} "
-        f"--dataset {dataset} --mode incremental"
-        + (f" --collections {collections}" if collections else "")
+    from pipelines.backfill import command_text
+
+    sync_args = f"--project {project} --dataset {dataset}" + (
+        f" --collections {collections}" if collections else ""
+    )
+    return f"{pitr}, or backfill in pieces that each fit: " + command_text(
+        start, end, chunk, sync_args
     )
 
 

@@ -5,12 +5,13 @@
         [--chunk_days 7] [--dry_run] \\
         -- --project P --dataset D --runner DataflowRunner ...
 
-A thin entry point: the code is ``devtools/backfill.py``.
+A thin entry point: the code is ``pipelines/backfill.py``, which the installed
+package runs as ``firestore-to-bq backfill``.
 """
 
 import sys
 
-from devtools.backfill import main
+from pipelines.backfill import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from devtools import REPO_ROOT, backfill
-from pipelines import audit
+from devtools import REPO_ROOT
+from pipelines import audit, backfill
 from pipelines import bigquery as bq
 from tests.documents import task
 from tests.sync_helpers import PROJECT, seed, table_rows, unique_dataset

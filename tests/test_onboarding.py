@@ -12,8 +12,7 @@ import datetime
 
 import pytest
 
-from devtools import backfill
-from pipelines import firestore_to_bq
+from pipelines import backfill, firestore_to_bq
 from tests.documents import task
 from tests.sync_helpers import PROJECT, seed, table_rows, unique_dataset
 

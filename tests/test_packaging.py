@@ -158,3 +158,24 @@ def test_the_console_script_without_beam_says_which_extra_to_install():
         "error: the sync needs Apache Beam, which is not installed: "
         "pip install 'firestore-to-bigquery[sync]'"
     ]
+
+
+def test_the_backfill_is_a_command_of_the_installed_package(tmp_path: Path):
+    """``firestore-to-bq backfill --help`` from the wheel alone (issue 24): the command the
+    refusals print is in the package, not only in a checkout's ``scripts/``."""
+    wheel = _wheel(tmp_path / "wheel")
+    installed = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extractall(installed)
+    code = (
+        f"import sys; sys.path.insert(0, {str(installed)!r}); sys.argv = ['firestore-to-bq', "
+        "'backfill', '--help']\n"
+        "import pipelines; assert pipelines.__file__.startswith(sys.path[0]), pipelines.__file__\n"
+        "from pipelines.console import main; sys.exit(main())"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: firestore-to-bq backfill --start_date D"), done.stdout
+    assert "--chunk_days" in done.stdout and "--mode incremental" in done.stdout

@@ -54,7 +54,7 @@ def test_a_dated_run_of_more_than_4000_days_is_refused_with_the_chunked_backfill
     assert "\n" not in message
     assert "tasks: replacing 4,001 days in one commit exceeds BigQuery's 4,000" in message
     assert message.endswith(
-        "python scripts/backfill.py --start_date 2015-12-12 --end_date 2026-11-24 "
+        "firestore-to-bq backfill --start_date 2015-12-12 --end_date 2026-11-24 "
         "--chunk_days 365 -- --project p --dataset d --collections tasks"
     )
 

@@ -58,8 +58,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from devtools import REPO_ROOT, backfill
-from pipelines import audit, firestore_to_bq, leases, reachability
+from devtools import REPO_ROOT
+from pipelines import audit, backfill, firestore_to_bq, leases, reachability
 from pipelines import bigquery as bq
 from pipelines.table_spec import load_specs
 from pipelines.windows import wrote_today

@@ -64,9 +64,8 @@ def test_a_dated_run_is_told_the_chunked_backfill_that_fits() -> None:
     days = (datetime.date(2026, 1, 1), datetime.date(2026, 10, 27))  # 300 days
     text = remedy("p", "d", "(default)", days, 0.25, "tasks,user_interactions")
     assert (
-        "python -m devtools.backfill --start_date 2026-01-01 --end_date 2026-10-27 "
-        "--chunk_days 75 -- --project p --dataset d --mode incremental "
-        "--collections tasks,user_interactions"
+        "firestore-to-bq backfill --start_date 2026-01-01 --end_date 2026-10-27 "
+        "--chunk_days 75 -- --project p --dataset d --collections tasks,user_interactions"
     ) in text
     assert "--chunk_days 1 " in remedy("p", "d", "(default)", days, 0.0, "")
 

@@ -57,7 +57,7 @@ def test_a_read_longer_than_the_horizon_is_refused_before_it_reads(
             f"error: this run would read about {len(docs):,} documents, about "
         ), err
         assert "nothing was read: enable point-in-time recovery" in err[-1]
-        assert "devtools.backfill --start_date 2026-11-01 --end_date 2026-11-05" in err[-1]
+        assert "firestore-to-bq backfill --start_date 2026-11-01 --end_date 2026-11-05" in err[-1]
         # Read: the reachability probe (one document) and the counts.
         assert proxy.streamed == 1 and proxy.refused == 0
         assert proxy.calls == ["RunQuery"] + ["RunAggregationQuery"] * len(load_specs())

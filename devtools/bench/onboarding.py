@@ -2,7 +2,7 @@
 
 Seeds ``--onboarding_days`` days up to yesterday of ``--onboarding_per_day``
 documents a day in two collections with a change field (tasks, projects), then
-runs the chunks ``scripts/backfill.py`` would run (``devtools.backfill.chunks``
+runs the chunks ``scripts/backfill.py`` would run (``pipelines.backfill.chunks``
 and ``chunk_command``: dated, ``--mode incremental``, ``--chunk_days`` days each,
 every day of the history but yesterday) in this process on the real clock,
 editing a few documents between chunks (some moved to another day, ``updated_at``
@@ -25,11 +25,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from devtools import backfill, sample_data
+from devtools import sample_data
 from devtools.bench import log, seeding, sync_run
 from devtools.bench.datasets import drop_dataset
 from devtools.bench.intraday import compare_with_rebuild
 from devtools.bench.seeding import SEED, Doc, History
+from pipelines import backfill
 
 UTC = datetime.UTC
 COLLECTIONS = ("tasks", "projects")

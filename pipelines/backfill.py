@@ -1,8 +1,10 @@
 """Backfill a long date range as a series of shorter sync runs, resumably.
 
-    python scripts/backfill.py --start_date 2025-01-01 --end_date 2025-12-31 \\
+    firestore-to-bq backfill --start_date 2025-01-01 --end_date 2025-12-31 \\
         [--chunk_days 7] [--dry_run] \\
         -- --project P --dataset D --runner DataflowRunner ...
+
+(also ``python scripts/backfill.py …`` in a checkout).
 
 One run per chunk of ``--chunk_days`` days (inclusive ends; the last chunk may
 be shorter), one after another, so each run reads and replaces a bounded
@@ -94,6 +96,19 @@ def chunk_command(base: Sequence[str], chunk: Chunk, extra: Sequence[str]) -> li
     ]
 
 
+def command_text(
+    start: datetime.date, end: datetime.date, chunk_days: int, sync_args: str
+) -> str:
+    """The one spelling of a chunked backfill that refusals print (the snapshot
+    horizon, BigQuery's partitions per job): the product command, in the wheel and
+    the launcher image the refusal is printed from. ``sync_args``: what goes
+    after ``--`` (``--project P --dataset D …``)."""
+    return (
+        f"firestore-to-bq backfill --start_date {start} --end_date {end} "
+        f"--chunk_days {chunk_days} -- {sync_args}".rstrip()
+    )
+
+
 def covered(chunk: Chunk, windows: Sequence[Chunk]) -> bool:
     """Whether one of ``windows`` (inclusive ends) holds every day of ``chunk``."""
     return any(first <= chunk[0] and chunk[1] <= last for first, last in windows)
@@ -167,7 +182,7 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     else:
         own, extra = argv, []
     parser = Parser(
-        prog="scripts/backfill.py",
+        prog="firestore-to-bq backfill",
         description=(__doc__ or "").split("\n\n")[0],
         usage="%(prog)s --start_date D --end_date D [options] -- --project P --dataset D ...",
         epilog=(
