@@ -15,7 +15,7 @@ INSTALL = "pip install 'firestore-to-bigquery[sync]'"
 
 def main() -> int:
     try:
-        from pipelines.firestore_to_bq import main as sync_main
+        from pipelines.firestore_to_bq import cli as sync_main
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] != "apache_beam":
             raise

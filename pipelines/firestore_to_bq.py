@@ -370,8 +370,9 @@ def run(argv: Sequence[str] | None = None, now: datetime.datetime | None = None)
             config.run_id,
             verdict["status"],
         )
-        with contextlib.suppress(Exception):
-            leases.release(config)  # in case the signal came before the job gave them back
+        with contextlib.suppress(Exception):  # in case the signal came before the job's
+            drop_staging_tables(config)  # last step dropped them and gave the leases back
+            leases.release(config)
         return from_audit(config, verdict)
 
 
@@ -422,12 +423,13 @@ def _run_leased(
 
 
 def _read_verdict(config: SyncConfig) -> dict | None:
-    """The run's ``_sync_runs`` row; a signal while reading it is let go (the
-    handler raises only once, see :func:`_stop_on_signals`) and the row read again,
-    since the outcome it holds is recorded already."""
+    """The run's ``_sync_runs`` row; a signal while reading it is let go (later
+    ones too, see :func:`_stop_on_signals`) and the row read again, since the
+    outcome it holds is recorded already."""
     try:
         return read_audit_row(config)
     except KeyboardInterrupt:
+        ACTING_ON_STOP.set()
         return read_audit_row(config)
 
 
@@ -472,6 +474,7 @@ def _failure(config: SyncConfig, runner: str, exc: BaseException) -> RunFailed |
     """
     interrupted = isinstance(exc, KeyboardInterrupt) or STOPPED.is_set()
     if interrupted:
+        ACTING_ON_STOP.set()  # a second signal must not cut the recording short
         message = "interrupted (SIGINT or SIGTERM); the tables it had not committed are as before"
     else:
         message = _root_cause(exc, error_text.names(config.tables))
@@ -549,17 +552,26 @@ def configure_logging(level: int) -> None:
 #: Set by SIGINT or SIGTERM: Beam re-raises the KeyboardInterrupt of a step as a
 #: RuntimeError, so the failure path asks this instead of the exception's type.
 STOPPED = threading.Event()
+#: Set once the run acts on the stop (records it, cleans up): later signals are
+#: let go so that work finishes. Until then every signal interrupts again: one
+#: raised inside a finalizer or a library's ``except`` is lost, and the run must
+#: not go on for hours deaf to the scheduler.
+ACTING_ON_STOP = threading.Event()
 
 
 @contextlib.contextmanager
-def _stop_on_signals() -> Iterator[None]:
+def _stop_on_signals(after_term=None) -> Iterator[None]:
     """SIGTERM (what Cloud Run, Dataflow's launcher and Kubernetes send) stops the
     run as Ctrl-C does: promptly, recorded, staging dropped. The previous handlers
-    come back afterwards (``main`` may be called in-process, as tests do)."""
+    come back afterwards (``main`` may be called in-process, as tests do);
+    ``after_term``: SIGTERM's handler from then on instead (the command line's
+    ``SIG_IGN``: a stop after the run ended changes nothing, and must not turn its
+    exit status into "killed" while the interpreter shuts down)."""
     STOPPED.clear()
+    ACTING_ON_STOP.clear()
 
     def interrupt(signum, frame):  # noqa: ARG001 - the signal module's signature
-        if STOPPED.is_set():  # a second signal: let the recording and cleanup finish
+        if ACTING_ON_STOP.is_set():  # the stop is being recorded: let it finish
             return
         STOPPED.set()
         raise KeyboardInterrupt
@@ -571,7 +583,10 @@ def _stop_on_signals() -> Iterator[None]:
     try:
         yield
     finally:
+        ACTING_ON_STOP.set()
         for signum, handler in saved.items():
+            if signum == signal.SIGTERM and after_term is not None:
+                handler = after_term
             signal.signal(signum, handler)
 
 
@@ -623,6 +638,7 @@ def _main(args: list[str], now: datetime.datetime | None) -> int:
         print(f"error: run failed: {exc}" + (f"; {hint}" if hint else ""), file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # before the run had anything to record
+        ACTING_ON_STOP.set()
         print("error: interrupted before the run started; nothing was written", file=sys.stderr)
         return 130
     except (reachability.Unreachable, leases.LeaseHeld, GoogleAPICallError, RetryError) as exc:
@@ -637,5 +653,24 @@ def _main(args: list[str], now: datetime.datetime | None) -> int:
     return 0 if summary.reconciles else 1
 
 
+def cli() -> int:
+    """The ``firestore-to-bq`` process: :func:`main`, then an exit no signal can stall.
+
+    After a stop the run has recorded itself and given back what it took, yet
+    the interpreter may never exit: a signal that lands while Beam starts its
+    state-sampler thread (not a daemon) leaves that thread running for ever
+    (Beam 2.77, seen by ``scripts/stop_trial.py``). So a stopped run's process
+    ends with ``os._exit`` once its output is flushed. SIGTERM is ignored once
+    the run is over (see :func:`_stop_on_signals`)."""
+    with _stop_on_signals(after_term=signal.SIG_IGN):
+        code = _main(list(sys.argv[1:]), None)
+    if STOPPED.is_set():
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

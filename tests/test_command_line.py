@@ -204,3 +204,45 @@ def test_a_complete_dataflow_runner_passes_the_check_without_credentials() -> No
 
     dataflow = ["--runner", "DataflowRunner", "--region", "europe-west1"]
     check_runner(parse_options([*BASE, *dataflow, "--temp_location", "gs://my-bucket/temp"]))
+
+
+def test_a_stop_lost_inside_a_library_is_not_the_last_one_the_run_hears() -> None:
+    """The stop trial's stop109: a SIGTERM raised inside a finalizer is swallowed
+    ("Exception ignored"); the next one must still stop the run. Once the run acts
+    on the stop, further signals are let go so its recording finishes."""
+    import os
+    import signal
+
+    from pipelines import firestore_to_bq as sync
+
+    with sync._stop_on_signals():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+        except KeyboardInterrupt:
+            pass  # as a library's bare except or a finalizer would
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+        sync.ACTING_ON_STOP.set()
+        os.kill(os.getpid(), signal.SIGTERM)  # ignored while the stop is recorded
+        assert sync.STOPPED.is_set()
+
+
+def test_the_command_line_ignores_a_stop_after_the_run_ended(tmp_path) -> None:
+    """The stop trial's 16 runs killed (-15) after their summary: the process keeps
+    its exit status through the interpreter's shutdown."""
+    import signal
+    import subprocess
+    import sys
+
+    from devtools import REPO_ROOT
+
+    code = (
+        "import os, signal, sys, time\n"
+        "from pipelines import firestore_to_bq as f\n"
+        "f._main = lambda args, now: 0\n"
+        "code = f.cli()\n"
+        "os.kill(os.getpid(), signal.SIGTERM); time.sleep(0.2)\n"
+        "sys.exit(code)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, timeout=120)
+    assert done.returncode == 0, f"exit {done.returncode} (-{signal.SIGTERM}: killed)"

@@ -204,6 +204,7 @@ def test_sigterm_after_the_verdict_is_recorded_reports_that_verdict(
     with contextlib.redirect_stdout(printed):
         status.main([*common[:4]])
     assert "lease:" not in printed.getvalue()
+    assert _staging(bq_client, dataset) == []  # the stop trial's stop79 left one
     assert_audit_is_true(bq_client, dataset)
 
 
