@@ -213,8 +213,12 @@ def ensure_table(
     return client.create_table(definition, exists_ok=True, retry=API_RETRY, timeout=CALL_TIMEOUT)
 
 
+#: The one home of the staging tables' name prefix (``tables`` lists them by it).
+STAGING_PREFIX = "_staging_"
+
+
 def staging_table_name(run_id: str, table: str) -> str:
-    return check_identifier(f"_staging_{run_id}_{table}")
+    return check_identifier(f"{STAGING_PREFIX}{run_id}_{table}")
 
 
 def load_rows(

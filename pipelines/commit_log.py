@@ -68,12 +68,14 @@ SCHEMA: list[dict[str, str]] = [
 ]
 
 
-_RUN_ID = re.compile(r"^[A-Za-z0-9_]{1,64}\Z")  # as --run_id allows
+#: What ``--run_id`` allows, and what may reach SQL as a run id: letters, digits,
+#: underscores (``options.resolve`` refuses any other, ``check_run_id`` guards SQL).
+RUN_ID = re.compile(r"^[A-Za-z0-9_]{1,64}\Z")
 
 
 def check_run_id(run_id: str) -> str:
     """``run_id`` if it is safe as a SQL string literal (letters, digits, underscores)."""
-    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+    if not isinstance(run_id, str) or not RUN_ID.match(run_id):
         raise UnsafeIdentifier(f"run id {run_id!r} is not letters, digits and underscores")
     return run_id
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 
+from pipelines import commit_log
 from pipelines.bigquery import UnsafeIdentifier, check_identifier, check_project
 from pipelines.convert import format_timestamp
 from pipelines.table_spec import SchemaError, TableSpec, load_specs, select_specs
@@ -20,7 +21,7 @@ from pipelines.usage import UsageError
 from pipelines.windows import RunPlan, TableWindow, window_text
 
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}\Z"
-RUN_ID = re.compile(r"^[A-Za-z0-9_]{1,64}\Z")
+RUN_ID = commit_log.RUN_ID  # one pattern: a run id is also a SQL string literal
 SECRET_VERSION = re.compile(r"^projects/[^/]+/secrets/[^/]+/versions/[^/]+\Z")
 MAX_WINDOW_DAYS = 3660
 UTC = datetime.UTC

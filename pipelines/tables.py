@@ -125,7 +125,7 @@ def drop_staging_tables(config: SyncConfig) -> None:
 #: verdict (its launcher was killed, or lost BigQuery for good): longer than any
 #: run, shorter than the tables' own expiry (``bigquery.STAGING_EXPIRY``).
 ABANDONED_AFTER = datetime.timedelta(days=1)
-STAGING_PREFIX = "_staging_"
+STAGING_PREFIX = bq.STAGING_PREFIX
 
 
 def drop_abandoned_staging(
