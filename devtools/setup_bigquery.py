@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from google.api_core import exceptions as api_exceptions
+from google.auth import exceptions as auth_exceptions
 from google.cloud import bigquery
 
 from f2bq_analytics import analytics
@@ -331,6 +332,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except api_exceptions.GoogleAPICallError as exc:
         print(f"error: {type(exc).__name__}: {exc.message}", file=sys.stderr)
+        return 1
+    except auth_exceptions.DefaultCredentialsError:
+        # One line, as the sync and status say it (--dry_run reads the dataset too).
+        from pipelines.reachability import NO_CREDENTIALS
+
+        print(f"error: {NO_CREDENTIALS}", file=sys.stderr)
         return 1
 
 
