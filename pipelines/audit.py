@@ -88,8 +88,8 @@ SCHEMA: list[dict[str, str]] = [
         "read to find moved rows), delete_days (the days the delete of old rows named; null: "
         "it scanned the table), verified_days (counted by the drift check), lookup_days "
         "(where it looked up the changed documents' rows), rows_written, late_edits, "
-        "dead_lettered, "
-        "outside_window, days_replaced, late_edit_days, drift_days, rows_per_day, "
+        "dead_lettered, dead_letter_reasons (the commonest: field, reason without values, "
+        "count), outside_window, days_replaced, late_edit_days, drift_days, rows_per_day, "
         "rows_before, error.",
     },
 ]

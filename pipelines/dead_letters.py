@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping, Sequence
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pipelines import error_text
 from pipelines.convert import ConversionError, raw_document_json
 from pipelines.document import FirestoreDocument
+from pipelines.table_spec import POLICIES
 
 TABLE = "_dead_letters"
 PARTITION_COLUMN = "dead_lettered_at"
@@ -70,6 +74,66 @@ class Answered:
 
     def covers(self, day: datetime.date | None) -> bool:
         return day is None or self.every or day in self.days
+
+
+#: How many of a table's reasons the verdict and the summary name.
+TOP_REASONS = 3
+#: A number, date or time in a reason (``integer 12 is outside INT64``): a value.
+_NUMBER = re.compile(r"(?<![\w.])[-+]?\d(?:[\w.:+-]*\w)?")
+
+
+def reason_kind(reason: str, keep: Iterable[str] = (), limit: int = 120) -> str:
+    """``reason`` without the document's values: what the summary and ``_sync_runs`` show.
+
+    A reason may quote the value that failed (``unparsable timestamp "…"``,
+    ``integer 9223372036854775808 is outside INT64``); quoted strings and numbers
+    become ``…`` (see :mod:`pipelines.error_text`), so documents that failed the
+    same way share one kind and no content leaves ``_dead_letters``. ``keep``:
+    quoted words the schema declares (a column's ``allowed_values``), which stay.
+    """
+    lines = (reason or "").strip().splitlines()
+    keep = {*POLICIES, *keep}
+    text = _NUMBER.sub(error_text.REDACTED, error_text.scrub(lines[0] if lines else "", keep))
+    return text if len(text) <= limit else text[:limit] + error_text.REDACTED
+
+
+def top_reasons(
+    reasons: Mapping[tuple[datetime.date | None, str, str], int],
+    answered: Answered,
+    n: int = TOP_REASONS,
+) -> tuple[tuple[str, str, int], ...]:
+    """The ``n`` commonest ``(field, reason kind, count)`` of the letters ``answered`` covers.
+
+    ``reasons``: counts by ``(day, field, reason kind)``, as ``Tally.reasons`` keeps them.
+    """
+    total: Counter = Counter()
+    for (day, field, kind), count in reasons.items():
+        if answered.covers(day):
+            total[(field, kind)] += count
+    ranked = sorted(total.items(), key=lambda item: (-item[1], item[0]))
+    return tuple((field, kind, count) for (field, kind), count in ranked[:n])
+
+
+def reasons_text(reasons: Iterable[Sequence[object]]) -> str:
+    """``created_at: expected timestamp, got integer (5); …`` from ``(field, kind, count)``."""
+    return "; ".join(f"{field}: {kind} ({count})" for field, kind, count in reasons)
+
+
+def query_sql(
+    project: str, dataset: str, table: str, run_id: str, run_started: datetime.datetime
+) -> str:
+    """The query that reads one run's dead letters of ``table``: pruned to the run's
+    partition (``dead_lettered_at`` is the run's start) and its clustering column."""
+    from pipelines import bigquery as bq
+    from pipelines import commit_log
+
+    return (
+        f"SELECT document_path, field, reason, partition_day FROM "
+        f"{bq.table_sql(project, dataset, TABLE)} "
+        f"WHERE {PARTITION_COLUMN} = {commit_log.timestamp_literal(run_started)} "
+        f"AND table_name = '{bq.check_identifier(table, 'table')}' "
+        f"AND run_id = '{commit_log.check_run_id(run_id)}'"
+    )
 
 
 def dead_letter_row(

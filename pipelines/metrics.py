@@ -7,6 +7,7 @@ day, ``<table>.<what>@<YYYY-MM-DD>``; the dry-run summary reads them back.
 from __future__ import annotations
 
 import datetime
+import json
 
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
@@ -30,6 +31,9 @@ REFUSED = "refused"
 DAYS_REPLACED = "days_replaced"
 ROWS_WRITTEN = "rows_written"
 WRITTEN_PER_DAY = "written"  # per day: written@YYYY-MM-DD
+#: Per reason: ``dead_letter_reason#["field", "reason kind"]`` (no value, see
+#: ``dead_letters.reason_kind``), for the dry run's summary.
+DEAD_LETTER_REASON = "dead_letter_reason"
 
 
 def name(table: str, what: str, day: datetime.date | None = None) -> str:
@@ -45,6 +49,18 @@ def per_day(values: dict[str, int], table: str, what: str) -> dict[str, int]:
     """``{day: value}`` of the ``table.what@day`` counters in ``values``."""
     prefix = f"{table}.{what}@"
     return {k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}
+
+
+def reason_counter(table: str, field: str, kind: str):
+    """The Beam counter of one dead-letter reason of ``table``."""
+    return Metrics.counter(NAMESPACE, f"{table}.{DEAD_LETTER_REASON}#{json.dumps([field, kind])}")
+
+
+def reasons(values: dict[str, int], table: str) -> list[tuple[str, str, int]]:
+    """``(field, reason kind, count)`` of ``table``'s reason counters, commonest first."""
+    prefix = f"{table}.{DEAD_LETTER_REASON}#"
+    found = [(*json.loads(k[len(prefix) :]), v) for k, v in values.items() if k.startswith(prefix)]
+    return sorted(found, key=lambda r: (-r[2], r[0], r[1]))
 
 
 def committed(result) -> dict[str, int]:

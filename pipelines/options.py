@@ -98,6 +98,14 @@ class SyncOptions(PipelineOptions):
             "read returned nothing); without it such a table is left as it was.",
         )
         parser.add_argument(
+            "--max_dead_letter_share",
+            type=float,
+            help="Refuse a table (nothing replaced in it, the run fails) whose dead letters "
+            "are more than this share of the documents it read, e.g. 0.05: a wrong schema "
+            "then fails loudly instead of syncing no rows. A number above 0, at most 1. "
+            "Default: no limit (dead letters are reported in the summary either way).",
+        )
+        parser.add_argument(
             "--date",
             help="Sync this one UTC day (YYYY-MM-DD). Without a date: the nightly, "
             "from each table's last replaced day up to yesterday (UTC).",
@@ -243,6 +251,9 @@ class SyncConfig:
     max_catchup_days: int = 7
     verify_days: int = 35
     allow_shrink: bool = False
+    #: ``--max_dead_letter_share``: a table whose dead letters exceed this share of
+    #: its documents read is refused (None: no limit).
+    max_dead_letter_share: float | None = None
     #: Table leases (``pipelines.leases``): how long one lasts, how long to wait for one.
     lease_minutes: int = 10
     lease_wait_seconds: int = 120
@@ -366,6 +377,12 @@ def resolve(
         raise UsageError("--mode reconcile takes no dates: it checks each table's whole history")
     if not sync.read_docs_per_second > 0:
         raise UsageError("--read_docs_per_second must be more than 0")
+    share = sync.max_dead_letter_share
+    if share is not None and not 0 < share <= 1:
+        raise UsageError(
+            f"--max_dead_letter_share must be more than 0 and at most 1 (a share of the "
+            f"documents read, e.g. 0.05), not {share:g}"
+        )
     if sync.max_catchup_days < 1:
         raise UsageError("--max_catchup_days must be 1 or more")
     if sync.verify_days < 0:
@@ -437,6 +454,7 @@ def resolve(
         max_catchup_days=sync.max_catchup_days,
         verify_days=sync.verify_days,
         allow_shrink=bool(sync.allow_shrink),
+        max_dead_letter_share=share,
         lease_minutes=sync.lease_minutes,
         lease_wait_seconds=sync.lease_wait_seconds,
         read_docs_per_second=sync.read_docs_per_second,

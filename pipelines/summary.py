@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipelines import metrics
+from pipelines import dead_letters, metrics
 from pipelines.options import SyncConfig
 
 
@@ -28,6 +28,8 @@ class TableSummary:
     written_per_day: dict[str, int] = field(default_factory=dict)
     #: From the audit row: the pipeline's own verdict.
     status: str | None = None
+    #: The commonest ``(field, reason kind, count)`` of the dead letters.
+    dead_letter_reasons: list[tuple[str, str, int]] = field(default_factory=list)
 
     def reconciles(self, dry_run: bool) -> bool:
         if self.status is not None:
@@ -88,7 +90,20 @@ class RunSummary:
             "read = written + dead-lettered + outside the replaced days: "
             + ("reconciled" if self.reconciles else "NOT reconciled")
         )
+        lines.extend(self.dead_letter_line(t) for t in self.tables if t.dead_lettered)
         return "\n".join(lines)
+
+    def dead_letter_line(self, t: TableSummary) -> str:
+        """One line per table with dead letters: how many, why, and where to read them."""
+        c = self.config
+        n = t.dead_lettered
+        reasons = dead_letters.reasons_text(t.dead_letter_reasons)
+        head = f"{t.table}: {n} document{'' if n == 1 else 's'} dead-lettered"
+        head += f", top reasons: {reasons}" if reasons else ""
+        if c.dry_run or not c.dataset:
+            return f"{head}; a run that writes records them in {dead_letters.TABLE}"
+        query = dead_letters.query_sql(c.project, c.dataset, t.table, c.run_id, c.started_at)
+        return f"{head}; read them: {query}"
 
 
 def summarize(config: SyncConfig, values: dict[str, int]) -> RunSummary:
@@ -113,6 +128,7 @@ def summarize(config: SyncConfig, values: dict[str, int]) -> RunSummary:
                 days_replaced=value(metrics.DAYS_REPLACED),
                 rows_per_day=metrics.per_day(values, table, metrics.ROWS_PER_DAY),
                 written_per_day=metrics.per_day(values, table, metrics.WRITTEN_PER_DAY),
+                dead_letter_reasons=metrics.reasons(values, table)[: dead_letters.TOP_REASONS],
             )
         )
     return RunSummary(config, tables)
@@ -137,6 +153,11 @@ def from_audit(config: SyncConfig, row: dict) -> RunSummary:
                 days_replaced=int(t.get("days_replaced") or 0),
                 written_per_day=dict(t.get("rows_per_day") or {}),
                 status=t.get("status"),
+                dead_letter_reasons=[
+                    (str(r.get("field")), str(r.get("reason")), int(r.get("count") or 0))
+                    for r in t.get("dead_letter_reasons") or []
+                    if isinstance(r, dict)
+                ],
             )
         )
     return RunSummary(config, tables)

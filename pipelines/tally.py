@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from pipelines.dead_letters import Answered
+from pipelines.dead_letters import Answered, top_reasons
 
 
 @dataclass
@@ -29,8 +29,12 @@ class Tally:
     #: (``TableWindow.located_at``), and the previous versions read to know them.
     previous: set = field(default_factory=set)
     previous_reads: int = 0
+    #: Dead letters by ``(day, field, reason kind)``: declared field names and
+    #: ``dead_letters.reason_kind``, never a value.
+    reasons: Counter = field(default_factory=Counter)
 
     def merge(self, other: Tally) -> Tally:
+        self.reasons.update(other.reasons)
         self.previous |= other.previous
         self.previous_reads += other.previous_reads
         self.read += other.read
@@ -74,6 +78,9 @@ class TablePlan:
     #: old row on (their days now, and before they changed); the delete of old
     #: rows names them. None: it scans the table (no located snapshot).
     located_days: tuple[datetime.date, ...] | None = None
+    #: The commonest ``(field, reason kind, count)`` of the dead letters counted
+    #: in ``dead_lettered`` (``dead_letters.top_reasons``).
+    dead_letter_reasons: tuple[tuple[str, str, int], ...] = ()
     #: Incremental: the days the drift check verified by count, and those on which
     #: it looked up the changed documents' rows (``read_plan.old_row_days``).
     verified_days: tuple[datetime.date, ...] = ()
@@ -172,6 +179,7 @@ def plan_incremental_table(
             else None
         ),
         previous_reads=tally.previous_reads,
+        dead_letter_reasons=top_reasons(tally.reasons, Answered(table, every=True)),
     )
 
 
@@ -193,4 +201,5 @@ def _plan(
         rows_per_day=rows_per_day,
         dead_lettered=dead,
         outside_window=outside,
+        dead_letter_reasons=top_reasons(tally.reasons, answered),
     )

@@ -60,6 +60,9 @@ def _destination_and_path(destination: str, row: dict[str, Any]) -> tuple[str, s
     return destination, row.get(DOCUMENT_PATH_COLUMN) or row["document_path"]  # or a dead letter
 
 
+ORIGIN_NOT_ALLOWED = """"…" is not one of ['user_added', 'routine', 'google_calendar']"""
+
+
 def test_convert_documents_tags_rows_and_dead_letters_and_sums_tallies(monkeypatch) -> None:
     monkeypatch.delenv("F2BQ_HASH_KEY", raising=False)
     config = _config("--date", DAY.isoformat())
@@ -100,6 +103,8 @@ def test_convert_documents_tags_rows_and_dead_letters_and_sums_tallies(monkeypat
                             rows=Counter({DAY: 1, BEFORE: 1}),
                             bad=Counter({DAY: 1}),
                             edited={DAY, BEFORE},
+                            # why, by field: the value ("nope") is not kept
+                            reasons=Counter({(DAY, "origin", ORIGIN_NOT_ALLOWED): 1}),
                         ),
                     ),
                     (

@@ -67,6 +67,11 @@ class _ConvertFn(beam.DoFn):
         self._rejected = {
             name: metrics.counter(name, metrics.REJECTED) for name in self._specs
         }
+        # Words a dead letter's reason may quote and its kind keeps: declared, not content.
+        self._declared = {
+            name: frozenset(v for c in spec.columns for v in c.allowed_values)
+            for name, spec in self._specs.items()
+        }
 
     def start_bundle(self) -> None:
         self._tallies: dict[str, Tally] = defaultdict(Tally)
@@ -93,6 +98,8 @@ class _ConvertFn(beam.DoFn):
         except ConversionError as error:
             day = dead_letter_day(spec, doc)  # None: no partition could hold it
             tally.bad[day] += 1
+            kind = dead_letters.reason_kind(error.reason, self._declared[doc.table])
+            tally.reasons[(day, error.field, kind)] += 1
             self._rejected[doc.table].inc()
             yield (
                 dead_letters.TABLE,

@@ -69,6 +69,9 @@ class _PlanDaysFn(beam.DoFn):
         metrics.counter(table, metrics.LATE_EDIT_DAYS).inc(len(plan.late_days))
         for day, n in plan.rows_per_day.items():
             metrics.counter(table, metrics.ROWS_PER_DAY, day).inc(n)
+        if self._config.dry_run:  # its summary has no verdict to read the reasons from
+            for field, kind, n in plan.dead_letter_reasons:
+                metrics.reason_counter(table, field, kind).inc(n)
         yield table, plan  # keyed once: the write and the audit take them as a dict
 
 

@@ -73,6 +73,11 @@ def table_verdict(plan: TablePlan, commit: Mapping[str, Any]) -> dict[str, Any]:
         "rows_written": rows_written,
         "late_edits": plan.late_rows,
         "dead_lettered": plan.dead_lettered,
+        # Field names and reason kinds (dead_letters.reason_kind), never a value.
+        "dead_letter_reasons": [
+            {"field": field, "reason": kind, "count": n}
+            for field, kind, n in plan.dead_letter_reasons
+        ],
         "outside_window": plan.outside_window,
         "days_replaced": len(replaced_days),
         "late_edit_days": [d.isoformat() for d in plan.late_days],

@@ -109,10 +109,16 @@ class _Batch:
 class _CommitFn(beam.DoFn):
     """Replace a table's planned days from staging in one transaction."""
 
-    def __init__(self, config: SyncConfig, renewal: WorkerRenewal | None = None):
+    def __init__(
+        self,
+        config: SyncConfig,
+        renewal: WorkerRenewal | None = None,
+        max_dead_letter_share: float | None = None,
+    ):
         self._config = config
         self._specs = config.tables_by_name
         self._renewal = renewal
+        self._max_dead_letter_share = max_dead_letter_share
 
     def setup(self) -> None:
         self._client = bq.make_client(self._config.project, self._config.location)
@@ -171,8 +177,10 @@ class _CommitFn(beam.DoFn):
             bq.rows_per_day, self._client, config.dataset, plan.table, spec.partition_column
         )
         before = count(days, through=plan.through)
-        refusal = shrink_refusal(plan, before)
-        if refusal and not config.allow_shrink:
+        refusal = dead_letter_refusal(plan, self._max_dead_letter_share, config.run_id)
+        if refusal is None and not config.allow_shrink:
+            refusal = shrink_refusal(plan, before)
+        if refusal:
             _LOG.error("%s: not replaced: %s", plan.table, refusal)
             metrics.counter(plan.table, metrics.REFUSED).inc()
             return {"replaced": False, "refused": True, "error": refusal, "before": before}
@@ -264,6 +272,24 @@ def shrink_refusal(plan: TablePlan, before: Mapping[datetime.date, int]) -> str 
     return None
 
 
+def dead_letter_refusal(plan: TablePlan, limit: float | None, run_id: str = "") -> str | None:
+    """Why too many of the table's documents are dead letters, or None (the caller
+    names the table): more than ``--max_dead_letter_share`` of the documents read.
+
+    Checked before the shrink guard, and not lifted by ``--allow_shrink``."""
+    if limit is None or not plan.read or plan.dead_lettered / plan.read <= limit:
+        return None
+    share = plan.dead_lettered / plan.read
+    top = dead_letters.reasons_text(plan.dead_letter_reasons[:1]) or "see _dead_letters"
+    return (
+        f"{plan.dead_lettered} of {plan.read} documents read were dead-lettered "
+        f"({share:.1%}), more than --max_dead_letter_share {limit:g}; top reason: {top}; "
+        f"read them in {dead_letters.TABLE}"
+        + (f", run_id {run_id}" if run_id else "")
+        + "; fix the schema or the documents, or raise the limit"
+    )
+
+
 def _span(days: list[datetime.date]) -> str:
     if not days:
         return "no days"
@@ -296,7 +322,11 @@ class WriteDayPartitions(beam.PTransform):
             | "WaitForStaging" >> beam.CoGroupByKey()
             | "Commit"
             >> beam.ParDo(
-                _CommitFn(self._config, self._renewal),
+                _CommitFn(
+                    self._config,
+                    self._renewal,
+                    max_dead_letter_share=self._config.max_dead_letter_share,
+                ),
                 plans=beam.pvalue.AsDict(self._plans),
             )
         )
