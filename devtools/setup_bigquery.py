@@ -230,7 +230,26 @@ def plan_dataset(client: bigquery.Client, dataset: str, location: str) -> bool:
     return False
 
 
+def add_column_sql(project: str, dataset: str, table: str, column: bigquery.SchemaField) -> str:
+    """The DDL that adds one column (BigQuery's ``ALTER TABLE … ADD COLUMN IF NOT
+    EXISTS``; one column a statement, as bqemulator takes only one ALTER each)."""
+    kind = normal_type(column.field_type)
+    if kind == "STRUCT":
+        raise Refused(f"table {table}: adding RECORD column {column.name} is not supported here")
+    if normal_mode(column.mode) == "REPEATED":
+        kind = f"ARRAY<{kind}>"
+    return (
+        f"ALTER TABLE {bq.table_sql(project, dataset, table)} ADD COLUMN IF NOT EXISTS "
+        f"{bq.column_list([bq.check_identifier(column.name, 'column')])} {kind}"
+    )
+
+
 def apply_table(client: bigquery.Client, dataset: str, plan: TableMigration) -> None:
+    """Create the table, or change it in place. A new column is added by DDL
+    first: bqemulator applies a schema patch to the table's metadata only, so a
+    later ``INSERT`` naming the column failed there ("Binder Error"), while
+    ``ALTER TABLE ADD COLUMN`` reaches its stored rows; BigQuery takes both. The
+    patch then sets descriptions and relaxed modes, and the emulator's metadata."""
     d = plan.desired
     if plan.create:
         ensure(client, dataset, d)
@@ -238,6 +257,12 @@ def apply_table(client: bigquery.Client, dataset: str, plan: TableMigration) -> 
     assert plan.existing is not None
     table, fields = plan.existing, []
     if plan.schema is not None:
+        have = {f.name.lower() for f in table.schema}
+        added = [c for c in plan.schema if c.name.lower() not in have]
+        for column in added:
+            bq.run_query(client, add_column_sql(client.project, dataset, d.name, column))
+        if added:  # the DDL changed the table's etag: patch the current version
+            table = client.get_table(table.reference, retry=RETRY, timeout=TIMEOUT)
         table.schema = plan.schema
         fields.append("schema")
     if plan.description_changed:

@@ -153,12 +153,13 @@ def test_dry_run_creates_nothing(env: Setup) -> None:
     assert env.dataset not in {d.dataset_id for d in env.client.list_datasets(timeout=TIMEOUT)}
 
 
-def test_adds_a_new_nullable_column_and_keeps_rows_emulator_cannot_query_it(
+def test_adds_a_new_nullable_column_and_keeps_rows_and_the_column_takes_values(
     created: Setup,
 ) -> None:
-    """bqemulator adds the column to the table's schema but not to its stored data,
-    so selecting it fails there; on BigQuery it is queryable at once. The test
-    checks the schema and the kept rows, which both honour."""
+    """Issue 25, finding 7: the column is added by DDL (``ALTER TABLE … ADD COLUMN IF
+    NOT EXISTS``), which reaches bqemulator's stored rows as BigQuery's, then the
+    schema patch sets its description; an ``INSERT`` naming it works on both (after
+    the patch alone it failed on the emulator with a Binder Error)."""
     load_one_task(created.dataset, created.project)
     created.edit(
         "tasks",
@@ -177,6 +178,10 @@ def test_adds_a_new_nullable_column_and_keeps_rows_emulator_cannot_query_it(
     assert t.schema[-1].mode == "NULLABLE" and t.schema[-1].description == "1-5."
     assert t.time_partitioning.field == "created_at" and t.clustering_fields == ["user_id"]
     assert created.count("tasks") == 1
+    table = f"`{created.project}.{created.dataset}.tasks`"
+    bq.run_query(created.client, f"UPDATE {table} SET `priority` = 3 WHERE TRUE")
+    rows = list(created.client.query(f"SELECT `priority` FROM {table}").result())
+    assert [r["priority"] for r in rows] == [3]
     # And the migrated table is now what the schemas declare.
     code, out, _ = created.run_edited()
     assert code == 0 and "already up to date" in out
@@ -340,3 +345,12 @@ def test_refuses_a_table_where_a_view_belongs(created: Setup) -> None:
     assert code == 1 and out == ""
     assert f"{created.dataset}.daily_user_activity is a TABLE, not a view" in err
     assert created.table("daily_user_activity").table_type == "TABLE"
+
+
+def test_a_new_column_is_added_by_one_ddl_statement_each() -> None:
+    column = bigquery.SchemaField("laps", "INTEGER", mode="REPEATED")
+    assert setup.add_column_sql("p", "d", "workouts", column) == (
+        "ALTER TABLE `p.d.workouts` ADD COLUMN IF NOT EXISTS `laps` ARRAY<INT64>"
+    )
+    with pytest.raises(bq.UnsafeIdentifier):
+        setup.add_column_sql("p", "d", "t", bigquery.SchemaField("x` INT64; --", "STRING"))
