@@ -36,7 +36,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--project", help="Google Cloud project id.")
     parser.add_argument("--database", default="(default)", help="Firestore database id.")
-    parser.add_argument("--schemas_dir", help="Table schemas (default: the packaged schemas/).")
+    parser.add_argument(
+        "--schemas_dir",
+        help="Table schemas (default: $F2BQ_SCHEMAS_DIR, else the packaged schemas/).",
+    )
     parser.add_argument(
         "--async", dest="run_async", action="store_true", help="Do not wait for index builds."
     )

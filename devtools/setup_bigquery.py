@@ -347,7 +347,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--project", required=True, help="Google Cloud project id.")
     parser.add_argument("--dataset", required=True, help="Dataset to create or migrate.")
     parser.add_argument("--location", default="US", help="Location of a new dataset.")
-    parser.add_argument("--schemas_dir", help="Read table schemas from this folder.")
+    parser.add_argument(
+        "--schemas_dir",
+        help="Read table schemas from this folder (default: $F2BQ_SCHEMAS_DIR, else schemas/).",
+    )
     parser.add_argument("--dry_run", action="store_true", help="Print the plan, change nothing.")
     args = parser.parse_args(argv)
     try:

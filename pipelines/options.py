@@ -16,7 +16,14 @@ from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOpt
 from pipelines import commit_log
 from pipelines.bigquery import UnsafeIdentifier, check_identifier, check_project
 from pipelines.convert import format_timestamp
-from pipelines.table_spec import SchemaError, TableSpec, load_specs, select_specs
+from pipelines.table_spec import (
+    SCHEMAS_DIR_ENV,
+    SchemaError,
+    TableSpec,
+    load_specs,
+    schemas_dir,
+    select_specs,
+)
 from pipelines.usage import UsageError
 from pipelines.windows import RunPlan, TableWindow, window_text
 
@@ -161,7 +168,11 @@ class SyncOptions(PipelineOptions):
         parser.add_argument(
             "--bq_location", default="US", help="Location of the dataset if it is created."
         )
-        parser.add_argument("--schemas_dir", help="Read table schemas from this folder.")
+        parser.add_argument(
+            "--schemas_dir",
+            help="Read table schemas from this folder (default: $F2BQ_SCHEMAS_DIR, else the "
+            "packaged schemas/).",
+        )
         parser.add_argument("--run_id", help="Run id (default: generated from the start time).")
         parser.add_argument(
             "--hash_key_env",
@@ -405,7 +416,8 @@ def resolve(
     except SchemaError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
-        raise UsageError(f"--schemas_dir: cannot read {exc.filename or sync.schemas_dir}") from None
+        where = "--schemas_dir" if sync.schemas_dir else SCHEMAS_DIR_ENV
+        raise UsageError(f"{where}: cannot read {exc.filename or schemas_dir()}") from None
 
     # The snapshot is the clock's now even when ``now`` is given: Firestore
     # cannot read the future, and ``now`` only says which day is "yesterday".

@@ -105,7 +105,10 @@ def parser() -> Parser:
         "job, no process; status calls it unfinished), which would otherwise hold its tables "
         "until the lease expires. A live run would go on writing without them.",
     )
-    p.add_argument("--schemas_dir", help="Read table schemas from this folder.")
+    p.add_argument(
+        "--schemas_dir",
+        help="Read table schemas from this folder (default: $F2BQ_SCHEMAS_DIR, else schemas/).",
+    )
     p.add_argument("--bq_location", help="Location of the dataset (default: the client's).")
     return p
 

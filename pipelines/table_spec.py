@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -701,14 +702,27 @@ def parse_spec(raw: Mapping[str, Any], origin: str = "<schema>") -> TableSpec:
     return spec
 
 
+#: The schema folder every command reads when not given ``--schemas_dir``; unset:
+#: the packaged ``schemas/``. One setting for the sync, ``status``, the backfill,
+#: ``setup_bigquery.py`` and the index script, so none of them reads other tables.
+SCHEMAS_DIR_ENV = "F2BQ_SCHEMAS_DIR"
+
+
+def schemas_dir(directory: str | Path | None = None) -> str | Path | None:
+    """``directory``, else ``$F2BQ_SCHEMAS_DIR``, else None (the packaged schemas)."""
+    return directory or os.environ.get(SCHEMAS_DIR_ENV) or None
+
+
 def check_specs(
     directory: str | Path | None = None,
 ) -> tuple[dict[str, TableSpec], list[Problem]]:
-    """Every schema file of ``directory`` (or the packaged ``schemas``) checked.
+    """Every schema file of ``directory`` (or ``$F2BQ_SCHEMAS_DIR``, or the packaged
+    ``schemas``) checked.
 
     The valid files' specs, keyed by table name, and every problem of every file,
     in file order. Raises :class:`OSError` if the folder cannot be read.
     """
+    directory = schemas_dir(directory)
     if directory is None:
         files: Iterable[Any] = resources.files("schemas").iterdir()
     else:

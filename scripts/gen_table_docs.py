@@ -221,7 +221,7 @@ def render_options() -> str:
 #: Each generated block: the document it lives in (from the repository root), its
 #: marker name, and what renders it.
 BLOCKS: tuple[tuple[str, str, Callable[[], str]], ...] = (
-    ("docs/tables.md", "tables", lambda: render_tables(load_specs())),
+    ("docs/tables.md", "tables", lambda: render_tables(load_specs(REPO_ROOT / "schemas"))),
     ("docs/code-map.md", "code-map", render_code_map),
     ("README.md", "options", render_options),
 )

@@ -10,6 +10,8 @@ import pytest
 
 from devtools import emulators as emulators_module
 from devtools.emulators import Emulators
+from pipelines.table_spec import SCHEMAS_DIR_ENV
+from tests import example_app
 
 if TYPE_CHECKING:
     from google.cloud import bigquery, firestore
@@ -19,6 +21,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "integration: needs the local Firestore and BigQuery emulators"
     )
+    # Every command the tests run, in process or as a subprocess, reads them.
+    os.environ[SCHEMAS_DIR_ENV] = str(example_app.SCHEMAS)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -27,10 +27,11 @@ from google.cloud import firestore as firestore_lib
 from pipelines import bigquery as bq
 from pipelines import firestore as fs
 from pipelines.firestore_to_bq import main
+from tests import example_app
 from tests.documents import at, interaction, memory, task
 from tests.sync_helpers import PROJECT, seed, sync, table_rows, unique_dataset, verdicts
 
-REPO_SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
+REPO_SCHEMAS = example_app.SCHEMAS
 DAYS = ["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04", "2026-11-05"]
 BASE = ["--project", PROJECT, "--dataset", "analytics", "--date", DAYS[0]]
 DROP = "`; DROP TABLE x; --"

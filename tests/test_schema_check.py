@@ -24,6 +24,7 @@ from pipelines.table_spec import (
     load_specs,
     parse_spec,
 )
+from tests import example_app
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOC = REPO_ROOT / "docs" / "schemas.md"
@@ -385,14 +386,16 @@ def test_the_shipped_schemas_pass_with_one_line_per_table(
     code, out, err = run_check(capsys, "--schemas_dir", str(REPO_ROOT / "schemas"))
     assert (code, err) == (0, "")
     shipped = load_specs(REPO_ROOT / "schemas")
+    assert [line.split(":")[0] for line in out.splitlines()] == list(shipped)
+    # The example app's tasks table, as the line reads.
+    code, out, err = run_check(capsys, "--schemas_dir", str(example_app.SCHEMAS))
     lines = out.splitlines()
-    assert [line.split(":")[0] for line in lines] == list(shipped)
     tasks = next(line for line in lines if line.startswith("tasks:"))
     assert tasks == (
         "tasks: 12 columns (+5 sync columns), from users/{user_id}/tasks, partitioned by "
         "DAY(created_at) (TIMESTAMP), clustered by user_id, change field updated_at"
     )
-    assert run_check(capsys)[:2] == (0, out)  # the packaged schemas by default
+    assert run_check(capsys)[:2] == (0, out)  # $F2BQ_SCHEMAS_DIR by default: the example
 
 
 def test_a_valid_folder_prints_each_table(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import example_app
 from tests.documents import interaction
 from tests.sync_helpers import seed, sync, table_rows, unique_dataset
 
@@ -20,7 +21,7 @@ SECRET_OUT = "noted, I will remember hunter2"
 
 
 def _schemas(tmp_path: Path) -> Path:
-    schema = json.loads(Path("schemas/user_interactions.json").read_text())
+    schema = json.loads((example_app.SCHEMAS / "user_interactions.json").read_text())
     for field in schema["fields"]:
         if field["name"] == "message_in":
             field["policy"] = "hash"

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 import pytest
 from google.cloud import bigquery
 
-from devtools import REPO_ROOT
 from devtools import setup_bigquery as setup
 from f2bq_analytics import analytics
 from pipelines import audit, commit_log, dead_letters, leases
 from pipelines import bigquery as bq
 from pipelines.table_spec import load_specs
+from tests import example_app
 
 if TYPE_CHECKING:
     from devtools.emulators import Emulators
@@ -66,10 +66,10 @@ def env(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> Setup:
-    """A dataset that does not exist yet, and an editable copy of schemas/."""
+    """A dataset that does not exist yet, and an editable copy of the example app's schemas."""
     schemas = tmp_path / "schemas"
     schemas.mkdir()
-    for path in (REPO_ROOT / "schemas").glob("*.json"):
+    for path in example_app.SCHEMAS.glob("*.json"):
         shutil.copy(path, schemas / path.name)
     return Setup(emulators, bq_client, schemas, capsys)
 

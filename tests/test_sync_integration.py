@@ -12,6 +12,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1 import GeoPoint
 
 from pipelines.table_spec import load_specs
+from tests import example_app
 from tests.documents import at, interaction, memory, task
 from tests.sync_helpers import rows_by_day, seed, sync, table_rows, unique_dataset, verdicts
 
@@ -245,7 +246,7 @@ def test_dry_run_writes_nothing(firestore_db, bq_client):
 
 
 def test_top_level_collection_layout_with_field_map(firestore_db, bq_client, tmp_path: Path):
-    schema = json.loads((Path("schemas") / "user_interactions.json").read_text())
+    schema = json.loads((example_app.SCHEMAS / "user_interactions.json").read_text())
     schema["source"] = {"collection": "chat_log", "layout": "top_level"}
     schema["field_map"] = {"message_in": "text", "timestamp": ["meta", "sent_at"]}
     (tmp_path / "user_interactions.json").write_text(json.dumps(schema))

@@ -17,8 +17,9 @@ from pipelines.table_spec import (
     parse_spec,
     select_specs,
 )
+from tests import example_app
 
-SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
+SCHEMAS_DIR = example_app.SCHEMAS
 SHIPPED = sorted(p.name for p in SCHEMAS_DIR.glob("*.json"))
 SYNC = [
     ("extra", "JSON"),
