@@ -354,3 +354,19 @@ def test_a_new_column_is_added_by_one_ddl_statement_each() -> None:
     )
     with pytest.raises(bq.UnsafeIdentifier):
         setup.add_column_sql("p", "d", "t", bigquery.SchemaField("x` INT64; --", "STRING"))
+
+
+def test_an_apps_own_schemas_get_no_dashboard_view_over_tables_they_lack(env: Setup) -> None:
+    """Issue 25, finding 5: with only an adopter's table, the example app's three views
+    were created over tables that do not exist. Now each view needs its table."""
+    for path in env.schemas.glob("*.json"):
+        if path.name != "tasks.json":
+            path.unlink()
+    code, out, err = env.run_edited()
+    assert code == 0, err
+    skipped = f"no view {env.dataset}.daily_user_activity: the schemas declare no table "
+    assert skipped + "user_interactions" in out
+    assert f"create view {env.dataset}.daily_task_completion" in out  # its table is there
+    names = {t.table_id for t in env.client.list_tables(env.dataset)}
+    assert "daily_task_completion" in names
+    assert not {"daily_user_activity", "daily_emotional_valence"} & names
