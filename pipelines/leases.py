@@ -161,12 +161,16 @@ def take_sql(
     )
 
 
-def release_sql(project: str, dataset: str, run_id: str) -> str:
-    """Give back every lease ``run_id`` holds (a no-op when it holds none)."""
+def release_sql(
+    project: str, dataset: str, run_id: str, lapsed_by: datetime.datetime | None = None
+) -> str:
+    """Give back every lease ``run_id`` holds (a no-op when it holds none); with
+    ``lapsed_by``, only those that lapsed by then (a renewed one stays)."""
+    lapsed = f" AND `expires_at` <= {timestamp_literal(lapsed_by)}" if lapsed_by else ""
     return (
         f"UPDATE {bq.table_sql(project, dataset, TABLE)} "
         "SET `run_id` = NULL, `taken_at` = NULL, `expires_at` = NULL "
-        f"WHERE `run_id` = '{check_run_id(run_id)}'"
+        f"WHERE `run_id` = '{check_run_id(run_id)}'{lapsed}"
     )
 
 

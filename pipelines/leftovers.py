@@ -27,20 +27,11 @@ from google.cloud import bigquery
 
 from pipelines import audit, dead_letters, leases
 from pipelines import bigquery as bq
-from pipelines.commit_log import check_run_id, timestamp_literal
+from pipelines.tables import drop_staging_of
 
 _LOG = logging.getLogger(__name__)
 #: How far before its lease a dead run's ``running`` row can be: its planning.
 PLANNING_AT_MOST = datetime.timedelta(days=1)
-
-
-def clear_lapsed_sql(project: str, dataset: str, run_id: str, now: datetime.datetime) -> str:
-    """Free the leases of ``run_id`` that lapsed by ``now`` (a renewed one stays)."""
-    return (
-        f"UPDATE {bq.table_sql(project, dataset, leases.TABLE)} "
-        "SET `run_id` = NULL, `taken_at` = NULL, `expires_at` = NULL "
-        f"WHERE `run_id` = '{check_run_id(run_id)}' AND `expires_at` <= {timestamp_literal(now)}"
-    )
 
 
 def settle(
@@ -73,15 +64,9 @@ def settle(
             )
             row = audit.abandoned_row(run_id, tables, landed, (rows or [None])[-1], taken_at, why)
             audit.append_row(client, dataset, row)
-        for destination in (*tables, dead_letters.TABLE):
-            client.delete_table(
-                f"{project}.{dataset}.{bq.staging_table_name(run_id, destination)}",
-                not_found_ok=True,
-                retry=bq.API_RETRY,
-                timeout=bq.CALL_TIMEOUT,
-            )
+        drop_staging_of(client, dataset, run_id, (*tables, dead_letters.TABLE))
         bq.concurrent_update_retry()(bq.run_query)(
-            client, clear_lapsed_sql(project, dataset, run_id, now)
+            client, leases.release_sql(project, dataset, run_id, lapsed_by=now)
         )
         _LOG.warning(
             "run %s had ended without giving back its leases (%s); recorded and cleaned up",

@@ -157,23 +157,19 @@ def drop_abandoned_staging(
     return dropped
 
 
-def drop_staging_of(client: bigquery.Client, dataset: str, run_id: str) -> list[str]:
-    """Drop every staging table of ``run_id`` (a run known to be over); what was dropped."""
-    prefix = bq.staging_table_name(run_id, "")
-    dropped = []
-    for table in client.list_tables(dataset, retry=bq.API_RETRY, timeout=bq.CALL_TIMEOUT):
-        if table.table_id.startswith(prefix):
-            client.delete_table(
-                table.reference, not_found_ok=True, retry=bq.API_RETRY, timeout=bq.CALL_TIMEOUT
-            )
-            dropped.append(table.table_id)
-    return dropped
+def drop_staging_of(
+    client: bigquery.Client, dataset: str, run_id: str, destinations: Iterable[str]
+) -> None:
+    """Drop ``run_id``'s staging tables of ``destinations`` (missing ones are fine):
+    by exact name, since one run id may begin another's."""
+    for destination in destinations:
+        client.delete_table(
+            f"{client.project}.{dataset}.{bq.staging_table_name(run_id, destination)}",
+            not_found_ok=True,
+            retry=bq.API_RETRY,
+            timeout=bq.CALL_TIMEOUT,
+        )
 
 
 def drop_staging_table(client: bigquery.Client, config: SyncConfig, destination: str) -> None:
-    client.delete_table(
-        f"{config.project}.{config.dataset}.{bq.staging_table_name(config.run_id, destination)}",
-        not_found_ok=True,
-        retry=bq.API_RETRY,
-        timeout=bq.CALL_TIMEOUT,
-    )
+    drop_staging_of(client, config.dataset, config.run_id, [destination])
