@@ -8,7 +8,7 @@ What each side installs:
 
 * the app's backend, for the analytics (``f2bq_analytics``, its SQL as package data):
   ``pip install firestore-to-bigquery[analytics]``, the BigQuery and Firestore clients
-  and no Apache Beam (``f2bq_analytics`` imports only ``pipelines.bigquery``, which
+  and no Apache Beam (``f2bq_analytics`` imports only ``pipelines.services.bigquery``, which
   needs no Beam);
 * the sync (the launcher image, backfills from a laptop): ``[sync]``, which adds the
   pinned Apache Beam;
@@ -32,7 +32,10 @@ RUNTIME = [
     "google-api-core==2.44.0",
 ]
 SYNC = ["apache-beam[gcp]==2.77.0"]
-SHIPPED = ["pipelines", "pipelines.transforms", "schemas", "f2bq_analytics"]
+#: The sync's packages, one per stage of a run (see docs/code-map.md).
+STAGES = ("cli", "convert", "plan", "services", "state", "transforms")
+PIPELINES = ["pipelines", *(f"pipelines.{stage}" for stage in STAGES)]
+SHIPPED = [*PIPELINES, "schemas", "f2bq_analytics"]
 #: setuptools builds an editable install with the ``editable_wheel`` command (``develop``
 #: in the legacy path); only then is ``devtools`` part of the package.
 EDITABLE = bool({"editable_wheel", "develop"} & set(sys.argv[1:]))
@@ -64,5 +67,5 @@ setup(
     include_package_data=True,
     install_requires=RUNTIME,
     extras_require={"sync": SYNC, "analytics": [], "dev": DEV},
-    entry_points={"console_scripts": ["firestore-to-bq=pipelines.console:main"]},
+    entry_points={"console_scripts": ["firestore-to-bq=pipelines.cli.console:main"]},
 )

@@ -26,8 +26,8 @@ from pathlib import Path
 from devtools import REPO_ROOT
 from devtools.deploy_args import DATABASE, UsageError, checked, deploy_main, run_step
 from devtools.firestore_indexes import index_config, render, update_command
-from pipelines.bigquery import PROJECT_ID
-from pipelines.table_spec import SchemaError, load_specs
+from pipelines.convert.table_spec import SchemaError, load_specs
+from pipelines.services.bigquery import PROJECT_ID
 
 INDEX_FILE = REPO_ROOT / "deploy" / "firestore.indexes.json"
 

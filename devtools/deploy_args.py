@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pipelines.bigquery import PROJECT_ID
+from pipelines.services.bigquery import PROJECT_ID
 
 REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+\Z")
 BUCKET = re.compile(r"^[a-z0-9][a-z0-9._\-]{1,220}[a-z0-9]\Z")

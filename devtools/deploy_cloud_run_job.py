@@ -40,7 +40,7 @@ from devtools.scheduler_jobs import (
     check_target,
     print_job,
 )
-from pipelines.bigquery import PROJECT_ID
+from pipelines.services.bigquery import PROJECT_ID
 
 NAME = "firestore-to-bq"
 INVOKER_ROLE = "roles/run.invoker"

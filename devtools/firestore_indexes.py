@@ -19,7 +19,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from pipelines.table_spec import TableSpec
+from pipelines.convert.table_spec import TableSpec
 
 #: Firestore's automatic single-field indexes, which an override must keep.
 DEFAULT_INDEXES: tuple[dict[str, str], ...] = (

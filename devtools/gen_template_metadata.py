@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from devtools import REPO_ROOT
-from pipelines.options import DATE_PATTERN, RUN_ID, SyncOptions
-from pipelines.table_spec import IDENTIFIER
+from pipelines.cli.options import DATE_PATTERN, RUN_ID, SyncOptions
+from pipelines.convert.table_spec import IDENTIFIER
 
 METADATA_PATH = REPO_ROOT / "deploy" / "metadata.json"
 

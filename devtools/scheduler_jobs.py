@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from devtools.deploy_args import UsageError, run_step
-from pipelines.bigquery import UnsafeIdentifier, check_identifier
-from pipelines.table_spec import SchemaError, load_specs, select_specs
+from pipelines.convert.table_spec import SchemaError, load_specs, select_specs
+from pipelines.services.bigquery import UnsafeIdentifier, check_identifier
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 EMAIL = re.compile(r"^[a-z0-9][a-z0-9\-]*@[a-z0-9.\-]+\.iam\.gserviceaccount\.com\Z")

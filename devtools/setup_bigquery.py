@@ -28,9 +28,9 @@ from google.auth import exceptions as auth_exceptions
 from google.cloud import bigquery
 
 from f2bq_analytics import analytics
-from pipelines import bigquery as bq
-from pipelines.table_spec import TYPE_ALIASES, SchemaError, load_specs
-from pipelines.tables import TableDefinition, definitions, ensure
+from pipelines.convert.table_spec import TYPE_ALIASES, SchemaError, load_specs
+from pipelines.services import bigquery as bq
+from pipelines.state.tables import TableDefinition, definitions, ensure
 
 #: Deadline of any one call, retries included: the emulator's 500s would
 #: otherwise be retried by the client for ten minutes.
@@ -371,7 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except auth_exceptions.DefaultCredentialsError:
         # One line, as the sync and status say it (--dry_run reads the dataset too).
-        from pipelines.reachability import NO_CREDENTIALS
+        from pipelines.services.reachability import NO_CREDENTIALS
 
         print(f"error: {NO_CREDENTIALS}", file=sys.stderr)
         return 1

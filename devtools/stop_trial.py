@@ -515,7 +515,7 @@ def stderr_tail(text: str, lines: int = 6) -> str:
 
 def trial(args: argparse.Namespace, emu: Any, log_dir: Path) -> Tally:
     """Measure one run, then stop ``args.runs`` runs and check each; the tally."""
-    from pipelines import bigquery as bq
+    from pipelines.services import bigquery as bq
 
     project = emu.project
     # PYTHONFAULTHANDLER: a run that hangs after SIGTERM dumps its threads' stacks

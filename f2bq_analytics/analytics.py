@@ -27,8 +27,8 @@ from typing import Any
 from google.api_core import exceptions as api_exceptions
 from google.cloud import bigquery
 
-from pipelines import bigquery as bq
-from pipelines import error_text
+from pipelines.services import bigquery as bq
+from pipelines.services import error_text
 
 UTC = datetime.UTC
 #: Enough for a month of a busy user's partitions; a query that would bill more fails unbilled.
@@ -280,8 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     instead of by the query's retries.
     """
     # Imported here: they bring Beam in, which an app backend importing Analytics does not need.
-    from pipelines import reachability
-    from pipelines.usage import Parser
+    from pipelines.cli.usage import Parser
+    from pipelines.services import reachability
 
     parser = Parser(prog="python -m f2bq_analytics", description=__doc__.split("\n")[0])
     parser.add_argument("call", choices=sorted(QUERIES))

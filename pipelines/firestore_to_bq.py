@@ -38,9 +38,7 @@ from apache_beam.runners.runner import PipelineState, create_runner
 from google.api_core import exceptions as api_exceptions
 from google.api_core.exceptions import GoogleAPICallError, RetryError
 
-from pipelines import audit, error_text, leases, leftovers, quotas, reachability, snapshot
-from pipelines import bigquery as bq
-from pipelines.arguments import (
+from pipelines.cli.arguments import (
     HELP,
     HELP_BEAM,
     beam_help,
@@ -49,20 +47,24 @@ from pipelines.arguments import (
     pop_log_level,
     sync_help,
 )
-from pipelines.audit import audit_row, read_audit_row, table_states, write_audit_row
-from pipelines.metrics import committed
-from pipelines.options import SyncConfig, SyncOptions, UsageError, resolve
-from pipelines.summary import RunSummary, from_audit, summarize
-from pipelines.table_spec import TableSpec
-from pipelines.tables import create_staging_tables, drop_staging_tables, prepare_tables
+from pipelines.cli.options import SyncConfig, SyncOptions, UsageError, resolve
+from pipelines.cli.summary import RunSummary, from_audit, summarize
+from pipelines.convert.table_spec import TableSpec
+from pipelines.plan import quotas, snapshot
+from pipelines.plan.windows import CatchUpTooLong, IntradayRefused, plan_intraday, plan_windows
+from pipelines.services import bigquery as bq
+from pipelines.services import error_text, reachability
+from pipelines.state import leases, leftovers, run_log
+from pipelines.state.run_log import audit_row, read_audit_row, table_states, write_audit_row
+from pipelines.state.tables import create_staging_tables, drop_staging_tables, prepare_tables
 from pipelines.transforms.convert_documents import ConvertDocuments
+from pipelines.transforms.metrics import committed
 from pipelines.transforms.plan_days import PlanDays
 from pipelines.transforms.previous_days import PreviousDays
 from pipelines.transforms.read_firestore import ReadFromFirestore
 from pipelines.transforms.read_incremental import ReadIncremental
 from pipelines.transforms.record_run import RecordRun, TablesNotReplaced
 from pipelines.transforms.write_bigquery import WriteDayPartitions
-from pipelines.windows import CatchUpTooLong, IntradayRefused, plan_intraday, plan_windows
 
 _LOG = logging.getLogger("firestore_to_bq")
 #: Set by the Flex Template launcher image (see Dockerfile).
@@ -172,7 +174,7 @@ def build(
 
 def plan_run(config: SyncConfig, now: datetime.datetime) -> SyncConfig:
     """Give every table its window, mode and watermark from ``_sync_runs``; a plan
-    over a BigQuery limit (:mod:`pipelines.quotas`) is refused before reading."""
+    over a BigQuery limit (:mod:`pipelines.plan.quotas`) is refused before reading."""
     states = {}
     if config.dataset:
         client = bq.make_client(config.project, config.location)
@@ -242,7 +244,7 @@ def reconcile_first_days(
     """Each range-queryable table's oldest day, the older of BigQuery's ``MIN`` of
     the partition column (unless ``bigquery`` is false) and Firestore's oldest
     timestamp there (one read). ``specs``: those tables only (default: the run's)."""
-    from pipelines import firestore as fs
+    from pipelines.services import firestore as fs
 
     use_bigquery = bigquery and bool(config.dataset)
     client = bq.make_client(config.project, config.location) if use_bigquery else None
@@ -404,7 +406,7 @@ def _run_leased(
             holder.client, config.project, config.dataset, holder.found_lapsed,
             config.run_id, holder.clock(),
         )  # fmt: skip
-    write_audit_row(config, audit_row(config, runner, audit.RUNNING, []))
+    write_audit_row(config, audit_row(config, runner, run_log.RUNNING, []))
     create_staging_tables(config)
     result = pipeline.run()
     if hands_over(options):
@@ -445,7 +447,7 @@ class RunFailed(RuntimeError):
 def _root_cause(exc: BaseException, keep: Collection[str] = ()) -> str:
     """One line naming what went wrong, not the runner's wrapping of it.
 
-    Scrubbed of quoted values (see :mod:`pipelines.error_text`); ``keep``: names
+    Scrubbed of quoted values (see :mod:`pipelines.services.error_text`); ``keep``: names
     that may stay."""
     seen: list[BaseException] = []
     current: BaseException | None = exc
@@ -470,7 +472,7 @@ def _failure(config: SyncConfig, runner: str, exc: BaseException) -> RunFailed |
     often), the probe says so within its deadline and nothing more is tried;
     its leases, no longer renewed, lapse within ``--lease_minutes``, and the
     first run after that records the verdict and drops the staging tables
-    (:mod:`pipelines.leftovers`).
+    (:mod:`pipelines.state.leftovers`).
     """
     interrupted = isinstance(exc, KeyboardInterrupt) or STOPPED.is_set()
     if interrupted:
@@ -498,16 +500,16 @@ def _failure(config: SyncConfig, runner: str, exc: BaseException) -> RunFailed |
     row, logged = None, False
     try:
         row = _read_verdict(config)
-        if interrupted and row is not None and row["status"] != audit.RUNNING:
+        if interrupted and row is not None and row["status"] != run_log.RUNNING:
             return row
         log()
         logged = True
         if row is None:  # the pipeline never reached its audit step
             client = bq.make_client(config.project, config.location)
-            landed = audit.committed(client, config.dataset, config.run_id).get(config.run_id, {})
-            status = audit.INTERRUPTED if interrupted else "failed"
+            landed = run_log.committed(client, config.dataset, config.run_id).get(config.run_id, {})
+            status = run_log.INTERRUPTED if interrupted else "failed"
             planned = {w.table: (w.mode, w.intraday) for w in config.plan}
-            entries = audit.committed_entries([t.name for t in config.tables], landed, planned)
+            entries = run_log.committed_entries([t.name for t in config.tables], landed, planned)
             row = audit_row(config, runner, status, entries, message)
             write_audit_row(config, row)
         drop_staging_tables(config)
@@ -600,15 +602,15 @@ def main(argv: Sequence[str] | None = None, now: datetime.datetime | None = None
 
 def _main(args: list[str], now: datetime.datetime | None) -> int:
     if args[:1] == ["backfill"]:
-        from pipelines import backfill
+        from pipelines.cli import backfill
 
         return backfill.main(args[1:])
     if args[:1] == ["status"]:
-        from pipelines import status
+        from pipelines.cli import status
 
         return status.main(args[1:])
     if args[:1] == ["schema"]:
-        from pipelines import schema_check
+        from pipelines.cli import schema_check
 
         return schema_check.main(args[1:])
     if any(a in HELP for a in args):
@@ -627,7 +629,7 @@ def _main(args: list[str], now: datetime.datetime | None) -> int:
     except RunFailed as exc:
         _LOG.debug("run failed", exc_info=exc)
         if exc.audit:
-            for table in audit.entries(exc.audit.get("tables")):
+            for table in run_log.entries(exc.audit.get("tables")):
                 state = "replaced" if table.get("replaced") else "NOT replaced"
                 detail = f" ({table['error']})" if table.get("error") else ""
                 print(f"{table['table']}: {state}{detail}", file=sys.stderr)

@@ -5,13 +5,13 @@
         [--chunk_days 7] [--dry_run] \\
         -- --project P --dataset D --runner DataflowRunner ...
 
-A thin entry point: the code is ``pipelines/backfill.py``, which the installed
+A thin entry point: the code is ``pipelines/cli/backfill.py``, which the installed
 package runs as ``firestore-to-bq backfill``.
 """
 
 import sys
 
-from pipelines.backfill import main
+from pipelines.cli.backfill import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -28,8 +28,8 @@ DATASET = "app_analytics"
 
 
 def show_tables(project: str, dataset: str) -> None:
-    from pipelines import bigquery as bq
-    from pipelines.table_spec import load_specs
+    from pipelines.convert.table_spec import load_specs
+    from pipelines.services import bigquery as bq
 
     client = bq.make_client(project)
     for spec in load_specs().values():

@@ -8,7 +8,7 @@ collections, its data, and the expected outcome:
 * ``("written", None)``: hostile but valid; it must be written as a row.
 
 ``check`` optionally lists column values the written row must hold, in the
-JSON-ready form :func:`pipelines.convert.document_to_row` produces (RFC 3339
+JSON-ready form :func:`pipelines.convert.conversion.document_to_row` produces (RFC 3339
 timestamps, ``"NaN"`` for a NaN double, parsed JSON for JSON columns).
 
 Every partition value that should be valid falls inside the fixed window

@@ -10,7 +10,7 @@ import pytest
 
 from devtools import emulators as emulators_module
 from devtools.emulators import Emulators
-from pipelines.table_spec import SCHEMAS_DIR_ENV
+from pipelines.convert.table_spec import SCHEMAS_DIR_ENV
 from tests import example_app
 
 if TYPE_CHECKING:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime
 
-from pipelines.table_spec import load_specs
-from pipelines.windows import TableState
+from pipelines.convert.table_spec import load_specs
+from pipelines.plan.windows import TableState
 
 UTC = datetime.UTC
 TODAY = datetime.date(2026, 11, 25)

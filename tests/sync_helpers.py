@@ -10,7 +10,7 @@ from google.cloud import bigquery
 
 from devtools.bench.datasets import table_rows
 from pipelines import firestore_to_bq
-from pipelines.summary import RunSummary
+from pipelines.cli.summary import RunSummary
 
 UTC = datetime.UTC
 PROJECT = "demo-project"

@@ -17,7 +17,7 @@ import pytest
 from google.cloud import bigquery
 
 from f2bq_analytics import analytics
-from pipelines.table_spec import load_specs
+from pipelines.convert.table_spec import load_specs
 from tests.test_unreachable import closed_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

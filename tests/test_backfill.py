@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from devtools import REPO_ROOT
-from pipelines import audit, backfill
-from pipelines import bigquery as bq
+from pipelines.cli import backfill
+from pipelines.services import bigquery as bq
+from pipelines.state import run_log
 from tests.documents import task
 from tests.sync_helpers import PROJECT, seed, table_rows, unique_dataset
 
@@ -266,10 +267,10 @@ def _row(run: str, start: str, end: str, status: str, tables: list, started: str
 def test_succeeded_windows_are_runs_that_replaced_every_table_asked_for(bq_client) -> None:
     since = datetime.datetime(2026, 11, 20, tzinfo=UTC)
     dataset = unique_dataset("succeeded_windows")
-    assert audit.succeeded_windows(bq_client, dataset, since, ALL) == []  # no dataset
+    assert run_log.succeeded_windows(bq_client, dataset, since, ALL) == []  # no dataset
     bq.ensure_dataset(bq_client, dataset, None)
-    assert audit.succeeded_windows(bq_client, dataset, since, ALL) == []  # no _sync_runs
-    bq.ensure_table(bq_client, dataset, audit.TABLE, audit.SCHEMA, audit.PARTITION_COLUMN)
+    assert run_log.succeeded_windows(bq_client, dataset, since, ALL) == []  # no _sync_runs
+    bq.ensure_table(bq_client, dataset, run_log.TABLE, run_log.SCHEMA, run_log.PARTITION_COLUMN)
     new, old = "2026-11-25T01:00:00Z", "2026-11-19T23:00:00Z"
     both = [_entry("tasks"), _entry("user_interactions")]
     rows = [
@@ -287,12 +288,12 @@ def test_succeeded_windows_are_runs_that_replaced_every_table_asked_for(bq_clien
             [_entry("tasks"), _entry("user_interactions", status="failed")], new,
         ),
     ]  # fmt: skip
-    bq.load_rows(bq_client, dataset, audit.TABLE, audit.SCHEMA, rows)
+    bq.load_rows(bq_client, dataset, run_log.TABLE, run_log.SCHEMA, rows)
 
-    assert audit.succeeded_windows(bq_client, dataset, since, ALL) == [
+    assert run_log.succeeded_windows(bq_client, dataset, since, ALL) == [
         (D(2026, 11, 1), D(2026, 11, 7))
     ]
-    assert audit.succeeded_windows(bq_client, dataset, since, ["tasks"]) == [
+    assert run_log.succeeded_windows(bq_client, dataset, since, ["tasks"]) == [
         (D(2026, 11, 1), D(2026, 11, 7)),
         (D(2026, 11, 15), D(2026, 11, 21)),
         (D(2026, 11, 22), D(2026, 11, 28)),

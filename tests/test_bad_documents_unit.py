@@ -17,14 +17,14 @@ import google.auth.credentials
 import pytest
 from google.cloud import firestore
 
-from pipelines.convert import (
+from pipelines.convert.conversion import (
     ConversionError,
     document_to_row,
     partition_day,
     raw_document_json,
 )
-from pipelines.document import FirestoreDocument
-from pipelines.table_spec import load_specs
+from pipelines.convert.document import FirestoreDocument
+from pipelines.convert.table_spec import load_specs
 from tests.bad_documents import (
     CORPUS,
     DAYS,
@@ -96,9 +96,9 @@ def test_every_dead_document_is_dead_lettered_by_a_sync_of_the_window() -> None:
     """Routing, not just conversion: a document that cannot convert and whose
     day no run could ever write must go to the dead letters, never count as
     outside the window. Runs the sync's own DoFn with the window as the plan."""
-    from pipelines import dead_letters
-    from pipelines.options import SyncConfig
-    from pipelines.tally import plan_table
+    from pipelines.cli.options import SyncConfig
+    from pipelines.plan.day_plan import plan_table
+    from pipelines.state import dead_letters
     from pipelines.transforms.convert_documents import _ConvertFn
 
     now = datetime.datetime(2026, 11, 6, 2, tzinfo=datetime.UTC)

@@ -19,16 +19,16 @@ import apache_beam as beam
 import pytest
 from google.cloud import firestore
 
-from pipelines import firestore as fs
-from pipelines.convert import (
+from pipelines.cli.summary import RunSummary
+from pipelines.convert.conversion import (
     ConversionError,
     document_to_row,
     format_timestamp,
     raw_document_json,
 )
-from pipelines.document import FirestoreDocument
-from pipelines.summary import RunSummary
-from pipelines.table_spec import load_specs
+from pipelines.convert.document import FirestoreDocument
+from pipelines.convert.table_spec import load_specs
+from pipelines.services import firestore as fs
 from tests.bad_documents import (
     CORPUS,
     DAYS,

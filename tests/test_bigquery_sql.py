@@ -1,4 +1,4 @@
-"""Unit tests of the SQL text and identifier checks in pipelines.bigquery (no server)."""
+"""Unit tests of the SQL text and identifier checks in pipelines.services.bigquery (no server)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from pipelines.bigquery import (
+from pipelines.services.bigquery import (
     EMULATOR_ENV,
     UnsafeIdentifier,
     check_identifier,
@@ -19,7 +19,7 @@ from pipelines.bigquery import (
     staging_table_name,
     table_sql,
 )
-from pipelines.dead_letters import Answered
+from pipelines.state.dead_letters import Answered
 
 D1, D2, D3 = datetime.date(2026, 11, 23), datetime.date(2026, 11, 24), datetime.date(1999, 1, 2)
 COLUMNS = ["user_id", "task_id", "created_at", "extra"]

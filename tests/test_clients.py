@@ -2,8 +2,8 @@
 
 import pytest
 
-from pipelines import bigquery as bq
-from pipelines import firestore as fs
+from pipelines.services import bigquery as bq
+from pipelines.services import firestore as fs
 
 
 @pytest.mark.parametrize("value", ["127.0.0.1:8681", "http://127.0.0.1:8681"])

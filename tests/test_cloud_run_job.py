@@ -14,7 +14,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from devtools import deploy_cloud_run_job as cloud_run
 from pipelines import firestore_to_bq
-from pipelines.options import resolve
+from pipelines.cli.options import resolve
 from tests.documents import task
 from tests.sync_helpers import PROJECT, seed, unique_dataset, verdicts
 from tests.test_schedule import calls, fake_gcloud  # noqa: F401 - fake_gcloud is a fixture

@@ -10,9 +10,9 @@ import logging
 
 import pytest
 
-from pipelines.arguments import check_known, pop_log_level
+from pipelines.cli.arguments import check_known, pop_log_level
+from pipelines.cli.options import SyncOptions, UsageError, resolve
 from pipelines.firestore_to_bq import main, parse_options
-from pipelines.options import SyncOptions, UsageError, resolve
 
 BASE = ["--project", "my-project", "--dataset", "analytics"]
 
@@ -166,7 +166,7 @@ def test_bad_log_level(args: list[str], fragment: str, capsys: pytest.CaptureFix
 def test_summary_says_1_row_not_1_rows() -> None:
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from pipelines.summary import RunSummary, TableSummary
+    from pipelines.cli.summary import RunSummary, TableSummary
 
     config = resolve(PipelineOptions([*BASE, "--date", "2026-11-20", "--collections", "tasks"]))
     table = TableSummary("tasks", read=3, rows=3, written=3)

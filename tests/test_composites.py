@@ -21,18 +21,18 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipelines import bigquery as bq
-from pipelines import dead_letters
-from pipelines.document import FirestoreDocument
+from pipelines.cli.options import SyncConfig, resolve
+from pipelines.convert.document import FirestoreDocument
+from pipelines.convert.table_spec import DOCUMENT_PATH_COLUMN
 from pipelines.firestore_to_bq import parse_options
-from pipelines.options import SyncConfig, resolve
-from pipelines.read_plan import IncrementalPlan
-from pipelines.table_spec import DOCUMENT_PATH_COLUMN
-from pipelines.tally import TablePlan, Tally
+from pipelines.plan.day_plan import TablePlan, Tally
+from pipelines.plan.read_plan import IncrementalPlan
+from pipelines.plan.windows import TableState, plan_windows
+from pipelines.services import bigquery as bq
+from pipelines.state import dead_letters
 from pipelines.transforms.convert_documents import ConvertDocuments
 from pipelines.transforms.plan_days import PlanDays
 from pipelines.transforms.write_bigquery import WriteDayPartitions
-from pipelines.windows import TableState, plan_windows
 from tests.documents import at, interaction, task
 
 DAY = datetime.date(2026, 11, 2)

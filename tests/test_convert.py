@@ -1,4 +1,4 @@
-"""Unit tests of pipelines.convert: every Firestore value type into every column type.
+"""Unit tests of pipelines.convert.conversion: every Firestore value type into every column type.
 
 Pure: no emulator, no network. Values are built exactly as google-cloud-firestore
 returns them (DatetimeWithNanoseconds, GeoPoint, DocumentReference, bytes, …).
@@ -19,8 +19,8 @@ from google.api_core.datetime_helpers import DatetimeWithNanoseconds
 from google.cloud import firestore
 from google.cloud.firestore_v1 import GeoPoint
 
-from pipelines import convert
-from pipelines.convert import (
+from pipelines.convert import conversion
+from pipelines.convert.conversion import (
     INT64_MAX,
     INT64_MIN,
     MAX_RAW_DOCUMENT_CHARS,
@@ -35,8 +35,8 @@ from pipelines.convert import (
     raw_document_json,
     to_json_value,
 )
-from pipelines.document import FirestoreDocument
-from pipelines.table_spec import Column, TableSpec, load_specs, parse_spec
+from pipelines.convert.document import FirestoreDocument
+from pipelines.convert.table_spec import Column, TableSpec, load_specs, parse_spec
 
 UTC = datetime.UTC
 SPECS = load_specs()
@@ -202,7 +202,7 @@ def test_value_type_rejected_by_column(column: str, kind: str) -> None:
 
 
 def test_matrix_covers_every_column_and_value_type() -> None:
-    assert {c.type for c in PROBE.columns} == set(convert.SCALAR_CONVERTERS)
+    assert {c.type for c in PROBE.columns} == set(conversion.SCALAR_CONVERTERS)
     assert set(VALUES) == {
         "timestamp",
         "integer",
@@ -988,7 +988,7 @@ def test_raw_document_json_is_cut_above_the_limit() -> None:
 
 
 def test_raw_document_json_exactly_at_the_limit_is_whole(monkeypatch) -> None:
-    monkeypatch.setattr(convert, "MAX_RAW_DOCUMENT_CHARS", 20)
+    monkeypatch.setattr(conversion, "MAX_RAW_DOCUMENT_CHARS", 20)
     doc = FirestoreDocument("tasks", "users/u/tasks/t", {"s": "x" * 11})  # {"s": "xxxxxxxxxxx"}
     assert raw_document_json(doc) == '{"s": "' + "x" * 11 + '"}'
     doc = FirestoreDocument("tasks", "users/u/tasks/t", {"s": "x" * 12})

@@ -9,8 +9,8 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam.options.pipeline_options import TestOptions
 
+from pipelines.cli.options import resolve
 from pipelines.firestore_to_bq import build, local_runner, parse_options
-from pipelines.options import resolve
 
 ARGS = [
     "--project", "my-proj", "--dataset", "app_analytics", "--date", "2026-11-24",
@@ -46,7 +46,7 @@ def test_dataflow_translates_a_nightly_with_incremental_and_full_tables():
     import dataclasses
     import datetime
 
-    from pipelines.windows import TableState, plan_windows
+    from pipelines.plan.windows import TableState, plan_windows
 
     options = parse_options([a for a in ARGS if a not in ("--date", "2026-11-24")])
     now = datetime.datetime(2026, 11, 25, 3, tzinfo=datetime.UTC)

@@ -11,11 +11,12 @@ import datetime
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines import dead_letters, metrics
-from pipelines.dead_letters import Answered, reason_kind, top_reasons
-from pipelines.options import UsageError, resolve
-from pipelines.summary import RunSummary, TableSummary, from_audit, summarize
-from pipelines.tally import TablePlan, Tally, plan_incremental_table, plan_table
+from pipelines.cli.options import UsageError, resolve
+from pipelines.cli.summary import RunSummary, TableSummary, from_audit, summarize
+from pipelines.plan.day_plan import TablePlan, Tally, plan_incremental_table, plan_table
+from pipelines.state import dead_letters
+from pipelines.state.dead_letters import Answered, reason_kind, top_reasons
+from pipelines.transforms import metrics
 from pipelines.transforms.record_run import table_verdict
 from pipelines.transforms.write_bigquery import dead_letter_refusal
 

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from pipelines import firestore_to_bq
-from pipelines.snapshot import ASSUMED_HORIZON_ENV
+from pipelines.plan.snapshot import ASSUMED_HORIZON_ENV
 from tests.documents import task
 from tests.sync_helpers import PROJECT, seed, table_rows, unique_dataset, verdicts
 

@@ -15,7 +15,7 @@ import pytest
 from google.api_core import exceptions
 from google.cloud import bigquery
 
-from pipelines import bigquery as bq
+from pipelines.services import bigquery as bq
 from tests.sync_helpers import unique_dataset
 
 pytestmark = pytest.mark.integration
@@ -115,7 +115,7 @@ def test_emulator_runs_both_of_two_transactions_that_mutate_one_table(bq_client,
     """BigQuery cancels one of them ("Transaction is aborted due to concurrent update",
     https://cloud.google.com/bigquery/docs/transactions#transaction_concurrency); the
     emulator serialises them, so tests inject that abort with tests/bigquery_fault_proxy.py
-    and the table leases (pipelines/leases.py) are what keeps two runs apart."""
+    and the table leases (pipelines/state/leases.py) are what keeps two runs apart."""
     dataset, name = table
     bq.load_rows(bq_client, dataset, name, SCHEMA, _rows(10))
     target = f"`{bq_client.project}.{dataset}.{name}`"

@@ -20,10 +20,12 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from devtools import REPO_ROOT, sample_data
-from pipelines import bigquery as bq
-from pipelines import commit_log, firestore_to_bq, leases, status
-from pipelines.options import resolve
-from pipelines.table_spec import load_specs
+from pipelines import firestore_to_bq
+from pipelines.cli import status
+from pipelines.cli.options import resolve
+from pipelines.convert.table_spec import load_specs
+from pipelines.services import bigquery as bq
+from pipelines.state import commit_log, leases
 from tests.bigquery_fault_proxy import AbortingBigQueryProxy
 from tests.fault_proxy import FaultProxy
 from tests.sync_helpers import PROJECT, seed, sync, table_rows, unique_dataset, verdicts

@@ -13,7 +13,7 @@ import pytest
 from devtools import REPO_ROOT
 from devtools import create_firestore_indexes as create
 from devtools.firestore_indexes import DEFAULT_INDEXES, GROUP_INDEX, index_config, render
-from pipelines.table_spec import load_specs
+from pipelines.convert.table_spec import load_specs
 from tests import example_app
 
 INDEX_FILE = REPO_ROOT / "deploy" / "firestore.indexes.json"

@@ -8,7 +8,7 @@ import datetime
 import pytest
 
 from pipelines import firestore_to_bq
-from pipelines.options import UsageError
+from pipelines.cli.options import UsageError
 from tests.documents import interaction, task
 from tests.sync_helpers import PROJECT, seed, table_rows, unique_dataset, verdicts
 

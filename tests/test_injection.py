@@ -24,9 +24,9 @@ import pytest
 from google.cloud import bigquery as bigquery_lib
 from google.cloud import firestore as firestore_lib
 
-from pipelines import bigquery as bq
-from pipelines import firestore as fs
 from pipelines.firestore_to_bq import main
+from pipelines.services import bigquery as bq
+from pipelines.services import firestore as fs
 from tests import example_app
 from tests.documents import at, interaction, memory, task
 from tests.sync_helpers import PROJECT, seed, sync, table_rows, unique_dataset, verdicts
@@ -59,8 +59,8 @@ def no_servers(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
         return _refuse
 
-    monkeypatch.setattr(bq, "make_client", refuse("BigQuery (pipelines.bigquery.make_client)"))
-    monkeypatch.setattr(fs, "make_client", refuse("Firestore (pipelines.firestore.make_client)"))
+    monkeypatch.setattr(bq, "make_client", refuse("BigQuery (services.bigquery.make_client)"))
+    monkeypatch.setattr(fs, "make_client", refuse("Firestore (services.firestore.make_client)"))
     monkeypatch.setattr(bigquery_lib.Client, "__init__", refuse("BigQuery (Client)"))
     monkeypatch.setattr(firestore_lib.Client, "__init__", refuse("Firestore (Client)"))
     monkeypatch.delenv("F2BQ_HASH_KEY", raising=False)
@@ -165,7 +165,7 @@ def test_collections_of_only_commas_and_spaces_select_every_table() -> None:
     """Junk that names no table falls back to the default (every table), nothing else."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from pipelines.options import resolve
+    from pipelines.cli.options import resolve
 
     config = resolve(PipelineOptions([*BASE, "--collections", " , ,,"]), dry_run=True)
     assert sorted(t.name for t in config.tables) == sorted(

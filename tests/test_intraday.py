@@ -14,7 +14,9 @@ import datetime
 
 import pytest
 
-from pipelines import audit, firestore_to_bq, windows
+from pipelines import firestore_to_bq
+from pipelines.plan import windows
+from pipelines.state import run_log
 from tests.documents import at, interaction, task
 from tests.sync_helpers import PROJECT, seed, table_rows, unique_dataset, verdicts
 
@@ -84,7 +86,7 @@ def test_intraday_brings_today_up_to_the_snapshot_and_declares_no_day_complete(
     )
     dataset = unique_dataset("intraday")
     run(dataset, "--run_id", "nightly1")
-    before = audit.table_states(bq_client, dataset, TABLES, now())
+    before = run_log.table_states(bq_client, dataset, TABLES, now())
 
     real = datetime.datetime.now(UTC)
     seed(
@@ -105,13 +107,13 @@ def test_intraday_brings_today_up_to_the_snapshot_and_declares_no_day_complete(
     tasks = {r["task_id"] for r in rows_through(bq_client, dataset, "tasks", today)}
     assert {"early", "new", "t3"} <= tasks
 
-    states = audit.table_states(bq_client, dataset, TABLES, now())
+    states = run_log.table_states(bq_client, dataset, TABLES, now())
     for table in TABLES:
         assert states[table].newest_day == before[table].newest_day == today - ONE_DAY
         assert states[table].last_success_run_id == "intra1"
         assert states[table].intraday_read_time == first.config.read_time
     assert states["tasks"].watermark == first.config.read_time
-    entries = audit.entries(verdict(bq_client, dataset, "intra1")["tables"])
+    entries = run_log.entries(verdict(bq_client, dataset, "intra1")["tables"])
     assert all(e["intraday"] and e["status"] == "succeeded" for e in entries)
     commits = table_rows(bq_client, dataset, "_sync_commits", True)
     commits = [c for c in commits if c["run_id"] == "intra1"]
@@ -128,7 +130,7 @@ def test_intraday_brings_today_up_to_the_snapshot_and_declares_no_day_complete(
     # full rebuild through yesterday; today keeps what the intraday runs wrote.
     nightly = run(dataset, "--run_id", "nightly2", when=now() + ONE_DAY)
     assert_equals_full_rebuild_through(bq_client, dataset, nightly, today)
-    assert audit.table_states(bq_client, dataset, TABLES, now())["tasks"].newest_day == today
+    assert run_log.table_states(bq_client, dataset, TABLES, now())["tasks"].newest_day == today
 
 
 def test_a_nightly_the_same_day_after_intraday_runs_keeps_today_equal_to_firestore(
@@ -186,12 +188,12 @@ def test_a_nightly_the_same_day_after_intraday_runs_keeps_today_equal_to_firesto
 
     # Today is as of the nightly's snapshot ("fresh as of"), but not complete: the
     # next nightly still replaces it whole once it is yesterday.
-    states = audit.table_states(bq_client, dataset, TABLES, now())
+    states = run_log.table_states(bq_client, dataset, TABLES, now())
     for table in TABLES:
         assert states[table].fresh_read_time == nightly.config.read_time
         assert states[table].newest_day == today - ONE_DAY
     later = sync("--run_id", "nightly3", when=datetime.datetime.now(UTC) + ONE_DAY)
-    for entry in audit.entries(verdict(bq_client, dataset, "nightly3")["tables"]):
+    for entry in run_log.entries(verdict(bq_client, dataset, "nightly3")["tables"]):
         assert today.isoformat() in entry["replaced_days"], entry
     assert_equals_full_rebuild_through(bq_client, dataset, later, today)
 

@@ -1,4 +1,4 @@
-"""Unit tests of table leases (pipelines.leases) and the retry of aborted commits."""
+"""Unit tests of table leases (pipelines.state.leases) and the retry of aborted commits."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import datetime
 import pytest
 from google.api_core import exceptions
 
-from pipelines import bigquery as bq
-from pipelines import leases
+from pipelines.services import bigquery as bq
+from pipelines.state import leases
 
 UTC = datetime.UTC
 NOW = datetime.datetime(2026, 11, 25, 3, tzinfo=UTC)
@@ -126,7 +126,7 @@ def test_a_flex_template_launch_leases_for_dataflow_start_up_too(
 ) -> None:
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from pipelines.options import resolve
+    from pipelines.cli.options import resolve
 
     monkeypatch.setattr(bq, "make_client", lambda *a, **k: object())
     config = resolve(PipelineOptions(["--project", "p", "--dataset", "d", "--date", "2026-11-24"]))
@@ -151,26 +151,26 @@ def test_workers_renew_at_most_once_per_third_of_the_time_to_live_per_process(
 
 
 def test_a_dead_runs_verdict_names_the_commits_that_landed() -> None:
-    from pipelines import audit
+    from pipelines.state import run_log
 
     landed = {"tasks": {"mode": "incremental", "newest_day": NOW.date(),
                         "advances_watermark": True}}  # fmt: skip
     started = {"run_id": "dead", "runner": "DirectRunner", "started_at": NOW,
                "read_time": NOW, "window_start": NOW.date(), "window_end": NOW.date()}  # fmt: skip
-    row = audit.abandoned_row("dead", ["routines", "tasks"], landed, started, LATER, "why")
-    assert row["status"] == audit.INTERRUPTED and row["error"] == "why"
+    row = run_log.abandoned_row("dead", ["routines", "tasks"], landed, started, LATER, "why")
+    assert row["status"] == run_log.INTERRUPTED and row["error"] == "why"
     assert row["started_at"] == NOW.isoformat() and row["read_time"] == NOW.isoformat()
     by_table = {e["table"]: e for e in row["tables"]}
-    assert by_table["tasks"]["status"] == audit.COMMITTED and by_table["tasks"]["replaced"]
+    assert by_table["tasks"]["status"] == run_log.COMMITTED and by_table["tasks"]["replaced"]
     assert by_table["routines"]["status"] == "failed" and not by_table["routines"]["replaced"]
     # Folded with its running row: the verdict wins, the commit stands, no "unfinished".
-    states = audit.fold_states(
-        [{**started, "status": audit.RUNNING, "error": None, "tables": []},
+    states = run_log.fold_states(
+        [{**started, "status": run_log.RUNNING, "error": None, "tables": []},
          {**row, "started_at": NOW, "read_time": NOW}],
         {"dead": {"tasks": {**landed["tasks"]}}}, ["tasks", "routines"],
     )  # fmt: skip
     assert states["tasks"].last_success_run_id == "dead"
     assert states["routines"].last_failure_error == "not replaced: the run stopped first"
     # A run that never wrote its running row: the lease's time stands for its start.
-    bare = audit.abandoned_row("dead", ["tasks"], {}, None, LATER, "why")
+    bare = run_log.abandoned_row("dead", ["tasks"], {}, None, LATER, "why")
     assert bare["started_at"] == LATER.isoformat() and bare["read_time"] is None

@@ -1,4 +1,4 @@
-"""pipelines.metrics reads back what a pipeline counted: no server, Beam's own runner."""
+"""pipelines.transforms.metrics reads back what a pipeline counted: no server, Beam's own runner."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import datetime
 import apache_beam as beam
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
-from pipelines import metrics
+from pipelines.transforms import metrics
 
 
 def _count(element: int) -> int:

@@ -150,7 +150,7 @@ def _retype_column(bq_client, dataset: str, table: str, column: str, new_type: s
     then fails casting the staged values, and errors of that kind quote the value."""
     from google.cloud import bigquery
 
-    from pipelines.table_spec import load_specs
+    from pipelines.convert.table_spec import load_specs
 
     spec = load_specs()[table]
     ref = f"{bq_client.project}.{dataset}.{table}"
@@ -220,8 +220,8 @@ SECRET = "SECRET value of a document"
     ],
 )
 def test_scrub_redacts_quoted_values_and_keeps_declared_names(message: str, expected: str) -> None:
-    from pipelines.error_text import names, scrub
-    from pipelines.table_spec import load_specs
+    from pipelines.convert.table_spec import load_specs
+    from pipelines.services.error_text import names, scrub
 
     assert scrub(message, names(load_specs().values())) == expected
 
@@ -232,7 +232,7 @@ def test_a_commit_error_quoting_a_value_is_logged_and_recorded_without_it(
     from apache_beam.options.pipeline_options import PipelineOptions
     from google.api_core.exceptions import BadRequest
 
-    from pipelines.options import resolve
+    from pipelines.cli.options import resolve
     from pipelines.transforms import write_bigquery
 
     config = resolve(PipelineOptions(["--project", "p", "--dataset", "d", "--date", DAYS[0]]))
@@ -272,7 +272,7 @@ def test_a_retried_read_error_quoting_a_value_is_logged_without_it(
 ) -> None:
     from google.api_core.exceptions import ServiceUnavailable
 
-    from pipelines.firestore import _RetryLog
+    from pipelines.services.firestore import _RetryLog
 
     log = _RetryLog("tasks")
     log.last_path = "users/alice/tasks/t1"

@@ -12,7 +12,8 @@ import datetime
 
 import pytest
 
-from pipelines import backfill, firestore_to_bq
+from pipelines import firestore_to_bq
+from pipelines.cli import backfill
 from tests.documents import task
 from tests.sync_helpers import PROJECT, seed, table_rows, unique_dataset
 

@@ -1,4 +1,4 @@
-"""Unit tests of pipelines.options.resolve, pop_dry_run and main()'s argument errors.
+"""Unit tests of pipelines.cli.options.resolve, pop_dry_run and main()'s argument errors.
 
 Nothing here touches a server: every case fails (or resolves) before the pipeline runs.
 """
@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.arguments import pop_dry_run
+from pipelines.cli.arguments import pop_dry_run
+from pipelines.cli.options import SyncConfig, UsageError, resolve
 from pipelines.firestore_to_bq import main
-from pipelines.options import SyncConfig, UsageError, resolve
 
 UTC = datetime.UTC
 NOW = datetime.datetime(2026, 11, 25, 2, 0, 0, tzinfo=UTC)
@@ -480,7 +480,7 @@ def test_main_hash_key_missing(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 
 def test_a_submitted_run_reports_where_its_outcome_goes_not_zero_counts() -> None:
-    from pipelines.summary import RunSummary
+    from pipelines.cli.summary import RunSummary
 
     summary = RunSummary(config("--run_id", "r1"), [], submitted=True)
     assert summary.reconciles

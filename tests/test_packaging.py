@@ -83,7 +83,7 @@ def test_wheel_has_every_module_and_schema(tmp_path: Path):
     assert not [n for n in names if n.startswith("devtools/")]
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     with zipfile.ZipFile(wheel) as zf:
-        assert "firestore-to-bq = pipelines.console:main" in zf.read(entry_points).decode()
+        assert "firestore-to-bq = pipelines.cli.console:main" in zf.read(entry_points).decode()
 
 
 def test_the_editable_install_imports_devtools_from_the_checkout():
@@ -148,7 +148,7 @@ def test_the_analytics_import_and_run_their_command_line_without_apache_beam():
 def test_the_console_script_without_beam_says_which_extra_to_install():
     code = (
         "import sys; sys.modules['apache_beam'] = None\n"  # as if [sync] were not installed
-        "from pipelines.console import main; sys.exit(main())"
+        "from pipelines.cli.console import main; sys.exit(main())"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
@@ -171,7 +171,7 @@ def test_the_backfill_is_a_command_of_the_installed_package(tmp_path: Path):
         f"import sys; sys.path.insert(0, {str(installed)!r}); sys.argv = ['firestore-to-bq', "
         "'backfill', '--help']\n"
         "import pipelines; assert pipelines.__file__.startswith(sys.path[0]), pipelines.__file__\n"
-        "from pipelines.console import main; sys.exit(main())"
+        "from pipelines.cli.console import main; sys.exit(main())"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120

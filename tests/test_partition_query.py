@@ -15,8 +15,8 @@ import datetime
 import pytest
 
 from devtools import sample_data
-from pipelines.splits import name_key
-from pipelines.table_spec import load_specs
+from pipelines.convert.table_spec import load_specs
+from pipelines.plan.splits import name_key
 from tests.fault_proxy import PartitionQueryProxy
 from tests.sync_helpers import seed, sync, table_rows, unique_dataset
 

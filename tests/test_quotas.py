@@ -1,4 +1,4 @@
-"""Unit tests of the BigQuery limits a run's plan must stay inside (pipelines.quotas)."""
+"""Unit tests of the BigQuery limits a run's plan must stay inside (pipelines.plan.quotas)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import datetime
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines import quotas
+from pipelines.cli.options import UsageError, resolve
+from pipelines.convert.table_spec import load_specs
 from pipelines.firestore_to_bq import plan_run
-from pipelines.options import UsageError, resolve
-from pipelines.table_spec import load_specs
-from pipelines.windows import TableState, plan_windows
+from pipelines.plan import quotas
+from pipelines.plan.windows import TableState, plan_windows
 
 UTC = datetime.UTC
 TODAY = datetime.date(2026, 11, 25)

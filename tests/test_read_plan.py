@@ -1,4 +1,4 @@
-"""Unit tests of what an incremental run reads (pipelines.read_plan): no server."""
+"""Unit tests of what an incremental run reads (pipelines.plan.read_plan): no server."""
 
 from __future__ import annotations
 
@@ -7,8 +7,14 @@ import datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipelines import read_plan
-from pipelines.read_plan import ONE_DAY, change_ranges, day_bounds, plan_incremental, time_slices
+from pipelines.plan import read_plan
+from pipelines.plan.read_plan import (
+    ONE_DAY,
+    change_ranges,
+    day_bounds,
+    plan_incremental,
+    time_slices,
+)
 
 UTC = datetime.UTC
 DAY = datetime.date(2026, 11, 24)

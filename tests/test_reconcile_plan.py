@@ -1,5 +1,5 @@
 """Unit tests of ``--mode reconcile``: the nightly's drift check over each table's
-whole history (pipelines.windows, pipelines.read_plan), no server."""
+whole history (pipelines.plan.windows, pipelines.plan.read_plan), no server."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import math
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.options import UsageError, resolve
-from pipelines.read_plan import day_bounds, plan_incremental
-from pipelines.windows import plan_windows, reconcile_verify
+from pipelines.cli.options import UsageError, resolve
+from pipelines.plan.read_plan import day_bounds, plan_incremental
+from pipelines.plan.windows import plan_windows, reconcile_verify
 from tests.planning import (
     INTERACTIONS,
     TASKS,

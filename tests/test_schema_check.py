@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from pipelines import firestore_to_bq, schema_check
-from pipelines.table_spec import (
+from pipelines import firestore_to_bq
+from pipelines.cli import schema_check
+from pipelines.convert.table_spec import (
     SYNC_COLUMNS,
     TYPE_ALIASES,
     SchemaError,
@@ -489,7 +490,7 @@ def test_the_reference_names_every_type_key_and_sync_column() -> None:
     text = DOC.read_text(encoding="utf-8")
     for name in TYPE_ALIASES:
         assert f"`{name}`" in text, name
-    from pipelines import table_spec
+    from pipelines.convert import table_spec
 
     for key in [*table_spec.TOP_LEVEL_KEYS, *table_spec.SOURCE_KEYS, *table_spec.FIELD_KEYS,
                 *table_spec.IGNORED_BIGQUERY_FIELD_KEYS, *table_spec.POLICIES,

@@ -59,10 +59,13 @@ from hypothesis.stateful import (
 )
 
 from devtools import REPO_ROOT
-from pipelines import audit, backfill, firestore_to_bq, leases, reachability
-from pipelines import bigquery as bq
-from pipelines.table_spec import load_specs
-from pipelines.windows import wrote_today
+from pipelines import firestore_to_bq
+from pipelines.cli import backfill
+from pipelines.convert.table_spec import load_specs
+from pipelines.plan.windows import wrote_today
+from pipelines.services import bigquery as bq
+from pipelines.services import reachability
+from pipelines.state import leases, run_log
 from tests.fault_proxy import FaultProxy
 from tests.sync_helpers import PROJECT, table_rows, unique_dataset
 from tests.world import World
@@ -318,7 +321,7 @@ class Sequences(RuleBasedStateMachine):
 
     def _verdict(self, run_id: str) -> dict[str, Any] | None:
         rows = [r for r in audit_rows(self.bq, self.dataset) if r["run_id"] == run_id]
-        final = [r for r in rows if r["status"] != audit.RUNNING]
+        final = [r for r in rows if r["status"] != run_log.RUNNING]
         return final[0] if final else None
 
     def _check_equals_a_full_rebuild(self) -> None:
@@ -327,13 +330,13 @@ class Sequences(RuleBasedStateMachine):
         if out.kind in ("backfill", "history_backfill"):
             return  # its chunks are dated runs on the real clock; (b)-(d) still hold
         verdict = self._verdict(out.run_id)
-        assert verdict is not None and verdict["status"] == audit.SUCCEEDED, verdict
+        assert verdict is not None and verdict["status"] == run_log.SUCCEEDED, verdict
         # An intraday run answers for today too: its rebuild is a full run acting
         # as of tomorrow at the same snapshot. Any other run without dates answers
         # for the days up to yesterday, and for today too once an intraday run
         # wrote today's rows: today's rows equal Firestore as of the last run.
         today = out.now.date()
-        states = audit.table_states(self.bq, self.dataset, out.tables, out.now)
+        states = run_log.table_states(self.bq, self.dataset, out.tables, out.now)
         last = {
             table: today
             if out.kind == "intraday" or (out.days is None and wrote_today(states[table], today))
@@ -368,7 +371,7 @@ class Sequences(RuleBasedStateMachine):
                 assert now == out.before[table], f"{table} changed by failed run {out.run_id}"
         verdict = self._verdict(out.run_id)
         if verdict is not None:
-            claimed = {t["table"] for t in audit.entries(verdict["tables"]) if t.get("replaced")}
+            claimed = {t["table"] for t in run_log.entries(verdict["tables"]) if t.get("replaced")}
             assert claimed <= landed, (claimed, landed)
 
     @invariant()
@@ -389,21 +392,21 @@ class Sequences(RuleBasedStateMachine):
             assert not strays, f"{table} holds rows of runs with no commit record: {strays}"
         # status: the newest run that replaced the table (or found nothing to replace)
         # and the newest day any commit replaced whole.
-        states = audit.table_states(self.bq, self.dataset, TABLES, self.now)
+        states = run_log.table_states(self.bq, self.dataset, TABLES, self.now)
         by_start = sorted(
-            (r for r in runs if r["status"] != audit.RUNNING), key=lambda r: r["started_at"]
+            (r for r in runs if r["status"] != run_log.RUNNING), key=lambda r: r["started_at"]
         )
         for table in TABLES:
             expected = None
             for run in by_start:
-                entry = {e["table"]: e for e in audit.entries(run["tables"])}.get(table)
-                if entry is not None and entry.get("status") in audit.REPLACED_OK:
+                entry = {e["table"]: e for e in run_log.entries(run["tables"])}.get(table)
+                if entry is not None and entry.get("status") in run_log.REPLACED_OK:
                     expected = run["run_id"]
                 elif entry is None and table in landed.get(run["run_id"], set()):
                     expected = run["run_id"]
             unfinished = [
                 r["run_id"] for r in runs
-                if r["status"] == audit.RUNNING and table in landed.get(r["run_id"], set())
+                if r["status"] == run_log.RUNNING and table in landed.get(r["run_id"], set())
                 and r["run_id"] not in {v["run_id"] for v in by_start}
             ]  # fmt: skip
             state = states[table]
@@ -411,7 +414,7 @@ class Sequences(RuleBasedStateMachine):
             days = [c["newest_day"] for c in commits if c["table_name"] == table]
             days = [d for d in days if d is not None]
             assert state.newest_day == (max(days) if days else None), (table, state, days)
-        finished = {r["run_id"] for r in runs if r["status"] != audit.RUNNING}
+        finished = {r["run_id"] for r in runs if r["status"] != run_log.RUNNING}
         # (e) no lease outlives the process of its run by more than its time to live;
         # a run that could reach BigQuery as it ended gave its leases back and
         # recorded how it ended.
@@ -432,7 +435,7 @@ class Sequences(RuleBasedStateMachine):
 
 
 #: Faults after which a run cannot give back its lease nor record its end: the next
-#: run that finds the lease lapsed does both (``pipelines.leftovers``).
+#: run that finds the lease lapsed does both (``pipelines.state.leftovers``).
 LOST_BIGQUERY = ("bq_start", "bq_stage", "bq_commit")
 #: The lease is dated by the run's clock, which moves on while it runs.
 LEASE_SLACK = datetime.timedelta(minutes=5)

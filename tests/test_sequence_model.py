@@ -7,7 +7,7 @@ replaced by a model of what they hold and the pipeline by a model of what its
 transaction does with a plan. Everything that decides is the real code:
 ``windows.plan_windows`` (modes, windows, watermarks, catch-up), ``read_plan.
 plan_incremental`` (range reads, drift), ``tally`` (late-edit days) and
-``audit.fold_states`` (what ``_sync_runs`` and ``_sync_commits`` say of each table).
+``run_log.fold_states`` (what ``_sync_runs`` and ``_sync_commits`` say of each table).
 
 Intraday runs (``windows.plan_intraday``) come in between, and a nightly the
 same day after them: a run without dates answers for today too once an intraday
@@ -40,16 +40,16 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from pipelines import audit
-from pipelines.read_plan import day_bounds, plan_incremental
-from pipelines.table_spec import load_specs
-from pipelines.windows import (
+from pipelines.convert.table_spec import load_specs
+from pipelines.plan.read_plan import day_bounds, plan_incremental
+from pipelines.plan.windows import (
     CatchUpTooLong,
     TableWindow,
     plan_intraday,
     plan_windows,
     wrote_today,
 )
+from pipelines.state import run_log
 
 UTC = datetime.UTC
 ONE_DAY = datetime.timedelta(days=1)
@@ -201,7 +201,7 @@ class Model(RuleBasedStateMachine):
         self.serial += 1
         run_id, read_time = f"r{self.serial}", self._tick()
         today = read_time.date()
-        states = audit.fold_states(self.runs, self.commits, tables)
+        states = run_log.fold_states(self.runs, self.commits, tables)
         specs = [SPECS[t] for t in tables]
         try:
             if mode == "intraday":
@@ -225,7 +225,7 @@ class Model(RuleBasedStateMachine):
         except CatchUpTooLong:
             return  # exit 2: nothing written (a backfill is the user's next step)
         start = {"run_id": run_id, "started_at": read_time, "read_time": read_time,
-                 "status": audit.RUNNING, "error": None, "tables": []}  # fmt: skip
+                 "status": run_log.RUNNING, "error": None, "tables": []}  # fmt: skip
         self.runs.append(start)
         if fault == "before_commit":
             self.runs.append({**start, "status": "failed", "error": "lost"})
@@ -240,7 +240,7 @@ class Model(RuleBasedStateMachine):
                 "advances_watermark": window.advances_watermark,
             }
             entries.append({"table": window.table, "mode": window.mode,
-                            "status": audit.SUCCEEDED, "replaced": True,
+                            "status": run_log.SUCCEEDED, "replaced": True,
                             "replaced_days": [d.isoformat() for d in days],
                             "advances_watermark": window.advances_watermark,
                             "intraday": window.intraday,
@@ -249,10 +249,10 @@ class Model(RuleBasedStateMachine):
             return  # the launcher lost BigQuery: only its start row and its commits remain
         if fault == "interrupted_after_one":
             for entry in entries:
-                entry["status"] = audit.COMMITTED
-            self.runs.append({**start, "status": audit.INTERRUPTED, "tables": entries})
+                entry["status"] = run_log.COMMITTED
+            self.runs.append({**start, "status": run_log.INTERRUPTED, "tables": entries})
             return
-        self.runs.append({**start, "status": audit.SUCCEEDED, "tables": entries})
+        self.runs.append({**start, "status": run_log.SUCCEEDED, "tables": entries})
         for window in plan:
             self.check(window, window.horizon or plan.yesterday, dates is not None)
 
@@ -371,7 +371,7 @@ class Model(RuleBasedStateMachine):
         """``status``'s "fresh as of" S: every document unchanged since S is in its
         table as it is, on every day up to the day before S (a dated run after S
         must not move it; one that did would claim days it never read)."""
-        states = audit.fold_states(self.runs, self.commits, TABLES)
+        states = run_log.fold_states(self.runs, self.commits, TABLES)
         for table in TABLES:
             fresh = states[table].fresh_read_time
             if fresh is None:

@@ -20,7 +20,9 @@ import time
 import pytest
 
 from devtools import REPO_ROOT
-from pipelines import audit, firestore_to_bq, status
+from pipelines import firestore_to_bq
+from pipelines.cli import status
+from pipelines.state import run_log
 from tests.documents import interaction, task
 from tests.fault_proxy import FaultProxy
 from tests.sync_helpers import PROJECT, seed, table_rows, unique_dataset, verdicts
@@ -232,7 +234,7 @@ def test_sigterm_during_the_commits_records_exactly_the_tables_it_replaced(
                        "--run_id", run_id)  # fmt: skip
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and process.poll() is None:
-            if audit.committed(bq_client, dataset, run_id).get(run_id):
+            if run_log.committed(bq_client, dataset, run_id).get(run_id):
                 process.send_signal(signal.SIGTERM)
                 break
             time.sleep(0.05)
@@ -245,7 +247,7 @@ def test_sigterm_during_the_commits_records_exactly_the_tables_it_replaced(
             "error: run interrupted (SIGINT or SIGTERM); the tables it had not committed "
             "are as before"
         ]
-        landed = set(audit.committed(bq_client, dataset, run_id).get(run_id, {}))
+        landed = set(run_log.committed(bq_client, dataset, run_id).get(run_id, {}))
         assert landed, "the signal arrived before any commit"
         (verdict,) = [r for r in verdicts(bq_client, dataset) if r["run_id"] == run_id]
         assert verdict["status"] == "interrupted"

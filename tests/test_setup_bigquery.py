@@ -14,9 +14,9 @@ from google.cloud import bigquery
 
 from devtools import setup_bigquery as setup
 from f2bq_analytics import analytics
-from pipelines import audit, commit_log, dead_letters, leases
-from pipelines import bigquery as bq
-from pipelines.table_spec import load_specs
+from pipelines.convert.table_spec import load_specs
+from pipelines.services import bigquery as bq
+from pipelines.state import commit_log, dead_letters, leases, run_log
 from tests import example_app
 
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ def test_creates_dataset_and_every_table_partitioned_and_clustered(env: Setup) -
         list(dead_letters.CLUSTERING),
         [f["name"] for f in dead_letters.SCHEMA],
     )
-    expected[audit.TABLE] = (audit.PARTITION_COLUMN, [], [f["name"] for f in audit.SCHEMA])
+    expected[run_log.TABLE] = (run_log.PARTITION_COLUMN, [], [f["name"] for f in run_log.SCHEMA])
     for module in (commit_log, leases):
         fields = [f["name"] for f in module.SCHEMA]
         expected[module.TABLE] = (module.PARTITION_COLUMN, list(module.CLUSTERING), fields)
@@ -130,7 +130,7 @@ def test_creates_dataset_and_every_table_partitioned_and_clustered(env: Setup) -
         assert t.time_partitioning.field == partition, name
         assert list(t.clustering_fields or []) == clustering, name
         assert column_names(t) == columns, name
-    sync_runs = {f.name: f for f in env.table(audit.TABLE).schema}
+    sync_runs = {f.name: f for f in env.table(run_log.TABLE).schema}
     assert sync_runs["run_id"].mode == "REQUIRED"
     assert sync_runs["tables"].field_type == "JSON"
 
@@ -277,7 +277,7 @@ def test_refuses_a_dataset_in_another_location(env: Setup) -> None:
 
 
 def _all_tables() -> list[str]:
-    return [*load_specs(), dead_letters.TABLE, audit.TABLE, commit_log.TABLE, leases.TABLE]
+    return [*load_specs(), dead_letters.TABLE, run_log.TABLE, commit_log.TABLE, leases.TABLE]
 
 
 VIEW_COLUMNS = {
@@ -338,7 +338,7 @@ def test_refuses_a_table_where_a_view_belongs(created: Setup) -> None:
     created.client.delete_table(
         f"{created.project}.{created.dataset}.daily_user_activity", timeout=TIMEOUT
     )
-    bq.ensure_table(created.client, created.dataset, "daily_user_activity", audit.SCHEMA, None)
+    bq.ensure_table(created.client, created.dataset, "daily_user_activity", run_log.SCHEMA, None)
 
     code, out, err = created.run()
 

@@ -2,7 +2,7 @@
 
 Issue 25, finding 8: ``--dry_run`` with no Application Default Credentials ended
 in a ``DefaultCredentialsError`` traceback, while the sync and ``status`` say it
-in one line (``pipelines.reachability.NO_CREDENTIALS``).
+in one line (``pipelines.services.reachability.NO_CREDENTIALS``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from devtools import REPO_ROOT
-from pipelines.reachability import NO_CREDENTIALS
+from pipelines.services.reachability import NO_CREDENTIALS
 
 #: The subprocess's limit: the clients fail at once without credentials (no
 #: auth retry to wait out), so this is a generous bound, not a speed check.

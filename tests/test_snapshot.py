@@ -1,4 +1,4 @@
-"""Unit tests of the snapshot horizon (pipelines.snapshot): no server."""
+"""Unit tests of the snapshot horizon (pipelines.plan.snapshot): no server."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import datetime
 
 import pytest
 
-from pipelines import snapshot
-from pipelines.snapshot import Horizon, SnapshotTooShort, check_fits, remedy, snapshot_time
+from pipelines.plan import snapshot
+from pipelines.plan.snapshot import Horizon, SnapshotTooShort, check_fits, remedy, snapshot_time
 
 UTC = datetime.UTC
 START = datetime.datetime(2026, 11, 25, 3, 0, 41, 123456, tzinfo=UTC)
@@ -72,7 +72,7 @@ def test_a_dated_run_is_told_the_chunked_backfill_that_fits() -> None:
 
 def test_where_the_horizon_cannot_be_read_one_hour_is_assumed(monkeypatch, caplog) -> None:
     monkeypatch.delenv(snapshot.ASSUMED_HORIZON_ENV, raising=False)
-    with caplog.at_level("INFO", logger="pipelines.snapshot"):
+    with caplog.at_level("INFO", logger="pipelines.plan.snapshot"):
         horizon = snapshot.database_horizon("p", "(default)", emulator=True)
     assert horizon == Horizon(HOUR, assumed="the Firestore emulator has no Admin API")
     assert "1.0 h (assumed: the Firestore emulator has no Admin API)" in caplog.text
@@ -142,8 +142,8 @@ def test_past_the_horizon_a_table_is_unlocated_and_its_delete_scans_it(caplog) -
 
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from pipelines.options import resolve
-    from pipelines.windows import RunPlan, TableWindow
+    from pipelines.cli.options import resolve
+    from pipelines.plan.windows import RunPlan, TableWindow
 
     day = NOW.date()
     last_night = NOW - datetime.timedelta(days=1)

@@ -9,8 +9,9 @@ import datetime
 import pytest
 
 from devtools import sample_data
-from pipelines import firestore_to_bq, snapshot
-from pipelines.table_spec import load_specs
+from pipelines import firestore_to_bq
+from pipelines.convert.table_spec import load_specs
+from pipelines.plan import snapshot
 from tests.snapshot_proxy import TOO_OLD, SnapshotHorizonProxy
 from tests.sync_helpers import PROJECT, seed, sync, table_rows, unique_dataset, verdicts
 

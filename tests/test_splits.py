@@ -19,8 +19,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines import firestore as fs
-from pipelines.splits import (
+from pipelines.convert.table_spec import load_specs
+from pipelines.plan.splits import (
     ID_ALPHABET,
     MAX_NAME_BANDS,
     NameRange,
@@ -30,7 +30,7 @@ from pipelines.splits import (
     ranges_from_boundaries,
     sorted_boundaries,
 )
-from pipelines.table_spec import load_specs
+from pipelines.services import firestore as fs
 from pipelines.transforms.read_firestore import _SplitQueryFn
 
 # --------------------------------------------------------------------------------------

@@ -8,9 +8,9 @@ import re
 import pytest
 from google.cloud import bigquery
 
-from pipelines import status
+from pipelines.cli import status
+from pipelines.convert.table_spec import load_specs
 from pipelines.firestore_to_bq import main
-from pipelines.table_spec import load_specs
 from tests.documents import interaction, task
 from tests.sync_helpers import PROJECT, seed, sync, unique_dataset
 
@@ -197,8 +197,8 @@ def test_max_lag_minutes_must_be_positive(capsys) -> None:
 def test_release_leases_gives_back_a_dead_runs_tables_and_only_its_own(
     firestore_db, bq_client, capsys
 ) -> None:
-    from pipelines import bigquery as bq
-    from pipelines import leases
+    from pipelines.services import bigquery as bq
+    from pipelines.state import leases
 
     seed(firestore_db, {"users/u1/tasks/t1": task(days_ago(1))})
     dataset = unique_dataset("status_release")
@@ -226,8 +226,8 @@ def test_release_leases_gives_back_a_dead_runs_tables_and_only_its_own(
 
 
 def test_a_lease_that_lapsed_without_being_given_back_names_its_dead_run() -> None:
-    from pipelines import leases
-    from pipelines.windows import TableState
+    from pipelines.plan.windows import TableState
+    from pipelines.state import leases
 
     now = datetime.datetime(2026, 12, 7, 12, tzinfo=UTC)
     lapsed = leases.Lease("tasks", "dead_run", now - datetime.timedelta(minutes=30),

@@ -22,8 +22,10 @@ import pytest
 from google.api_core import exceptions as api_exceptions
 
 from devtools import REPO_ROOT
-from pipelines import audit, firestore_to_bq, leases, leftovers, status
-from pipelines import bigquery as bq
+from pipelines import firestore_to_bq
+from pipelines.cli import status
+from pipelines.services import bigquery as bq
+from pipelines.state import leases, leftovers, run_log
 from tests.documents import task
 from tests.sync_helpers import PROJECT, seed, table_rows, unique_dataset, verdicts
 
@@ -98,7 +100,7 @@ def test_sigterm_just_after_a_launcher_phase_gives_everything_back_and_records_t
     assert _leases(bq_client, dataset) == [], "a stopped run kept its leases"
     assert _staging(bq_client, dataset) == []
     ended = [r for r in verdicts(bq_client, dataset) if r["run_id"] == "stopped"]
-    assert [r["status"] for r in ended] == [audit.INTERRUPTED], ended
+    assert [r["status"] for r in ended] == [run_log.INTERRUPTED], ended
     # The nightly right after it neither waits nor fails on a lease.
     assert firestore_to_bq.main(_argv(dataset, "--lease_wait_seconds", "0")) == 0
 
@@ -175,7 +177,7 @@ def test_a_run_killed_outright_blocks_the_next_for_its_lease_minutes_only_and_is
     assert _staging(bq_client, dataset) == []
     assert _leases(bq_client, dataset) == []
     ended = [r for r in verdicts(bq_client, dataset) if r["run_id"] == "killed"]
-    assert [r["status"] for r in ended] == [audit.INTERRUPTED], ended
+    assert [r["status"] for r in ended] == [run_log.INTERRUPTED], ended
     assert "lease lapsed" in ended[0]["error"], ended
     # Settling is idempotent: nothing is left to find.
     assert leases.lapsed(bq_client, dataset, later) == {}
@@ -211,7 +213,7 @@ def test_a_commit_of_a_run_whose_lease_was_taken_over_changes_nothing(
 def test_the_heartbeat_renews_a_live_run_and_never_a_lease_given_back(bq_client) -> None:
     dataset = unique_dataset("stop_heartbeat")
     bq.ensure_dataset(bq_client, dataset, None)
-    from pipelines.tables import definitions, ensure
+    from pipelines.state.tables import definitions, ensure
 
     lease_table = next(t for t in definitions([]) if t.name == leases.TABLE)
     ensure(bq_client, dataset, lease_table)

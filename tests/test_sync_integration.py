@@ -11,7 +11,7 @@ import pytest
 from google.cloud import firestore
 from google.cloud.firestore_v1 import GeoPoint
 
-from pipelines.table_spec import load_specs
+from pipelines.convert.table_spec import load_specs
 from tests import example_app
 from tests.documents import at, interaction, memory, task
 from tests.sync_helpers import rows_by_day, seed, sync, table_rows, unique_dataset, verdicts

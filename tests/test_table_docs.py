@@ -9,9 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipelines import audit, dead_letters
-from pipelines.arguments import help_parser
-from pipelines.table_spec import SYNC_COLUMNS, load_specs
+from pipelines.cli.arguments import help_parser
+from pipelines.convert.table_spec import SYNC_COLUMNS, load_specs
+from pipelines.state import dead_letters, run_log
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 README = REPO_ROOT / "README.md"
@@ -108,7 +108,11 @@ def test_every_table_and_column_is_documented_with_its_type_and_mode() -> None:
     expected = {name: spec.bigquery_schema() for name, spec in load_specs(SCHEMAS).items()}
     expected = {name: schema[: -len(SYNC_COLUMNS)] for name, schema in expected.items()}
     expected.update(
-        {"sync": SYNC_COLUMNS, dead_letters.TABLE: dead_letters.SCHEMA, audit.TABLE: audit.SCHEMA}
+        {
+            "sync": SYNC_COLUMNS,
+            dead_letters.TABLE: dead_letters.SCHEMA,
+            run_log.TABLE: run_log.SCHEMA,
+        }
     )
     assert set(sections) == set(expected)
     for table, columns in expected.items():
@@ -127,7 +131,7 @@ def test_partitioning_clustering_and_change_field_are_stated() -> None:
         else:
             assert "no change field" in layout
     assert f"Partitioned by `DAY({dead_letters.PARTITION_COLUMN})`" in sections["_dead_letters"]
-    assert f"Partitioned by `DAY({audit.PARTITION_COLUMN})`" in sections["_sync_runs"]
+    assert f"Partitioned by `DAY({run_log.PARTITION_COLUMN})`" in sections["_sync_runs"]
 
 
 def test_the_code_map_names_every_module() -> None:

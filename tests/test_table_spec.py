@@ -1,4 +1,4 @@
-"""Unit tests of pipelines.table_spec: the shipped schemas and schema validation."""
+"""Unit tests of pipelines.convert.table_spec: the shipped schemas and schema validation."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pipelines.table_spec import (
+from pipelines.convert.table_spec import (
     SYNC_COLUMNS,
     SchemaError,
     TableSpec,

@@ -11,7 +11,7 @@ import pytest
 
 from devtools import REPO_ROOT
 from devtools import gen_template_metadata as gen
-from pipelines.options import SyncOptions
+from pipelines.cli.options import SyncOptions
 
 METADATA = REPO_ROOT / "deploy" / "metadata.json"
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from devtools import REPO_ROOT, sample_data
-from pipelines.table_spec import load_specs
+from pipelines.convert.table_spec import load_specs
 from tests.fault_proxy import FaultProxy
 from tests.sync_helpers import PROJECT, seed, sync, table_rows, unique_dataset
 
@@ -126,7 +126,7 @@ def test_each_firestore_retry_is_logged_with_its_range_and_attempt(
     seed(firestore_db, _documents())
     proxy = FaultProxy(emulators.firestore_port, cut_every=120_000, max_cuts=3)
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", proxy.host)
-    caplog.set_level(logging.WARNING, logger="pipelines.firestore")
+    caplog.set_level(logging.WARNING, logger="pipelines.services.firestore")
     dataset = unique_dataset("retrylog")
     try:
         summary = sync(dataset, *WINDOW)
@@ -134,7 +134,7 @@ def test_each_firestore_retry_is_logged_with_its_range_and_attempt(
         proxy.close()
     assert proxy.cuts >= 2, "the proxy never cut a stream: the test proved nothing"
     assert summary.documents_read > 1500
-    lines = [r.getMessage() for r in caplog.records if r.name == "pipelines.firestore"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "pipelines.services.firestore"]
     # A cut breaks the stream whose bytes crossed the line (others may be idle).
     assert lines, "no retry was logged"
     tables = {spec.name for spec in load_specs().values()}
@@ -167,5 +167,5 @@ def test_firestore_dying_mid_run_shows_one_error_line_with_a_hint_and_no_traceba
     [line] = error_lines(out, err)
     assert line.startswith("error: run failed: RetryError: ")
     assert line.endswith("or, to use Firestore itself, unset FIRESTORE_EMULATOR_HOST")
-    assert "WARNING pipelines.firestore: Firestore read of " in err
+    assert "WARNING pipelines.services.firestore: Firestore read of " in err
     assert "attempt 1 failed" in err

@@ -1,4 +1,4 @@
-"""Unit tests of the nightly's windows, modes and watermarks (pipelines.windows)."""
+"""Unit tests of the nightly's windows, modes and watermarks (pipelines.plan.windows)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import datetime
 
 import pytest
 
-from pipelines import audit
-from pipelines.windows import (
+from pipelines.plan.windows import (
     CLOCK_SKEW,
     ONE_DAY,
     CatchUpTooLong,
@@ -17,6 +16,7 @@ from pipelines.windows import (
     plan_intraday,
     plan_windows,
 )
+from pipelines.state import run_log
 from tests.planning import (
     INTERACTIONS,
     TASKS,
@@ -206,7 +206,7 @@ def test_a_nightly_that_replaced_today_does_not_declare_it_complete() -> None:
     run = {"run_id": "n", "started_at": started, "read_time": started, "status": "succeeded",
            "error": None, "tables": [entry]}  # fmt: skip
     commit = {"newest_day": TODAY, "advances_watermark": True}
-    (state,) = audit.fold_states([run], {"n": {"tasks": commit}}, ["tasks"]).values()
+    (state,) = run_log.fold_states([run], {"n": {"tasks": commit}}, ["tasks"]).values()
     assert state.newest_day == YESTERDAY
     (window,) = plan_windows([TASKS], {"tasks": state}, today=TODAY + ONE_DAY)
     assert window.days == [TODAY]
@@ -268,7 +268,7 @@ def _backfilled(*windows: tuple[int, int, int]) -> TableState:
 
 def test_chunks_that_cover_the_table_from_its_first_day_give_the_nightly_a_watermark() -> None:
     """Finding 2: the first nightly after a backfill re-read the whole history."""
-    from pipelines.windows import backfill_watermark
+    from pipelines.plan.windows import backfill_watermark
 
     state = _backfilled((30, 21, 1), (20, 11, 0), (10, 2, 0))  # chunks run over two days
     (window,) = plan_windows(
@@ -293,7 +293,7 @@ def test_chunks_that_cover_the_table_from_its_first_day_give_the_nightly_a_water
 def test_chunks_with_a_gap_or_missing_the_first_day_cost_those_days_or_a_full_run(
     first: int, windows: list[tuple[int, int, int]], expected_start: int | None
 ) -> None:
-    from pipelines.windows import backfill_watermark
+    from pipelines.plan.windows import backfill_watermark
 
     state = _backfilled(*windows)
     found = backfill_watermark(state.dated_windows, days_ago(first))
@@ -328,5 +328,5 @@ def test_the_audit_fold_keeps_each_dated_success_and_not_the_rest() -> None:
                 "window_end": days_ago(end), "tables": [entry]}  # fmt: skip
 
     rows = [run("a", 9, 5, False), run("b", 4, 2, False, "failed"), run("c", 1, 1, True)]
-    state = audit.fold_states(rows, {}, ["tasks"])["tasks"]
+    state = run_log.fold_states(rows, {}, ["tasks"])["tasks"]
     assert state.dated_windows == ((days_ago(9), days_ago(5), _at(days_ago(9))),)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 
-from pipelines.tally import TablePlan, Tally, plan_incremental_table
+from pipelines.plan.day_plan import TablePlan, Tally, plan_incremental_table
 from pipelines.transforms.record_run import run_status, table_verdict
 from pipelines.transforms.write_bigquery import shrink_refusal
 
@@ -79,9 +79,9 @@ def test_audit_tables_description_names_every_key_a_verdict_writes() -> None:
     docs/tables.md): the keys listed there are the keys RecordRun writes."""
     import re
 
-    from pipelines import audit
+    from pipelines.state import run_log
 
-    [column] = [f for f in audit.SCHEMA if f["name"] == "tables"]
+    [column] = [f for f in run_log.SCHEMA if f["name"] == "tables"]
     listed = re.sub(r"\([^)]*\)", "", column["description"]).removeprefix("Per table: ")
     keys = {k.strip() for k in listed.rstrip(".").split(",")}
     verdict = table_verdict(_plan(1, {D1: 1}), {"replaced": True, "written": {D1: 1}})

@@ -13,8 +13,8 @@ import types
 
 import pytest
 
-from pipelines import bigquery as bq
-from pipelines.options import SyncConfig
+from pipelines.cli.options import SyncConfig
+from pipelines.services import bigquery as bq
 from pipelines.transforms import convert_documents, write_bigquery
 from pipelines.transforms.write_bigquery import _Batch
 from tests.documents import interaction, task

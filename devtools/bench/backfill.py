@@ -275,8 +275,8 @@ def run_backfill(args: argparse.Namespace, emu: Any, log_dir: Path) -> dict[str,
     times; the one-day full dry run once; the profile if asked."""
     from google.cloud import firestore
 
-    from pipelines import bigquery as bq
-    from pipelines.table_spec import load_specs
+    from pipelines.convert.table_spec import load_specs
+    from pipelines.services import bigquery as bq
 
     project = emu.project
     env = {**os.environ, **emu.env()}

@@ -5,7 +5,7 @@ floor
     Stream every document once (``collection_group(c).stream()``, one collection
     after the other), convert each with the product's own ``document_to_row`` and
     append each collection's rows to a fresh table with the real schema in ONE
-    load job (``pipelines.bigquery.load_rows``). Creating the five tables is included.
+    load job (``pipelines.services.bigquery.load_rows``). Creating the five tables is included.
 naive
     Stream each collection group, convert each document, and stream rows in with
     the BigQuery client's ``insert_rows_json`` (``tabledata.insertAll``), ``batch``
@@ -27,10 +27,10 @@ from typing import Any
 from google.api_core import retry as api_retry
 
 from devtools.bench.datasets import create_tables
-from pipelines import bigquery as bq
-from pipelines.convert import ConversionError, document_to_row
-from pipelines.document import FirestoreDocument
-from pipelines.table_spec import EXTRA_COLUMN, TableSpec
+from pipelines.convert.conversion import ConversionError, document_to_row
+from pipelines.convert.document import FirestoreDocument
+from pipelines.convert.table_spec import EXTRA_COLUMN, TableSpec
+from pipelines.services import bigquery as bq
 
 UTC = datetime.UTC
 #: insertAll failures are bugs here, not load: fail within a minute, not the default ten.

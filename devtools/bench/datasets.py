@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from pipelines import bigquery as bq
-from pipelines.table_spec import DOCUMENT_PATH_COLUMN, RUN_METADATA_COLUMNS, TableSpec
-from pipelines.tables import definition, ensure
+from pipelines.convert.table_spec import DOCUMENT_PATH_COLUMN, RUN_METADATA_COLUMNS, TableSpec
+from pipelines.services import bigquery as bq
+from pipelines.state.tables import definition, ensure
 
 
 def create_tables(client: Any, dataset: str, specs: Iterable[TableSpec]) -> None:

@@ -65,7 +65,7 @@ from devtools.bench.seeding import (
     seed_history,
     spec_by_collection,
 )
-from pipelines.table_spec import TableSpec
+from pipelines.convert.table_spec import TableSpec
 
 UTC = datetime.UTC
 ONE_HOUR = datetime.timedelta(hours=1)
@@ -270,7 +270,7 @@ def measure_history(
 
 def sync_run_skew(hour_seconds: float) -> datetime.timedelta:
     """The planner's clock allowance scaled to a compressed hour: the same share of it."""
-    from pipelines.windows import CLOCK_SKEW
+    from pipelines.plan.windows import CLOCK_SKEW
 
     return CLOCK_SKEW * (hour_seconds / ONE_HOUR.total_seconds())
 
@@ -407,8 +407,8 @@ def measure_intraday(args: argparse.Namespace, emu: Any, log_dir: Path) -> dict[
     """Every history length of the intraday scenario, one after the other, each on its own."""
     from google.cloud import firestore
 
-    from pipelines import bigquery as bq
-    from pipelines.table_spec import load_specs
+    from pipelines.convert.table_spec import load_specs
+    from pipelines.services import bigquery as bq
 
     env = {**os.environ, **emu.env()}
     db = firestore.Client(project=emu.project)

@@ -38,7 +38,7 @@ from devtools.bench.seeding import (
     edit_old_documents,
     seed_history,
 )
-from pipelines.table_spec import TableSpec
+from pipelines.convert.table_spec import TableSpec
 
 UTC = datetime.UTC
 TARGET_NIGHTLY_READS = 1.10
@@ -83,7 +83,7 @@ def measure_history(
 ) -> dict[str, Any]:  # fmt: skip
     """Seed ``days`` of history, a first nightly (untimed), then the next night (timed),
     and a night of hard deletes (timed apart)."""
-    from pipelines.windows import CLOCK_SKEW
+    from pipelines.plan.windows import CLOCK_SKEW
 
     rng = random.Random(SEED * 1000 + days)
     project = emu.project
@@ -243,8 +243,8 @@ def measure_nightly(args: argparse.Namespace, emu: Any, log_dir: Path) -> dict[s
     """Every history length of the nightly scenario, one after the other, each on its own."""
     from google.cloud import firestore
 
-    from pipelines import bigquery as bq
-    from pipelines.table_spec import load_specs
+    from pipelines.convert.table_spec import load_specs
+    from pipelines.services import bigquery as bq
 
     env = {**os.environ, **emu.env()}
     db = firestore.Client(project=emu.project)

@@ -2,7 +2,7 @@
 
 Seeds ``--onboarding_days`` days up to yesterday of ``--onboarding_per_day``
 documents a day in two collections with a change field (tasks, projects), then
-runs the chunks ``scripts/backfill.py`` would run (``pipelines.backfill.chunks``
+runs the chunks ``scripts/backfill.py`` would run (``pipelines.cli.backfill.chunks``
 and ``chunk_command``: dated, ``--mode incremental``, ``--chunk_days`` days each,
 every day of the history but yesterday) in this process on the real clock,
 editing a few documents between chunks (some moved to another day, ``updated_at``
@@ -30,7 +30,7 @@ from devtools.bench import log, seeding, sync_run
 from devtools.bench.datasets import drop_dataset
 from devtools.bench.intraday import compare_with_rebuild
 from devtools.bench.seeding import SEED, Doc, History
-from pipelines import backfill
+from pipelines.cli import backfill
 
 UTC = datetime.UTC
 COLLECTIONS = ("tasks", "projects")
@@ -87,8 +87,8 @@ def ratio(returned: int, needed: int) -> float | None:
 def measure_onboarding(args: argparse.Namespace, emu: Any, log_dir: Path) -> dict[str, Any]:
     from google.cloud import firestore
 
-    from pipelines import bigquery as bq
-    from pipelines.table_spec import load_specs, select_specs
+    from pipelines.convert.table_spec import load_specs, select_specs
+    from pipelines.services import bigquery as bq
 
     db, client = firestore.Client(project=emu.project), bq.make_client(emu.project)
     specs = select_specs(load_specs(), COLLECTIONS)

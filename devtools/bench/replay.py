@@ -2,7 +2,7 @@
 
 The emulator scans the collection for every query and ``count()``, so a
 nightly's wall time is mostly its queries. After the run, the planner
-(:func:`pipelines.read_plan.plan_incremental`) is asked again at the run's
+(:func:`pipelines.plan.read_plan.plan_incremental`) is asked again at the run's
 snapshot (Firestore is as it was), with real counts, and exactly what it counts
 (``IncrementalPlan.count_spans``) and reads is run, table after table, each
 kind timed: counts ``COUNT_THREADS`` in flight per round as the run's plan
@@ -25,9 +25,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from devtools.bench.seeding import change_field, partition_field
-from pipelines import firestore as fs
-from pipelines.read_plan import FieldRange, change_ranges, day_bounds, plan_incremental, slices_for
-from pipelines.table_spec import TableSpec
+from pipelines.convert.table_spec import TableSpec
+from pipelines.plan.read_plan import (
+    FieldRange,
+    change_ranges,
+    day_bounds,
+    plan_incremental,
+    slices_for,
+)
+from pipelines.services import firestore as fs
 from pipelines.transforms.read_incremental import COUNT_THREADS, partition_time
 
 #: Firestore bills a count() aggregation one read per this many documents, at least one.

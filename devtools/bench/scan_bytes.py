@@ -30,7 +30,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pipelines.read_plan import FIXED_BYTES, STRING_OVERHEAD  # BigQuery's sizes (sources there)
+from pipelines.plan.read_plan import (  # BigQuery's sizes (sources there)
+    FIXED_BYTES,
+    STRING_OVERHEAD,
+)
 
 
 def column_bytes_per_day(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from devtools import sample_data
-from pipelines.table_spec import TableSpec
+from pipelines.convert.table_spec import TableSpec
 
 UTC = datetime.UTC
 DAYS = 14

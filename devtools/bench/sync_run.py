@@ -6,7 +6,7 @@
 is the sync's own ``main`` (same exit status, same one-line errors) that also
 writes the summary its ``run`` returned to ``OUT.json``: a run that writes is
 summarised from its ``_sync_runs`` row, a dry run from its Beam counters
-(:mod:`pipelines.summary`). ``--now`` is the moment the run acts as of (which
+(:mod:`pipelines.cli.summary`). ``--now`` is the moment the run acts as of (which
 day is "yesterday"); the Firestore snapshot stays the real clock. The benchmark
 reads these files and ``_sync_runs``, never the console text, so a change to
 the printed summary cannot break it.
@@ -16,7 +16,7 @@ the run reached its phases: ``main`` (interpreter up, before importing the
 sync), ``first_firestore_read`` (the reachability probe, the run's first
 Firestore request) and ``pipeline_built`` (planning done, the Beam graph
 constructed). ``--clock-skew-seconds`` replaces the planner's clock allowance
-(``pipelines.windows.CLOCK_SKEW``, 5 minutes) for this run only: the intraday
+(``pipelines.plan.windows.CLOCK_SKEW``, 5 minutes) for this run only: the intraday
 scenario compresses an hour into seconds and scales the allowance with it.
 """
 
@@ -70,7 +70,7 @@ class SyncRun:
 
 
 def summary_record(summary: Any) -> dict[str, Any]:
-    """A :class:`pipelines.summary.RunSummary` as JSON-ready data."""
+    """A :class:`pipelines.cli.summary.RunSummary` as JSON-ready data."""
     config = summary.config
     return {
         "run_id": config.run_id,
@@ -114,15 +114,15 @@ def run(
 def audit_entries(client: Any, dataset: str, run_id: str) -> dict[str, Any]:
     """The run's ``_sync_runs`` verdict: its status, snapshot and per-table entries
     (not the ``running`` row every run writes first)."""
-    from pipelines import audit
+    from pipelines.state import run_log
 
-    rows = audit.verdict_rows(client, dataset, run_id)
+    rows = run_log.verdict_rows(client, dataset, run_id)
     if len(rows) != 1:
         raise RuntimeError(f"{len(rows)} _sync_runs rows for run {run_id}")
     return {
         "status": rows[0]["status"],
         "read_time": rows[0]["read_time"],
-        "tables": {t["table"]: t for t in audit.entries(rows[0]["tables"])},
+        "tables": {t["table"]: t for t in run_log.entries(rows[0]["tables"])},
     }
 
 
@@ -143,7 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parser.parse_args(args[:split])
 
     from pipelines import firestore_to_bq as sync
-    from pipelines import reachability, windows
+    from pipelines.plan import windows
+    from pipelines.services import reachability
 
     if options.clock_skew_seconds is not None:
         windows.CLOCK_SKEW = datetime.timedelta(seconds=options.clock_skew_seconds)

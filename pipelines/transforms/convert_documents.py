@@ -11,8 +11,8 @@ import apache_beam as beam
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
-from pipelines import dead_letters, metrics
-from pipelines.convert import (
+from pipelines.cli.options import SyncConfig
+from pipelines.convert.conversion import (
     ConversionError,
     dead_letter_day,
     document_to_row,
@@ -20,10 +20,11 @@ from pipelines.convert import (
     partition_day,
     protected,
 )
-from pipelines.document import FirestoreDocument
-from pipelines.leases import WorkerRenewal
-from pipelines.options import SyncConfig
-from pipelines.tally import Tally, add_tallies
+from pipelines.convert.document import FirestoreDocument
+from pipelines.plan.day_plan import Tally, add_tallies
+from pipelines.state import dead_letters
+from pipelines.state.leases import WorkerRenewal
+from pipelines.transforms import metrics
 
 
 def hash_key(config: SyncConfig) -> bytes | None:

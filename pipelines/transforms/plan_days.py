@@ -17,16 +17,16 @@ from typing import Any
 
 import apache_beam as beam
 
-from pipelines import metrics
-from pipelines.options import SyncConfig
-from pipelines.read_plan import IncrementalPlan
-from pipelines.tally import (
+from pipelines.cli.options import SyncConfig
+from pipelines.plan.day_plan import (
     TablePlan,
     add_tallies,
     plan_full_rebuild,
     plan_incremental_table,
     plan_table,
 )
+from pipelines.plan.read_plan import IncrementalPlan
+from pipelines.transforms import metrics
 
 
 class _PlanDaysFn(beam.DoFn):

@@ -25,13 +25,13 @@ from collections.abc import Iterable, Iterator, Mapping
 
 import apache_beam as beam
 
-from pipelines import firestore as fs
-from pipelines import metrics
-from pipelines.convert import dead_letter_day
-from pipelines.document import FirestoreDocument
-from pipelines.read_plan import IncrementalPlan
-from pipelines.table_spec import TableSpec
-from pipelines.tally import Tally
+from pipelines.convert.conversion import dead_letter_day
+from pipelines.convert.document import FirestoreDocument
+from pipelines.convert.table_spec import TableSpec
+from pipelines.plan.day_plan import Tally
+from pipelines.plan.read_plan import IncrementalPlan
+from pipelines.services import firestore as fs
+from pipelines.transforms import metrics
 
 #: Documents per batched get (Firestore takes more; this bounds one RPC's size).
 BATCH = 300

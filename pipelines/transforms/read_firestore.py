@@ -15,16 +15,16 @@ from collections.abc import Iterator, Sequence
 import apache_beam as beam
 from google.api_core import exceptions as api_exceptions
 
-from pipelines import firestore as fs
-from pipelines import metrics
-from pipelines.document import FirestoreDocument
-from pipelines.splits import (
+from pipelines.convert.document import FirestoreDocument
+from pipelines.convert.table_spec import TableSpec
+from pipelines.plan.splits import (
     NameRange,
     name_boundaries,
     ranges_from_boundaries,
     sorted_boundaries,
 )
-from pipelines.table_spec import TableSpec
+from pipelines.services import firestore as fs
+from pipelines.transforms import metrics
 
 _LOG = logging.getLogger(__name__)
 

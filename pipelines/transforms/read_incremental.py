@@ -4,7 +4,7 @@ Shaped like :mod:`read_firestore` (split, reshuffle, query), in two rounds:
 
 1. the change query (``change_field >= watermark``; an intraday run's on a table
    without a change field: ``partition_field >= watermark``), split by time;
-2. a plan per table (:func:`pipelines.read_plan.plan_incremental`) that knows
+2. a plan per table (:func:`pipelines.plan.read_plan.plan_incremental`) that knows
    what the change query returned, counts the days it needs to (``count()``
    aggregations, and BigQuery's rows for the drift check), and emits the
    partition-range reads still needed, split by time; a document both rounds
@@ -22,12 +22,10 @@ from typing import Any
 
 import apache_beam as beam
 
-from pipelines import bigquery as bq
-from pipelines import dead_letters, metrics
-from pipelines import firestore as fs
-from pipelines.document import FirestoreDocument
-from pipelines.options import SyncConfig
-from pipelines.read_plan import (
+from pipelines.cli.options import SyncConfig
+from pipelines.convert.document import FirestoreDocument
+from pipelines.convert.table_spec import TableSpec
+from pipelines.plan.read_plan import (
     FieldRange,
     IncrementalPlan,
     change_ranges,
@@ -35,8 +33,11 @@ from pipelines.read_plan import (
     plan_incremental,
     slices_for,
 )
-from pipelines.table_spec import TableSpec
-from pipelines.windows import TableWindow, change_query_field
+from pipelines.plan.windows import TableWindow, change_query_field
+from pipelines.services import bigquery as bq
+from pipelines.services import firestore as fs
+from pipelines.state import dead_letters
+from pipelines.transforms import metrics
 
 READS = "reads"
 #: Count aggregations in flight at once per table.

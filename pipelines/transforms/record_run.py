@@ -14,9 +14,9 @@ from typing import Any
 
 import apache_beam as beam
 
-from pipelines.audit import audit_row, write_audit_row
-from pipelines.options import SyncConfig
-from pipelines.tally import TablePlan
+from pipelines.cli.options import SyncConfig
+from pipelines.plan.day_plan import TablePlan
+from pipelines.state.run_log import audit_row, write_audit_row
 
 _LOG = logging.getLogger(__name__)
 
@@ -105,8 +105,8 @@ class _RecordRunFn(beam.DoFn):
     def process(
         self, _: Any, commits: list[dict[str, Any]], plans: Mapping[str, TablePlan]
     ) -> Iterator[dict[str, Any]]:
-        from pipelines import dead_letters
-        from pipelines.tables import drop_staging_tables
+        from pipelines.state import dead_letters
+        from pipelines.state.tables import drop_staging_tables
 
         by_table = {c["table"]: c for c in commits}
         tables = []
@@ -142,7 +142,7 @@ def _give_back_leases(config: SyncConfig) -> None:
     """The run is over once its verdict is written: its tables are free again (here,
     inside the job, so a Flex Template launch that does not wait gives them back too).
     A failure only leaves the lease to lapse at its expiry."""
-    from pipelines import leases
+    from pipelines.state import leases
 
     try:
         leases.release(config)

@@ -24,13 +24,15 @@ import apache_beam as beam
 from apache_beam.transforms.window import GlobalWindows
 from apache_beam.utils.windowed_value import WindowedValue
 
-from pipelines import bigquery as bq
-from pipelines import commit_log, dead_letters, error_text, leases, metrics
-from pipelines.leases import WorkerRenewal
-from pipelines.options import SyncConfig
-from pipelines.table_spec import DOCUMENT_PATH_COLUMN
-from pipelines.tables import destination_schemas, drop_staging_table
-from pipelines.tally import TablePlan
+from pipelines.cli.options import SyncConfig
+from pipelines.convert.table_spec import DOCUMENT_PATH_COLUMN
+from pipelines.plan.day_plan import TablePlan
+from pipelines.services import bigquery as bq
+from pipelines.services import error_text
+from pipelines.state import commit_log, dead_letters, leases
+from pipelines.state.leases import WorkerRenewal
+from pipelines.state.tables import destination_schemas, drop_staging_table
+from pipelines.transforms import metrics
 
 _LOG = logging.getLogger(__name__)
 #: Flush a staging batch at this many bytes of JSON even if it has fewer rows.

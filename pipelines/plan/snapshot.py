@@ -38,10 +38,10 @@ from typing import TYPE_CHECKING
 
 from google.api_core import exceptions as api_exceptions
 
-from pipelines.usage import UsageError
+from pipelines.cli.usage import UsageError
 
 if TYPE_CHECKING:
-    from pipelines.options import SyncConfig
+    from pipelines.cli.options import SyncConfig
 
 _LOG = logging.getLogger(__name__)
 ONE_HOUR = datetime.timedelta(hours=1)
@@ -185,7 +185,7 @@ def remedy(
     start, end = dated
     days = (end - start).days + 1
     chunk = max(1, math.floor(days * fraction))
-    from pipelines.backfill import command_text
+    from pipelines.cli.backfill import command_text
 
     sync_args = f"--project {project} --dataset {dataset}" + (
         f" --collections {collections}" if collections else ""
@@ -199,9 +199,9 @@ def documents_to_read(config: SyncConfig) -> dict[str, int]:
     """Per table, the documents its read returns at most, from ``count()``s at the
     snapshot: a full-mode collection whole; an incremental table's change query
     and the days of its window (drifted days come on top: the allowance)."""
-    from pipelines import firestore as fs
-    from pipelines.read_plan import day_bounds
-    from pipelines.windows import change_query_field
+    from pipelines.plan.read_plan import day_bounds
+    from pipelines.plan.windows import change_query_field
+    from pipelines.services import firestore as fs
 
     client = fs.make_client(config.project, config.database)
     retry = fs.read_retry(config.firestore_retry_timeout)
@@ -228,7 +228,7 @@ def documents_to_read(config: SyncConfig) -> dict[str, int]:
 def guard(config: SyncConfig) -> SyncConfig:
     """The config at its horizon-safe snapshot; raises :class:`SnapshotTooShort`
     before anything is read when the read cannot end in time."""
-    from pipelines import firestore as fs
+    from pipelines.services import firestore as fs
 
     horizon = database_horizon(config.project, config.database, fs.emulator_host() is not None)
     read_time = snapshot_time(config.read_time, horizon)

@@ -4,7 +4,7 @@ The row is inserted by the same BigQuery transaction that replaces the table's
 days (see ``bigquery.replace_days_sql``), so the two are one atomic unit: after
 any interruption (Ctrl-C, SIGTERM, a launcher killed outright, a server lost
 mid-commit) this table says exactly which tables a run replaced, even when the
-run never reached its ``_sync_runs`` verdict. ``audit.table_states`` reads it
+run never reached its ``_sync_runs`` verdict. ``run_log.table_states`` reads it
 beside ``_sync_runs``.
 
 Inserting only (no UPDATE or DELETE) keeps concurrent commits of different
@@ -21,7 +21,7 @@ import datetime
 import re
 from collections.abc import Sequence
 
-from pipelines.bigquery import UnsafeIdentifier, check_identifier, date_literals, table_sql
+from pipelines.services.bigquery import UnsafeIdentifier, check_identifier, date_literals, table_sql
 
 TABLE = "_sync_commits"
 PARTITION_COLUMN = "committed_at"

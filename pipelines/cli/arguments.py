@@ -18,8 +18,8 @@ from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.options import SyncOptions
-from pipelines.usage import Parser, UsageError, unknown_option
+from pipelines.cli.options import SyncOptions
+from pipelines.cli.usage import Parser, UsageError, unknown_option
 
 PROG = "firestore-to-bq"
 HELP = ("-h", "--help")

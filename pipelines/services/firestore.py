@@ -15,9 +15,9 @@ from google.cloud.firestore_v1.base_document import BaseDocumentReference
 from google.cloud.firestore_v1.base_query import BaseQuery
 from google.cloud.firestore_v1.field_path import FieldPath
 
-from pipelines import error_text
-from pipelines.document import FirestoreDocument
-from pipelines.table_spec import TableSpec
+from pipelines.convert.document import FirestoreDocument
+from pipelines.convert.table_spec import TableSpec
+from pipelines.services import error_text
 
 _LOG = logging.getLogger(__name__)
 #: Errors a read may meet and survive: the client resumes after the last document.

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 
-from pipelines import commit_log
-from pipelines.bigquery import UnsafeIdentifier, check_identifier, check_project
-from pipelines.convert import format_timestamp
-from pipelines.table_spec import (
+from pipelines.cli.usage import UsageError
+from pipelines.convert.conversion import format_timestamp
+from pipelines.convert.table_spec import (
     SCHEMAS_DIR_ENV,
     SchemaError,
     TableSpec,
@@ -24,8 +23,9 @@ from pipelines.table_spec import (
     schemas_dir,
     select_specs,
 )
-from pipelines.usage import UsageError
-from pipelines.windows import RunPlan, TableWindow, window_text
+from pipelines.plan.windows import RunPlan, TableWindow, window_text
+from pipelines.services.bigquery import UnsafeIdentifier, check_identifier, check_project
+from pipelines.state import commit_log
 
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}\Z"
 RUN_ID = commit_log.RUN_ID  # one pattern: a run id is also a SQL string literal
@@ -265,13 +265,13 @@ class SyncConfig:
     #: ``--max_dead_letter_share``: a table whose dead letters exceed this share of
     #: its documents read is refused (None: no limit).
     max_dead_letter_share: float | None = None
-    #: Table leases (``pipelines.leases``): how long one lasts, how long to wait for one.
+    #: Table leases (``pipelines.state.leases``): how long one lasts, how long to wait for one.
     lease_minutes: int = 10
     lease_wait_seconds: int = 120
     read_docs_per_second: float = DEFAULT_READ_DOCS_PER_SECOND
     #: ``--intraday``: today is brought up to the snapshot, no day declared complete.
     intraday: bool = False
-    #: Per-table windows, modes and watermarks (``pipelines.windows.RunPlan``);
+    #: Per-table windows, modes and watermarks (``pipelines.plan.windows.RunPlan``);
     #: None until the launcher has read ``_sync_runs``.
     plan: RunPlan | None = None
 
@@ -280,7 +280,7 @@ class SyncConfig:
         return {spec.name: spec for spec in self.tables}
 
     def window(self, table: str) -> TableWindow:
-        """This table's :class:`~pipelines.windows.TableWindow` (before planning: the
+        """This table's :class:`~pipelines.plan.windows.TableWindow` (before planning: the
         dated window in full mode)."""
         if self.plan is not None:
             return self.plan.window(table)

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from pipelines.dead_letters import Answered, top_reasons
+from pipelines.state.dead_letters import Answered, top_reasons
 
 
 @dataclass

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterable
 
-from pipelines.table_spec import TableSpec
+from pipelines.convert.table_spec import TableSpec
 
 _QUOTED = re.compile(r"""(['"])(.*?)\1""")
 _AFTER_VALUE = re.compile(r"(?i)(\bvalues?:\s*)([^;]+)")

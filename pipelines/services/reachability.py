@@ -19,12 +19,12 @@ from google.api_core import retry as api_retry
 from google.auth import exceptions as auth_exceptions
 from google.cloud import bigquery
 
-from pipelines import bigquery as bq
-from pipelines import error_text
-from pipelines import firestore as fs
+from pipelines.services import bigquery as bq
+from pipelines.services import error_text
+from pipelines.services import firestore as fs
 
 if TYPE_CHECKING:
-    from pipelines.options import SyncConfig
+    from pipelines.cli.options import SyncConfig
 
 #: Seconds either probe keeps retrying (a server still starting up gets this long).
 PROBE_DEADLINE = 12.0

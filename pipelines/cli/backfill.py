@@ -37,11 +37,12 @@ from dataclasses import dataclass
 
 from google.api_core import exceptions as api_exceptions
 
-from pipelines import audit, error_text, reachability
-from pipelines import bigquery as bq
-from pipelines.options import UsageError
-from pipelines.table_spec import SchemaError, load_specs, select_specs
-from pipelines.usage import Parser
+from pipelines.cli.options import UsageError
+from pipelines.cli.usage import Parser
+from pipelines.convert.table_spec import SchemaError, load_specs, select_specs
+from pipelines.services import bigquery as bq
+from pipelines.services import error_text, reachability
+from pipelines.state import run_log
 
 MAX_CHUNK_DAYS = 3660
 Chunk = tuple[datetime.date, datetime.date]
@@ -62,7 +63,7 @@ class Target:
 
     @property
     def audit_table(self) -> str:
-        return f"{self.project}.{self.dataset}.{audit.TABLE}"
+        return f"{self.project}.{self.dataset}.{run_log.TABLE}"
 
 
 def chunks(start: datetime.date, end: datetime.date, days: int) -> list[Chunk]:
@@ -123,7 +124,7 @@ def target_of(extra: Sequence[str]) -> Target:
     """
     from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 
-    from pipelines.options import SyncOptions
+    from pipelines.cli.options import SyncOptions
 
     options = PipelineOptions(list(extra))
     sync = options.view_as(SyncOptions)
@@ -131,7 +132,7 @@ def target_of(extra: Sequence[str]) -> Target:
     if not (project and sync.dataset):
         raise UsageError(
             "the sync arguments after -- need --project and --dataset: that dataset's "
-            f"{audit.TABLE} says which chunks are done"
+            f"{run_log.TABLE} says which chunks are done"
         )
     try:
         bq.check_project(project)
@@ -155,7 +156,8 @@ def finished_windows(target: Target, now: datetime.datetime) -> list[Chunk]:
     try:
         reachability.check_bigquery(target.project, target.dataset, target.location)
         client = bq.make_client(target.project, target.location)
-        return audit.succeeded_windows(client, target.dataset, now - audit.HISTORY, target.tables)
+        since = now - run_log.HISTORY
+        return run_log.succeeded_windows(client, target.dataset, since, target.tables)
     except reachability.Unreachable as exc:
         raise ProgressUnknown(str(exc)) from None
     except (api_exceptions.GoogleAPIError, OSError) as exc:
@@ -208,7 +210,7 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     args = parser.parse_args(own)
     if args.state_file is not None:
         raise UsageError(
-            f"--state_file is gone: progress is read from {audit.TABLE} of the dataset after --"
+            f"--state_file is gone: progress is read from {run_log.TABLE} of the dataset after --"
         )
     if args.end_date < args.start_date:
         raise UsageError(f"--end_date {args.end_date} is before --start_date {args.start_date}")

@@ -16,8 +16,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from pipelines.table_spec import SYNC_COLUMNS, TableSpec, check_specs, did_you_mean
-from pipelines.usage import Parser, UsageError
+from pipelines.cli.usage import Parser, UsageError
+from pipelines.convert.table_spec import SYNC_COLUMNS, TableSpec, check_specs, did_you_mean
 
 PROG = "firestore-to-bq schema"
 #: The ``schema`` commands built so far.

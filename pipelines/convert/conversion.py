@@ -25,8 +25,8 @@ from typing import Any
 from google.cloud.firestore_v1 import GeoPoint
 from google.cloud.firestore_v1.base_document import BaseDocumentReference
 
-from pipelines.document import FirestoreDocument
-from pipelines.table_spec import (
+from pipelines.convert.document import FirestoreDocument
+from pipelines.convert.table_spec import (
     DOCUMENT_PATH_COLUMN,
     EXTRA_COLUMN,
     UPDATE_TIME_COLUMN,

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 
 from google.cloud import bigquery
 
-from pipelines import audit, commit_log, dead_letters, leases
-from pipelines import bigquery as bq
-from pipelines.table_spec import TableSpec
+from pipelines.convert.table_spec import TableSpec
+from pipelines.services import bigquery as bq
+from pipelines.state import commit_log, dead_letters, leases, run_log
 
 if TYPE_CHECKING:
-    from pipelines.options import SyncConfig
+    from pipelines.cli.options import SyncConfig
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def definition(spec: TableSpec) -> TableDefinition:
 def definitions(specs: Iterable[TableSpec]) -> list[TableDefinition]:
     """The synced tables of ``specs``, then the dead-letter, audit, commit and lease tables."""
     tables = [definition(spec) for spec in specs]
-    for module in (dead_letters, audit, commit_log, leases):
+    for module in (dead_letters, run_log, commit_log, leases):
         tables.append(
             TableDefinition(
                 module.TABLE,
@@ -144,7 +144,7 @@ def drop_abandoned_staging(
     ]
     if not staging:
         return []
-    finished = audit.finished_runs(client, dataset, now - ABANDONED_AFTER - bq.STAGING_EXPIRY)
+    finished = run_log.finished_runs(client, dataset, now - ABANDONED_AFTER - bq.STAGING_EXPIRY)
     dropped = []
     for table in staging:
         rest = table.table_id[len(STAGING_PREFIX) :]

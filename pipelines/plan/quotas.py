@@ -1,6 +1,6 @@
 """BigQuery limits a run's plan must stay inside, checked before anything is read.
 
-Pure functions over the :class:`~pipelines.windows.RunPlan` (``plan_run`` calls
+Pure functions over the :class:`~pipelines.plan.windows.RunPlan` (``plan_run`` calls
 :func:`check`), so each limit is a unit test of the plan. The numbers, from
 https://cloud.google.com/bigquery/quotas and the pages it links:
 
@@ -13,7 +13,7 @@ https://cloud.google.com/bigquery/quotas and the pages it links:
   table it loads, here the run's staging table (``--load_batch_rows`` sizes them);
   DML statements do not count, so the commits do not.
 * 2 mutating DML statements (UPDATE, DELETE, MERGE) running per table, 20 queued:
-  a run sends one commit per table, and the table lease (:mod:`pipelines.leases`)
+  a run sends one commit per table, and the table lease (:mod:`pipelines.state.leases`)
   lets one run at a time write a table.
 
 A plan over a limit is refused with one line saying what to run instead.
@@ -25,7 +25,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pipelines.windows import RunPlan, TableWindow
+from pipelines.plan.windows import RunPlan, TableWindow
 
 PARTITIONS_PER_JOB = 4_000
 PARTITIONS_PER_TRANSACTION = 100_000
@@ -149,7 +149,7 @@ def _too_many_days(need: TableNeeds, window: TableWindow, lookback_days: int, ta
     chunk = max(1, min(CHUNK_DAYS, PARTITIONS_PER_JOB - lookback_days))
     start = window.start
     lookback = f" --lookback_days {lookback_days}" if lookback_days else ""
-    from pipelines.backfill import command_text
+    from pipelines.cli.backfill import command_text
 
     sync_args = f"{target}--collections {need.table}{lookback}"
     return (

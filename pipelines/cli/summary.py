@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipelines import dead_letters, metrics
-from pipelines.options import SyncConfig
+from pipelines.cli.options import SyncConfig
+from pipelines.state import dead_letters
+from pipelines.transforms import metrics
 
 
 @dataclass
@@ -136,7 +137,7 @@ def summarize(config: SyncConfig, values: dict[str, int]) -> RunSummary:
 
 def from_audit(config: SyncConfig, row: dict) -> RunSummary:
     """The report of a run that wrote, from the audit row its pipeline recorded."""
-    from pipelines.audit import entries
+    from pipelines.state.run_log import entries
 
     tables = []
     for t in entries(row.get("tables")):

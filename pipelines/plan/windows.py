@@ -38,7 +38,7 @@ import datetime
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from pipelines.table_spec import TableSpec
+from pipelines.convert.table_spec import TableSpec
 
 #: Edits are looked for from a little before the watermark: the app's clock
 #: (which writes ``updated_at``) may run behind Firestore's. Re-reading a few
@@ -74,7 +74,7 @@ class TableState:
     last_failure_at: datetime.datetime | None = None
     last_failure_error: str | None = None
     #: Rows the last successful run wrote (for a full run: the table's size), an
-    #: estimate of what the next full run loads (see ``pipelines.quotas``).
+    #: estimate of what the next full run loads (see ``pipelines.plan.quotas``).
     last_rows: int | None = None
     #: Successful dated runs of the table (backfill chunks): (first day, last day,
     #: snapshot) each. Before its first watermark, the nightly starts from these

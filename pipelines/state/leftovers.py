@@ -2,7 +2,7 @@
 
 A run that is killed outright (``kill -9``, a lost VM) or loses BigQuery cannot
 record how it ended nor give back what it took. Its leases stop being renewed
-and lapse within ``--lease_minutes`` (:mod:`pipelines.leases`); that lapse is
+and lapse within ``--lease_minutes`` (:mod:`pipelines.state.leases`); that lapse is
 how the next run knows it is over. Once it holds its own leases, that run (any
 run of the dataset, whatever its tables) settles each such dead run:
 
@@ -25,9 +25,9 @@ from collections.abc import Mapping
 
 from google.cloud import bigquery
 
-from pipelines import audit, dead_letters, leases
-from pipelines import bigquery as bq
-from pipelines.tables import drop_staging_of
+from pipelines.services import bigquery as bq
+from pipelines.state import dead_letters, leases, run_log
+from pipelines.state.tables import drop_staging_of
 
 _LOG = logging.getLogger(__name__)
 #: How far before its lease a dead run's ``running`` row can be: its planning.
@@ -52,18 +52,18 @@ def settle(
             continue
         tables = sorted({lease.table for lease in held})
         taken_at = min(lease.taken_at for lease in held)
-        rows = audit.verdict_rows(
+        rows = run_log.verdict_rows(
             client, dataset, run_id, since=taken_at - PLANNING_AT_MOST, with_start=True
         )
-        if not any(r["status"] != audit.RUNNING for r in rows):
-            landed = audit.committed(client, dataset, run_id, now=now).get(run_id, {})
+        if not any(r["status"] != run_log.RUNNING for r in rows):
+            landed = run_log.committed(client, dataset, run_id, now=now).get(run_id, {})
             expired = max(lease.expires_at for lease in held)
             why = (
                 f"its lease lapsed at {expired:%Y-%m-%dT%H:%M:%SZ} with no verdict: the run "
                 f"was killed or lost BigQuery; recorded by run {recorded_by}"
             )
-            row = audit.abandoned_row(run_id, tables, landed, (rows or [None])[-1], taken_at, why)
-            audit.append_row(client, dataset, row)
+            row = run_log.abandoned_row(run_id, tables, landed, (rows or [None])[-1], taken_at, why)
+            run_log.append_row(client, dataset, row)
         drop_staging_of(client, dataset, run_id, (*tables, dead_letters.TABLE))
         bq.concurrent_update_retry()(bq.run_query)(
             client, leases.release_sql(project, dataset, run_id, lapsed_by=now)

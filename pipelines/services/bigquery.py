@@ -22,7 +22,7 @@ from google.api_core import exceptions as api_exceptions
 from google.api_core import retry as api_retry
 from google.cloud import bigquery
 
-from pipelines.table_spec import DOCUMENT_PATH_COLUMN, IDENTIFIER
+from pipelines.convert.table_spec import DOCUMENT_PATH_COLUMN, IDENTIFIER
 
 EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
 #: A project id as Google Cloud creates one (6-30 lowercase letters, digits and
@@ -338,7 +338,7 @@ def replace_days_sql(
     expressions only). ``QUALIFY`` keeps one row per document
     in case a retried bundle staged a batch twice. ``record``: a statement run
     last inside the transaction (the ``_sync_commits`` row, see
-    :mod:`pipelines.commit_log`), so the replacement and its record are one unit.
+    :mod:`pipelines.state.commit_log`), so the replacement and its record are one unit.
     ``fence``: a statement run first, which fails the transaction unless the run
     still holds the table's lease (``leases.fence_sql``).
     """

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pipelines.table_spec import TableSpec
+    from pipelines.convert.table_spec import TableSpec
 
 #: Characters auto-generated Firestore ids are drawn from, in Firestore's byte order.
 ID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"

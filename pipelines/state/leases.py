@@ -34,7 +34,7 @@ each commit's transaction first checks that the run still holds the table's leas
 (:func:`fence_sql`), and fails, changing nothing, when it was released or taken
 by a newer run. A run that finds a lapsed lease takes the table over; what the
 dead run left (its staging tables, its missing verdict) is settled by
-:mod:`pipelines.leftovers`.
+:mod:`pipelines.state.leftovers`.
 
 Values are literals built from validated names and typed times: the emulator takes
 no query parameters inside multi-statement scripts.
@@ -54,11 +54,11 @@ from typing import TYPE_CHECKING
 from google.api_core import exceptions as api_exceptions
 from google.cloud import bigquery
 
-from pipelines import bigquery as bq
-from pipelines.commit_log import check_run_id, timestamp_literal
+from pipelines.services import bigquery as bq
+from pipelines.state.commit_log import check_run_id, timestamp_literal
 
 if TYPE_CHECKING:
-    from pipelines.options import SyncConfig
+    from pipelines.cli.options import SyncConfig
 
 _LOG = logging.getLogger(__name__)
 TABLE = "_sync_leases"
@@ -301,7 +301,7 @@ class Holder:
         self.ttl = ttl
         self.clock = clock or (lambda: datetime.datetime.now(datetime.UTC))
         self.sent = False
-        #: Runs found dead when taking (:func:`lapsed`), for ``pipelines.leftovers``.
+        #: Runs found dead when taking (:func:`lapsed`), for ``pipelines.state.leftovers``.
         self.found_lapsed: dict[str, list[Lease]] = {}
 
     def take(self, wait_seconds: float, sleep=time.sleep, monotonic=time.monotonic) -> None:

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 from google.api_core import exceptions as api_exceptions
 from google.cloud import bigquery
 
-from pipelines import bigquery as bq
-from pipelines import commit_log
-from pipelines.windows import TableState
+from pipelines.plan.windows import TableState
+from pipelines.services import bigquery as bq
+from pipelines.state import commit_log
 
 if TYPE_CHECKING:
-    from pipelines.options import SyncConfig
+    from pipelines.cli.options import SyncConfig
 
 TABLE = "_sync_runs"
 PARTITION_COLUMN = "started_at"
@@ -364,7 +364,7 @@ def abandoned_row(
     why: str,
 ) -> dict[str, Any]:
     """The verdict of a run that ended without writing one, written by the run
-    that found its leases lapsed (``pipelines.leftovers``). ``started``: its
+    that found its leases lapsed (``pipelines.state.leftovers``). ``started``: its
     ``running`` row, if it wrote one (its window and snapshot); else the lease's
     ``taken_at`` stands for its start."""
     def text(value: Any) -> str | None:

@@ -9,10 +9,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines import error_text
-from pipelines.convert import ConversionError, raw_document_json
-from pipelines.document import FirestoreDocument
-from pipelines.table_spec import POLICIES
+from pipelines.convert.conversion import ConversionError, raw_document_json
+from pipelines.convert.document import FirestoreDocument
+from pipelines.convert.table_spec import POLICIES
+from pipelines.services import error_text
 
 TABLE = "_dead_letters"
 PARTITION_COLUMN = "dead_lettered_at"
@@ -60,7 +60,7 @@ KEY_COLUMNS = ("table_name", "document_path")
 @dataclass(frozen=True)
 class Answered:
     """Which of a table's dead letters a run reports: the one rule, used both to
-    count them (``pipelines.tally``) and to copy them (``bigquery.dead_letters_sql``).
+    count them (``pipelines.plan.day_plan``) and to copy them (``bigquery.dead_letters_sql``).
 
     A broken document with no usable day is always reported; one on a day the
     run replaces, too; one on a day the run leaves alone was reported when its day
@@ -87,7 +87,7 @@ def reason_kind(reason: str, keep: Iterable[str] = (), limit: int = 120) -> str:
 
     A reason may quote the value that failed (``unparsable timestamp "…"``,
     ``integer 9223372036854775808 is outside INT64``); quoted strings and numbers
-    become ``…`` (see :mod:`pipelines.error_text`), so documents that failed the
+    become ``…`` (see :mod:`pipelines.services.error_text`), so documents that failed the
     same way share one kind and no content leaves ``_dead_letters``. ``keep``:
     quoted words the schema declares (a column's ``allowed_values``), which stay.
     """
@@ -124,8 +124,8 @@ def query_sql(
 ) -> str:
     """The query that reads one run's dead letters of ``table``: pruned to the run's
     partition (``dead_lettered_at`` is the run's start) and its clustering column."""
-    from pipelines import bigquery as bq
-    from pipelines import commit_log
+    from pipelines.services import bigquery as bq
+    from pipelines.state import commit_log
 
     return (
         f"SELECT document_path, field, reason, partition_day FROM "
@@ -177,7 +177,7 @@ def days_with_letters(
     from google.api_core import exceptions as api_exceptions
     from google.cloud import bigquery
 
-    from pipelines import bigquery as bq
+    from pipelines.services import bigquery as bq
 
     try:
         job = bq.run_query(

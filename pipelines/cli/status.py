@@ -25,14 +25,15 @@ from dataclasses import dataclass
 from google.api_core import exceptions as api_exceptions
 from google.cloud import bigquery
 
-from pipelines import audit, dead_letters, leases, reachability
-from pipelines import bigquery as bq
-from pipelines.convert import format_timestamp
-from pipelines.error_text import names, scrub
-from pipelines.options import UsageError
-from pipelines.table_spec import SchemaError, load_specs
-from pipelines.usage import Parser
-from pipelines.windows import TableState
+from pipelines.cli.options import UsageError
+from pipelines.cli.usage import Parser
+from pipelines.convert.conversion import format_timestamp
+from pipelines.convert.table_spec import SchemaError, load_specs
+from pipelines.plan.windows import TableState
+from pipelines.services import bigquery as bq
+from pipelines.services import reachability
+from pipelines.services.error_text import names, scrub
+from pipelines.state import dead_letters, leases, run_log
 
 PROG = "firestore-to-bq status"
 DEAD_LETTER_DAYS = 7
@@ -47,7 +48,7 @@ class TableStatus:
     #: The unexpired lease of a run writing the table now, if any.
     lease: leases.Lease | None = None
     #: A lease that lapsed without being given back: its run died (the next run
-    #: records it and cleans up, ``pipelines.leftovers``).
+    #: records it and cleans up, ``pipelines.state.leftovers``).
     lapsed: leases.Lease | None = None
 
     @property
@@ -130,7 +131,7 @@ def dead_letter_counts(
 def collect(
     client: bigquery.Client, dataset: str, tables: Sequence[str], now: datetime.datetime
 ) -> list[TableStatus]:
-    states = audit.table_states(client, dataset, tables, now)
+    states = run_log.table_states(client, dataset, tables, now)
     try:
         dead = dead_letter_counts(client, dataset, now - datetime.timedelta(DEAD_LETTER_DAYS))
     except api_exceptions.NotFound:  # no run has written dead letters yet
@@ -268,7 +269,7 @@ def main(argv: Sequence[str], now: datetime.datetime | None = None) -> int:
         return 1
     except api_exceptions.NotFound:
         print(
-            f"error: {args.project}.{args.dataset}.{audit.TABLE} not found: no run has "
+            f"error: {args.project}.{args.dataset}.{run_log.TABLE} not found: no run has "
             "written there yet (check --project and --dataset)",
             file=sys.stderr,
         )

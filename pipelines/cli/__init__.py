@@ -1,0 +1,1 @@
+"""The commands: arguments and options, the end-of-run report, status, schema, backfill."""

@@ -1,0 +1,1 @@
+"""Table declarations and the conversion of a Firestore document to a typed row."""
