@@ -2,7 +2,9 @@ PYTHON := .venv/bin/python
 # Written by the last successful setup; setup runs again when it is missing or older
 # than what it installs from, so `make test` or `make demo` works as the first command.
 STAMP := .venv/.stamp
-UNIT := $(PYTHON) -m pytest -q -p no:bqemulator -m "not integration"
+# The tiers are folders: tests/unit and tests/tooling need no server, tests/integration
+# starts the emulators (its conftest holds their fixtures).
+UNIT := $(PYTHON) -m pytest -q -p no:bqemulator tests/unit tests/tooling
 
 .PHONY: setup test unit lint docs emulators-up emulators-down demo bench
 
@@ -19,7 +21,7 @@ setup:
 # tier in one process (it starts and stops its own emulators).
 test: $(STAMP)
 	$(UNIT) -n 2 --dist loadfile
-	$(PYTHON) -m pytest -q -p no:bqemulator -m integration
+	$(PYTHON) -m pytest -q -p no:bqemulator tests/integration
 
 # Every test that needs no server (no emulators), on two pytest-xdist workers, one per core;
 # a test file stays on one worker, so its module fixtures run once (faster than per test).
@@ -30,7 +32,7 @@ lint: $(STAMP)
 	.venv/bin/ruff check .
 
 # Rewrite the documents' generated blocks (docs/tables.md, docs/code-map.md, the README's
-# options table); tests/test_table_docs.py fails when they are out of date.
+# options table); tests/tooling/test_table_docs.py fails when they are out of date.
 docs: $(STAMP)
 	$(PYTHON) scripts/gen_table_docs.py
 

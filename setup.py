@@ -18,7 +18,7 @@ What each side installs:
 ``devtools`` (the code behind ``scripts/``: emulators, sample data, deploy steps) is
 declared only for an editable install (``pip install -e``), so it is importable in a
 development checkout but is in neither the sdist Beam builds for the workers nor a
-wheel; tests/test_packaging.py checks both.
+wheel; tests/tooling/test_packaging.py checks both.
 """
 
 import sys
@@ -53,7 +53,7 @@ DEV = [
     "duckdb-extension-avro==1.5.5",
     "numpy==2.4.6",
     "psutil",
-    # Property tests (tests/test_splits.py).
+    # Property tests (tests/unit/plan/test_splits.py).
     "hypothesis==6.170.17",
 ]
 

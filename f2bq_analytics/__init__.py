@@ -3,7 +3,7 @@
 A package of its own, beside ``pipelines`` (the sync), so that the backend installs
 ``google-cloud-bigquery`` and this, never Beam, and the sync's Dataflow workers never
 import it. It uses only the Beam-free part of ``pipelines`` (``pipelines.services.bigquery``:
-the client factory and identifier checks); ``tests/test_packaging.py`` imports it
+the client factory and identifier checks); ``tests/tooling/test_packaging.py`` imports it
 with Beam blocked.
 
     from f2bq_analytics import Analytics

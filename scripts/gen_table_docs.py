@@ -18,7 +18,7 @@ Three blocks are written by this script, each between marker comments:
     python scripts/gen_table_docs.py           # rewrite every block
     python scripts/gen_table_docs.py --check   # exit 1 if a document is out of date
 
-``tests/test_table_docs.py`` runs ``--check``, so a schema, an option or a module
+``tests/tooling/test_table_docs.py`` runs ``--check``, so a schema, an option or a module
 docstring changed without running this script fails the unit tests.
 """
 

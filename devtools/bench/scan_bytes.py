@@ -1,6 +1,6 @@
 """Bytes a run's BigQuery statements would be billed, modelled from column sizes.
 
-The emulator's dry run reports 0 bytes (``tests/test_emulator_shortfalls.py``),
+The emulator's dry run reports 0 bytes (``tests/integration/test_emulator_shortfalls.py``),
 so the benchmark models what BigQuery would bill for the statements a run sends
 to each destination table, from BigQuery's own rules:
 

@@ -190,7 +190,7 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
         epilog=(
             "What it reads: each chunk runs with --mode incremental (unless a --mode follows "
             "--) and reads its own days by partition range, so the backfill reads each "
-            "document about once (tests/test_onboarding.py: chunks of 36, 37 and 30 "
+            "document about once (tests/integration/test_onboarding.py: chunks of 36, 37 and 30 "
             "documents read 36, 37 and 30). The first nightly after chunks that cover a "
             "table from its oldest document reads one night: yesterday's documents and "
             "those changed since the oldest chunk's snapshot (there: 9, not the 108 of "

@@ -178,7 +178,7 @@ def plan_incremental(
     of this table. Such a day is re-read whatever its count says: Firestore counts
     a dead-lettered document and BigQuery holds no row for it, so a hard delete on
     the same day would make the counts agree while the deleted row stays
-    (found by tests/test_sequence_model.py).
+    (found by tests/unit/plan/test_sequence_model.py).
     """
     times = sorted(changed_times)
     window_days = sorted(set(window))

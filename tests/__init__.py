@@ -1,0 +1,1 @@
+"""The test suite: unit/ mirrors pipelines/, then integration/, tooling/, support/."""

@@ -1,0 +1,1 @@
+"""Tests against the local Firestore and BigQuery emulators."""

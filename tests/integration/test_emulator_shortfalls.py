@@ -1,0 +1,130 @@
+"""Where bqemulator differs from BigQuery, pinned down so docs/emulators.md stays true.
+
+Each test shows the emulator's behaviour that the product's single code path is
+built around. If a new bqemulator fixes one, its test fails: revisit the
+"Emulator shortfalls" table of docs/emulators.md (the product code needs no change either way).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from google.api_core import exceptions
+from google.cloud import bigquery
+
+from pipelines.services import bigquery as bq
+from tests.support.sync_helpers import unique_dataset
+
+SCHEMA = [
+    {"name": "at", "type": "TIMESTAMP", "mode": "REQUIRED"},
+    {"name": "n", "type": "INT64", "mode": "NULLABLE"},
+    {"name": "b", "type": "BYTES", "mode": "NULLABLE"},
+]
+
+
+@pytest.fixture
+def table(bq_client: bigquery.Client) -> tuple[str, str]:
+    dataset = unique_dataset("shortfall")
+    bq.ensure_dataset(bq_client, dataset, None)
+    bq.ensure_table(bq_client, dataset, "t", SCHEMA, "at")
+    return dataset, "t"
+
+
+def _rows(n: int) -> list[dict]:
+    return [{"at": "2026-11-24T10:00:00Z", "n": i} for i in range(n)]
+
+
+def test_emulator_rejects_partition_decorators_in_loads(bq_client, table):
+    dataset, name = table
+    with pytest.raises((exceptions.GoogleAPICallError, bq.LoadFailed, ValueError)):
+        bq.load_rows(bq_client, dataset, f"{name}$20261124", SCHEMA, _rows(1))
+
+
+def test_emulator_rejects_query_parameters_inside_a_script(bq_client, table):
+    dataset, name = table
+    script = (
+        f"BEGIN TRANSACTION; DELETE FROM `{bq_client.project}.{dataset}.{name}` "
+        "WHERE n = @n; COMMIT TRANSACTION;"
+    )
+    with pytest.raises(exceptions.GoogleAPICallError):
+        bq.run_query(
+            bq_client, script, query_parameters=[bigquery.ScalarQueryParameter("n", "INT64", 1)]
+        )
+
+
+def test_emulator_load_output_rows_is_the_table_total_not_the_job(bq_client, table):
+    dataset, name = table
+    bq.load_rows(bq_client, dataset, name, SCHEMA, _rows(3))
+    payload = "".join(json.dumps(r) + "\n" for r in _rows(2)).encode()
+    job = bq_client.load_table_from_file(
+        io.BytesIO(payload),
+        f"{bq_client.project}.{dataset}.{name}",
+        job_config=bigquery.LoadJobConfig(
+            schema=bq.schema_fields(SCHEMA), source_format="NEWLINE_DELIMITED_JSON"
+        ),
+        timeout=60,
+    )
+    job.result(timeout=60)
+    assert job.output_rows == 5  # BigQuery would say 2
+
+
+def test_emulator_keeps_bytes_as_their_base64_text(bq_client, table):
+    dataset, name = table
+    bq.load_rows(bq_client, dataset, name, SCHEMA, [{"at": "2026-11-24T10:00:00Z", "b": "aGk="}])
+    (row,) = bq.run_query(
+        bq_client, f"SELECT b FROM `{bq_client.project}.{dataset}.{name}`"
+    ).result()
+    assert row["b"] == b"aGk="  # BigQuery decodes base64 in JSON loads: b"hi"
+
+
+def test_emulator_dry_run_reports_zero_bytes(bq_client, table):
+    dataset, name = table
+    bq.load_rows(bq_client, dataset, name, SCHEMA, _rows(100))
+    job = bq_client.query(
+        f"SELECT n FROM `{bq_client.project}.{dataset}.{name}`",
+        job_config=bigquery.QueryJobConfig(dry_run=True, use_query_cache=False),
+        timeout=60,
+    )
+    assert job.total_bytes_processed == 0  # BigQuery: 800 (8 bytes x 100 rows)
+
+
+def test_emulator_does_not_return_a_views_query(bq_client, table):
+    dataset, name = table
+    view = bigquery.Table(f"{bq_client.project}.{dataset}.v")
+    view.view_query = f"SELECT n FROM `{bq_client.project}.{dataset}.{name}`"
+    bq_client.create_table(view, timeout=60)
+    found = bq_client.get_table(view.reference, timeout=60)
+    assert found.table_type == "VIEW"
+    assert found.view_query is None  # BigQuery returns the SQL
+
+
+def test_emulator_counts_parameter_names_in_comments(bq_client, table):
+    dataset, name = table
+    sql = f"-- rows up to @n\nSELECT n FROM `{bq_client.project}.{dataset}.{name}` WHERE n <= @n"
+    with pytest.raises(exceptions.BadRequest, match="Parameter argument/count mismatch"):
+        bq.run_query(
+            bq_client, sql, query_parameters=[bigquery.ScalarQueryParameter("n", "INT64", 1)]
+        )
+
+
+def test_emulator_runs_both_of_two_transactions_that_mutate_one_table(bq_client, table):
+    """BigQuery cancels one of them ("Transaction is aborted due to concurrent update",
+    https://cloud.google.com/bigquery/docs/transactions#transaction_concurrency); the
+    emulator serialises them, so tests inject that abort with tests/support/bigquery_fault_proxy.py
+    and the table leases (pipelines/state/leases.py) are what keeps two runs apart."""
+    dataset, name = table
+    bq.load_rows(bq_client, dataset, name, SCHEMA, _rows(10))
+    target = f"`{bq_client.project}.{dataset}.{name}`"
+    script = (
+        f"BEGIN TRANSACTION; DELETE FROM {target} WHERE n < 5; "
+        f"INSERT INTO {target} (`at`, `n`) VALUES (TIMESTAMP '2026-11-24 10:00:00+00', 99); "
+        "COMMIT TRANSACTION;"
+    )
+    with ThreadPoolExecutor(2) as pool:
+        jobs = list(pool.map(lambda _: bq.run_query(bq_client, script), range(2)))
+    assert [job.error_result for job in jobs] == [None, None]  # BigQuery: one aborted
+    (row,) = bq.run_query(bq_client, f"SELECT COUNT(*) AS n FROM {target}").result()
+    assert row["n"] == 5 + 2

@@ -1,0 +1,1 @@
+"""Shared test helpers: documents, fixtures' servers, the example app's schemas."""

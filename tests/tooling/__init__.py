@@ -1,0 +1,1 @@
+"""Tests of the project's tooling: deploy scripts, packaging, docs, benchmark."""

@@ -1,0 +1,1 @@
+"""Server-free tests, one folder per package of pipelines/."""

@@ -1,0 +1,1 @@
+"""Unit tests of f2bq_analytics/."""

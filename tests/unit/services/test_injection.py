@@ -1,0 +1,222 @@
+"""SQL injection through configuration: table, column, collection, field and dataset names.
+
+Two halves:
+
+* Names that reach SQL (project, dataset, table, column, clustering, run id,
+  the tables picked by ``--collections``) must be plain identifiers. Anything
+  else is refused by the CLI with exit code 2 and one ``error:`` line, before a
+  BigQuery or Firestore client is ever created.
+* Names that never reach SQL (Firestore collection ids and field names, read
+  by name through the Firestore API) may be as hostile as Firestore allows; a
+  sync with them writes exactly the expected rows and leaves every other table
+  of the dataset, including tables named in the injected SQL, untouched.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.cloud import bigquery as bigquery_lib
+from google.cloud import firestore as firestore_lib
+
+from pipelines.firestore_to_bq import main
+from pipelines.services import bigquery as bq
+from pipelines.services import firestore as fs
+from tests.support import example_app
+from tests.support.sync_helpers import PROJECT
+
+REPO_SCHEMAS = example_app.SCHEMAS
+DAYS = ["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04", "2026-11-05"]
+BASE = ["--project", PROJECT, "--dataset", "analytics", "--date", DAYS[0]]
+DROP = "`; DROP TABLE x; --"
+
+
+def tasks_schema() -> dict[str, Any]:
+    return json.loads((REPO_SCHEMAS / "tasks.json").read_text(encoding="utf-8"))
+
+
+def write_schema(directory: Path, schema: dict[str, Any], name: str = "tasks.json") -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / name).write_text(json.dumps(schema), encoding="utf-8")
+    return directory
+
+
+@pytest.fixture
+def no_servers(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Fail loudly if anything creates a BigQuery or Firestore client."""
+    touched: list[str] = []
+
+    def refuse(what: str) -> Callable[..., Any]:
+        def _refuse(*args: Any, **kwargs: Any) -> Any:
+            touched.append(what)
+            raise AssertionError(f"{what} was contacted before the arguments were checked")
+
+        return _refuse
+
+    monkeypatch.setattr(bq, "make_client", refuse("BigQuery (services.bigquery.make_client)"))
+    monkeypatch.setattr(fs, "make_client", refuse("Firestore (services.firestore.make_client)"))
+    monkeypatch.setattr(bigquery_lib.Client, "__init__", refuse("BigQuery (Client)"))
+    monkeypatch.setattr(firestore_lib.Client, "__init__", refuse("Firestore (Client)"))
+    monkeypatch.delenv("F2BQ_HASH_KEY", raising=False)
+    return touched
+
+
+def assert_one_error_line(
+    argv: list[str], capfd: pytest.CaptureFixture[str], touched: list[str]
+) -> str:
+    assert main(argv) == 2
+    out, err = capfd.readouterr()
+    assert out == ""
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: "), err
+    assert not touched
+    return lines[0]
+
+
+def _set(path: tuple[Any, ...], value: Any) -> Callable[[dict[str, Any]], None]:
+    def mutate(schema: dict[str, Any]) -> None:
+        node = schema
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+
+    return mutate
+
+
+# Schema files whose names would reach SQL: each must be refused.
+BAD_SCHEMAS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "table_drop": _set(("table",), f"tasks{DROP}"),
+    "table_backtick_only": _set(("table",), "tasks`"),
+    "table_other_dataset": _set(("table",), "other_dataset.tasks"),
+    "table_other_project": _set(("table",), "evil-project.other.tasks"),
+    "table_trailing_newline": _set(("table",), "tasks\n"),
+    "table_comment": _set(("table",), "tasks/*x*/"),
+    "table_unicode": _set(("table",), "tâsks"),
+    "table_too_long": _set(("table",), "t" * 301),
+    "table_empty": _set(("table",), ""),
+    "table_not_a_string": _set(("table",), ["tasks"]),
+    "column_backtick": _set(("fields", 2, "name"), "desc`ription"),
+    "column_subquery": _set(("fields", 2, "name"), "description`, (SELECT 1)) --"),
+    "column_space": _set(("fields", 2, "name"), "the description"),
+    "column_newline": _set(("fields", 2, "name"), "description\n"),
+    "id_column": _set(("id_column",), f"task_id{DROP}"),
+    "partition_column": _set(("partition_column",), "created_at`) OR TRUE --"),
+    "clustering": _set(("clustering",), [f"user_id{DROP}"]),
+    "field_map_key": _set(("field_map",), {"x`; DELETE FROM t WHERE TRUE; --": "description"}),
+    "type": _set(("fields", 2, "type"), "STRING; DROP TABLE x"),
+    "mode": _set(("fields", 2, "mode"), "NULLABLE`"),
+    "collection_with_slash": _set(("source", "collection"), "tasks/../../x"),
+    "collection_empty": _set(("source", "collection"), ""),
+    "parent_collection_with_slash": _set(("source", "parent_collection"), "users/x/y"),
+}
+
+
+@pytest.mark.parametrize("mutate", BAD_SCHEMAS.values(), ids=BAD_SCHEMAS.keys())
+def test_schema_names_that_would_reach_sql_are_refused_before_any_server(
+    mutate: Callable[[dict[str, Any]], None],
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    no_servers: list[str],
+) -> None:
+    schema = tasks_schema()
+    mutate(schema)
+    schemas = write_schema(tmp_path / "schemas", schema)
+    line = assert_one_error_line([*BASE, "--schemas_dir", str(schemas)], capfd, no_servers)
+    assert "tasks.json" in line
+
+
+BAD_ARGS: dict[str, list[str]] = {
+    "dataset_drop": ["--project", PROJECT, "--dataset", f"analytics{DROP}"],
+    "dataset_dotted": ["--project", PROJECT, "--dataset", "other-project.analytics"],
+    "dataset_newline": ["--project", PROJECT, "--dataset", "analytics\n"],
+    "dataset_quote": ["--project", PROJECT, "--dataset", "analytics' OR '1'='1"],
+    "dataset_dry_run": ["--project", PROJECT, "--dataset", f"analytics{DROP}", "--dry_run"],
+    "project_drop": ["--project", f"{PROJECT}{DROP}", "--dataset", "analytics"],
+    "project_backtick": ["--project", "demo`project", "--dataset", "analytics"],
+    "run_id_drop": [*BASE, "--run_id", f"r{DROP}"],
+    "run_id_dash": [*BASE, "--run_id", "r-1"],
+    "run_id_dot": [*BASE, "--run_id", "r.x"],
+    "run_id_newline": [*BASE, "--run_id", "r1\n"],
+    "run_id_too_long": [*BASE, "--run_id", "r" * 65],
+    "collections_drop": [*BASE, "--collections", f"tasks{DROP}"],
+    "collections_semicolon": [*BASE, "--collections", "tasks;interactions"],
+    "collections_path": [*BASE, "--collections", "users/alice/tasks"],
+    "collections_star": [*BASE, "--collections", "*"],
+    "collections_junk_after_valid": [*BASE, "--collections", "tasks,../x"],
+    "collections_quote": [*BASE, "--collections", "tasks' OR '1'='1"],
+}
+
+
+@pytest.mark.parametrize("argv", BAD_ARGS.values(), ids=BAD_ARGS.keys())
+def test_hostile_command_line_names_are_refused_before_any_server(
+    argv: list[str], capfd: pytest.CaptureFixture[str], no_servers: list[str]
+) -> None:
+    assert_one_error_line(argv, capfd, no_servers)
+
+
+def test_collections_of_only_commas_and_spaces_select_every_table() -> None:
+    """Junk that names no table falls back to the default (every table), nothing else."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipelines.cli.options import resolve
+
+    config = resolve(PipelineOptions([*BASE, "--collections", " , ,,"]), dry_run=True)
+    assert sorted(t.name for t in config.tables) == sorted(
+        json.loads(p.read_text(encoding="utf-8"))["table"] for p in REPO_SCHEMAS.glob("*.json")
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Valid but hostile Firestore names: reach only the Firestore API, never SQL
+# --------------------------------------------------------------------------------------
+
+#: A collection id with quotes, backticks, spaces and SQL; Firestore allows it.
+HOSTILE_COLLECTION = "tasks'\"`; DROP TABLE tasks; --"
+HOSTILE_FIELD = "x`; DELETE FROM t WHERE TRUE; --"
+HOSTILE_UPDATED = "updated`at'; DROP TABLE _sync_runs; --"
+HOSTILE_PARTITION = ["meta.x`", 'created at"; DROP TABLE x; --']
+HOSTILE_COMPLETED = ["a.b`c", "d'e\"f; --"]
+
+
+def hostile_schema() -> dict[str, Any]:
+    schema = tasks_schema()
+    schema["table"] = "hostile_tasks"
+    schema["source"] = {"collection": HOSTILE_COLLECTION, "layout": "per_user"}
+    schema["field_map"] = {
+        "description": HOSTILE_FIELD,
+        "completed": HOSTILE_COMPLETED,
+        "created_at": HOSTILE_PARTITION,
+        "updated_at": HOSTILE_UPDATED,
+    }
+    return schema
+
+
+def hostile_doc(
+    created: datetime.datetime, updated: datetime.datetime, text: str, done: Any
+) -> dict[str, Any]:
+    return {
+        HOSTILE_FIELD: text,
+        HOSTILE_COMPLETED[0]: {HOSTILE_COMPLETED[1]: done, "sibling`": 1},
+        HOSTILE_PARTITION[0]: {HOSTILE_PARTITION[1]: created},
+        HOSTILE_UPDATED: updated,
+        "description": "not the description column's source",
+        "origin": "user_added",
+    }
+
+
+def _make_bait_table(client: bigquery_lib.Client, dataset: str, name: str) -> None:
+    """A table named in the injected SQL, holding one row that must survive."""
+    schema = [
+        {"name": "at", "type": "TIMESTAMP", "mode": "NULLABLE"},
+        {"name": "n", "type": "INT64", "mode": "NULLABLE"},
+    ]
+    bq.ensure_table(client, dataset, name, schema, "at")
+    bq.load_rows(client, dataset, name, schema, [{"at": "2026-11-01T00:00:00Z", "n": 7}])
+
+
