@@ -163,7 +163,9 @@ def build(
                 retry_timeout=config.firestore_retry_timeout,
             )
     documents = reads[0] if len(reads) == 1 else tuple(reads) | "Documents" >> beam.Flatten()
-    rows, tallies = documents | "ConvertDocuments" >> ConvertDocuments(config, renewal)
+    rows, tallies = documents | "ConvertDocuments" >> ConvertDocuments(
+        config.tables, config.stamp, config.edit_window, config.hashing, renewal
+    )
     if previous is not None:
         tallies = (tallies, previous) | "AllTallies" >> beam.Flatten()
     plans = tallies | "PlanDays" >> PlanDays(config, read_plans)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 
 from pipelines.cli.usage import UsageError
-from pipelines.convert.conversion import format_timestamp
+from pipelines.convert.conversion import Hashing, format_timestamp
 from pipelines.convert.table_spec import (
     SCHEMAS_DIR_ENV,
     SchemaError,
@@ -24,8 +24,11 @@ from pipelines.convert.table_spec import (
     select_specs,
 )
 from pipelines.plan.windows import RunPlan, TableWindow, window_text
+from pipelines.services import bigquery as bq
+from pipelines.services import firestore as fs
 from pipelines.services.bigquery import UnsafeIdentifier, check_identifier, check_project
 from pipelines.state import commit_log
+from pipelines.state.stamp import RunStamp
 
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}\Z"
 RUN_ID = commit_log.RUN_ID  # one pattern: a run id is also a SQL string literal
@@ -332,6 +335,23 @@ class SyncConfig:
     @property
     def started_text(self) -> str:
         return format_timestamp(self.started_at)
+
+    # The small values the transforms take (never this whole configuration).
+    @property
+    def source(self) -> fs.Source:
+        return fs.Source(self.project, self.database, self.firestore_retry_timeout)
+
+    @property
+    def target(self) -> bq.Target:
+        return bq.Target(self.project, self.dataset or "", self.location)
+
+    @property
+    def stamp(self) -> RunStamp:
+        return RunStamp(self.run_id, self.read_time, self.started_at)
+
+    @property
+    def hashing(self) -> Hashing:
+        return Hashing(self.hash_key_secret, self.hash_key_env)
 
 
 def resolve(

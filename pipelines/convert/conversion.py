@@ -19,7 +19,9 @@ import hashlib
 import hmac
 import json
 import math
+import os
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from google.cloud.firestore_v1 import GeoPoint
@@ -272,6 +274,27 @@ def _check_allowed(column: Column, result: Any) -> Any:
 
 
 Hasher = Callable[[str], str]
+
+
+@dataclass(frozen=True)
+class Hashing:
+    """Where the HMAC key of the ``hash`` policy comes from: a Secret Manager
+    version on workers (``secret``), or an environment variable locally (``env``).
+
+    Never from the repository or the pipeline options, which Dataflow shows in its UI.
+    """
+
+    secret: str | None = None
+    env: str = "F2BQ_HASH_KEY"
+
+    def key(self) -> bytes | None:
+        if self.secret:
+            from google.cloud import secretmanager
+
+            client = secretmanager.SecretManagerServiceClient()
+            return client.access_secret_version(name=self.secret).payload.data
+        key = os.environ.get(self.env)
+        return key.encode("utf-8") if key else None
 
 
 def hmac_hasher(key: bytes) -> Hasher:

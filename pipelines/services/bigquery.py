@@ -10,6 +10,7 @@ validated here, never interpolated raw.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import io
 import json
@@ -107,6 +108,20 @@ def emulator_endpoint() -> str | None:
     if not host:
         return None
     return host if "://" in host else f"http://{host}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """Where a run writes: a BigQuery dataset and the location its jobs run in.
+
+    The write, audit and lease steps take this value, not the run's configuration."""
+
+    project: str
+    dataset: str
+    location: str | None = None
+
+    def client(self) -> bigquery.Client:
+        return make_client(self.project, self.location)
 
 
 def make_client(project: str, location: str | None = None) -> bigquery.Client:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 import os
@@ -31,6 +32,24 @@ TRANSIENT = (
 
 
 is_transient = api_retry.if_exception_type(*TRANSIENT)
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """Where a run reads: a Firestore database and how long a read may retry.
+
+    A small picklable value the read transforms take instead of the run's whole
+    configuration, as Beam's own IO takes a project and a query."""
+
+    project: str
+    database: str = "(default)"
+    retry_timeout: float = 300.0
+
+    def client(self) -> firestore.Client:
+        return make_client(self.project, self.database)
+
+    def retry(self) -> api_retry.Retry:
+        return read_retry(self.retry_timeout)
 
 
 def read_retry(timeout: float) -> api_retry.Retry:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import os
+import datetime
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import apache_beam as beam
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
-from pipelines.cli.options import SyncConfig
 from pipelines.convert.conversion import (
     ConversionError,
+    Hashing,
     dead_letter_day,
     document_to_row,
     hmac_hasher,
@@ -21,24 +21,15 @@ from pipelines.convert.conversion import (
     protected,
 )
 from pipelines.convert.document import FirestoreDocument
+from pipelines.convert.table_spec import TableSpec
 from pipelines.plan.day_plan import Tally, add_tallies
 from pipelines.state import dead_letters
 from pipelines.state.leases import WorkerRenewal
+from pipelines.state.stamp import RunStamp
 from pipelines.transforms import metrics
 
-
-def hash_key(config: SyncConfig) -> bytes | None:
-    """The HMAC key: from Secret Manager on workers, or an environment variable locally.
-
-    Never from the repository or the pipeline options, which Dataflow shows in its UI.
-    """
-    if config.hash_key_secret:
-        from google.cloud import secretmanager
-
-        client = secretmanager.SecretManagerServiceClient()
-        return client.access_secret_version(name=config.hash_key_secret).payload.data
-    key = os.environ.get(config.hash_key_env)
-    return key.encode("utf-8") if key else None
+#: Documents written in ``[start, end)`` have their days rebuilt (end None: no end).
+EditWindow = tuple[datetime.datetime, datetime.datetime | None]
 
 
 class _ConvertFn(beam.DoFn):
@@ -53,17 +44,26 @@ class _ConvertFn(beam.DoFn):
     #: Documents between two lease renewal checks (see ``leases.WorkerRenewal``).
     RENEW_EVERY = 1_000
 
-    def __init__(self, config: SyncConfig, renewal: WorkerRenewal | None = None):
-        self._config = config
-        self._specs = config.tables_by_name
-        self._edit_window = config.edit_window
+    def __init__(
+        self,
+        specs: Sequence[TableSpec],
+        stamp: RunStamp,
+        edit_window: EditWindow,
+        hashing: Hashing,
+        renewal: WorkerRenewal | None = None,
+    ):
+        self._specs = {spec.name: spec for spec in specs}
+        self._stamp = stamp
+        self._edit_window = edit_window
+        self._hashing = hashing
         self._renewal = renewal
         self._seen = 0
 
     def setup(self) -> None:
-        self._read_time = self._config.read_time_text  # formatted once, not per document
-        self._started = self._config.started_text
-        key = hash_key(self._config)
+        self._run_id = self._stamp.run_id
+        self._read_time = self._stamp.read_time_text  # formatted once, not per document
+        self._started = self._stamp.started_text
+        key = self._hashing.key()
         self._hasher = hmac_hasher(key) if key else None
         self._rejected = {
             name: metrics.counter(name, metrics.REJECTED) for name in self._specs
@@ -84,7 +84,6 @@ class _ConvertFn(beam.DoFn):
             )
 
     def process(self, doc: FirestoreDocument) -> Iterator[tuple[str, dict[str, Any]]]:
-        config = self._config
         spec = self._specs[doc.table]
         tally = self._tallies[doc.table]
         tally.returned += 1
@@ -95,7 +94,7 @@ class _ConvertFn(beam.DoFn):
             return
         tally.read += 1
         try:
-            row = document_to_row(spec, doc, config.run_id, self._read_time, self._hasher)
+            row = document_to_row(spec, doc, self._run_id, self._read_time, self._hasher)
         except ConversionError as error:
             day = dead_letter_day(spec, doc)  # None: no partition could hold it
             tally.bad[day] += 1
@@ -108,7 +107,7 @@ class _ConvertFn(beam.DoFn):
                     doc,
                     error,
                     day,
-                    config.run_id,
+                    self._run_id,
                     self._read_time,
                     self._started,
                     protected(spec, doc.data, self._hasher),
@@ -131,16 +130,26 @@ class _ConvertFn(beam.DoFn):
 class ConvertDocuments(beam.PTransform):
     """``(rows, tallies)``: ``(destination, row)`` pairs and ``(table, Tally)`` sums.
 
-    ``renewal``: renews the run's leases as documents flow, for a job no launcher
-    waits on (a Flex Template launch)."""
+    ``specs``: the tables documents are converted for; ``stamp``: the run's id and
+    snapshot on every row; ``edit_window``: documents written in ``[start, end)``
+    have their days rebuilt (end None: up to the snapshot); ``hashing``: where the
+    HMAC key of the ``hash`` policy comes from. ``renewal``: renews the run's
+    leases as documents flow, for a job no launcher waits on (a Flex Template
+    launch)."""
 
-    def __init__(self, config: SyncConfig, renewal: WorkerRenewal | None = None):
+    def __init__(
+        self,
+        specs: Sequence[TableSpec],
+        stamp: RunStamp,
+        edit_window: EditWindow,
+        hashing: Hashing | None = None,
+        renewal: WorkerRenewal | None = None,
+    ):
         super().__init__()
-        self._config = config
-        self._renewal = renewal
+        self._args = (tuple(specs), stamp, edit_window, hashing or Hashing(), renewal)
 
     def expand(self, docs):
-        convert = _ConvertFn(self._config, self._renewal)
+        convert = _ConvertFn(*self._args)
         outputs = docs | "Convert" >> beam.ParDo(convert).with_outputs(
             _ConvertFn.TALLY, main="rows"
         )

@@ -114,7 +114,7 @@ def test_every_dead_document_is_dead_lettered_by_a_sync_of_the_window() -> None:
         hash_key_env="F2BQ_TEST_NO_SUCH_VARIABLE",
         dry_run=True,
     )
-    fn = _ConvertFn(config)
+    fn = _ConvertFn(config.tables, config.stamp, config.edit_window, config.hashing)
     fn.setup()
     fn.start_bundle()
     routed: dict[str, str] = {}

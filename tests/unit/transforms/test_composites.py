@@ -76,7 +76,8 @@ def test_convert_documents_tags_rows_and_dead_letters_and_sums_tallies(monkeypat
         ),
     ]
     with _pipeline() as p:
-        rows, tallies = p | beam.Create(docs) | ConvertDocuments(config)
+        convert = ConvertDocuments(config.tables, config.stamp, config.edit_window)
+        rows, tallies = p | beam.Create(docs) | convert
         assert_that(
             rows | beam.MapTuple(_destination_and_path),
             equal_to(

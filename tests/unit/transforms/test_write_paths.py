@@ -12,7 +12,7 @@ import sys
 import types
 
 from pipelines.cli.options import SyncConfig
-from pipelines.transforms import convert_documents, write_bigquery
+from pipelines.transforms import write_bigquery
 from pipelines.transforms.write_bigquery import _Batch
 from tests.support.documents import interaction, task
 from tests.support.sync_helpers import seed
@@ -60,7 +60,7 @@ def test_the_secret_manager_key_is_read_from_the_named_version(monkeypatch) -> N
         started_at=datetime.datetime(2026, 11, 2, tzinfo=datetime.UTC),
         hash_key_secret=version,
     )  # fmt: skip
-    assert convert_documents.hash_key(config) == b"k3y"
+    assert config.hashing.key() == b"k3y"
     assert asked == [version]
 
 
