@@ -168,7 +168,9 @@ def build(
     )
     if previous is not None:
         tallies = (tallies, previous) | "AllTallies" >> beam.Flatten()
-    plans = tallies | "PlanDays" >> PlanDays(config, read_plans)
+    plans = tallies | "PlanDays" >> PlanDays(
+        config.windows, config.required_days, config.yesterday, config.dry_run, read_plans
+    )
     if not config.dry_run:
         commits = rows | "WriteBigQuery" >> WriteDayPartitions(config, plans, renewal)
         commits | "RecordRun" >> RecordRun(config, runner, plans)

@@ -290,6 +290,16 @@ class SyncConfig:
         return TableWindow(table, "full", self.start_date, self.end_date)
 
     @property
+    def windows(self) -> tuple[TableWindow, ...]:
+        """Every table's window, in the order of ``tables``."""
+        return tuple(self.window(spec.name) for spec in self.tables)
+
+    @property
+    def yesterday(self) -> datetime.date | None:
+        """The planned run's yesterday (None before planning)."""
+        return self.plan.yesterday if self.plan is not None else None
+
+    @property
     def planned_window(self) -> tuple[datetime.date, datetime.date]:
         """First and last day any table replaces (the options' dates before planning)."""
         if self.plan is not None:

@@ -12,6 +12,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+from pipelines.plan.read_plan import IncrementalPlan
+from pipelines.plan.windows import TableWindow
 from pipelines.state.dead_letters import Answered, top_reasons
 
 
@@ -203,3 +205,41 @@ def _plan(
         outside_window=outside,
         dead_letter_reasons=top_reasons(tally.reasons, answered),
     )
+
+
+def table_days(
+    window: TableWindow,
+    tally: Tally,
+    read_plan: IncrementalPlan | None,
+    required_days: Iterable[datetime.date],
+    yesterday: datetime.date | None,
+) -> TablePlan:
+    """Which days this table replaces tonight, and what becomes of each document read:
+    the one answer, from the table's window and what the read saw.
+
+    Incremental: the days its read plan chose (the window and the drifted days),
+    plus an upsert of every changed document up to the window's horizon; with a
+    located snapshot, the old rows the drift query found are on known days.
+    Full without dates: every day up to the horizon. Full with dates: the
+    ``required_days`` (the window and its look-back) and every day an edited
+    document is on, up to ``yesterday``.
+    """
+    if window.incremental:
+        assert read_plan is not None, f"{window.table}: an incremental window has a read plan"
+        located = window.located_at is not None
+        if located:  # old rows the drift query found
+            tally.previous |= set(read_plan.rows_found.values())
+        plan = plan_incremental_table(
+            window.table,
+            tally,
+            read_plan.days,
+            read_plan.drift_days,
+            window.horizon or window.end,
+            read_plan.count_queries,
+            located=located,
+        )
+        return replace(plan, verified_days=tuple(window.verify), lookup_days=read_plan.lookup_days)
+    if window.all_days:
+        return plan_full_rebuild(window.table, tally, window.horizon or window.end, window.end)
+    return plan_table(window.table, tally, required_days, yesterday)
+

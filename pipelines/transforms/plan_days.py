@@ -11,27 +11,30 @@ drifted days), plus an upsert of every changed document up to the horizon.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterable, Iterator, Mapping
+import datetime
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import apache_beam as beam
 
-from pipelines.cli.options import SyncConfig
-from pipelines.plan.day_plan import (
-    TablePlan,
-    add_tallies,
-    plan_full_rebuild,
-    plan_incremental_table,
-    plan_table,
-)
+from pipelines.plan.day_plan import TablePlan, add_tallies, table_days
 from pipelines.plan.read_plan import IncrementalPlan
+from pipelines.plan.windows import TableWindow
 from pipelines.transforms import metrics
 
 
 class _PlanDaysFn(beam.DoFn):
-    def __init__(self, config: SyncConfig):
-        self._config = config
+    def __init__(
+        self,
+        windows: Mapping[str, TableWindow],
+        required_days: Sequence[datetime.date],
+        yesterday: datetime.date | None,
+        dry_run: bool,
+    ):
+        self._windows = dict(windows)
+        self._required_days = tuple(required_days)
+        self._yesterday = yesterday
+        self._dry_run = dry_run
 
     def process(
         self,
@@ -40,28 +43,10 @@ class _PlanDaysFn(beam.DoFn):
     ) -> Iterator[tuple[str, TablePlan]]:
         table, grouped = element
         tally = add_tallies(grouped["tally"])
-        window = self._config.window(table)
-        if window.incremental:
-            read_plan = read_plans[table]
-            if window.located_at is not None:  # old rows the drift query found
-                tally.previous |= set(read_plan.rows_found.values())
-            plan = plan_incremental_table(
-                table,
-                tally,
-                read_plan.days,
-                read_plan.drift_days,
-                window.horizon or window.end,
-                read_plan.count_queries,
-                located=window.located_at is not None,
-            )
-            plan = dataclasses.replace(
-                plan, verified_days=tuple(window.verify), lookup_days=read_plan.lookup_days
-            )
-        elif window.all_days:
-            plan = plan_full_rebuild(table, tally, window.horizon or window.end, window.end)
-        else:
-            horizon = self._config.plan.yesterday if self._config.plan else None
-            plan = plan_table(table, tally, self._config.required_days, horizon)
+        plan = table_days(
+            self._windows[table], tally, read_plans.get(table), self._required_days,
+            self._yesterday,
+        )  # fmt: skip
         metrics.counter(table, metrics.DOCUMENTS_READ).inc(plan.read)
         metrics.counter(table, metrics.ROWS).inc(plan.rows + plan.late_rows)
         metrics.counter(table, metrics.DEAD_LETTERED).inc(plan.dead_lettered)
@@ -69,7 +54,7 @@ class _PlanDaysFn(beam.DoFn):
         metrics.counter(table, metrics.LATE_EDIT_DAYS).inc(len(plan.late_days))
         for day, n in plan.rows_per_day.items():
             metrics.counter(table, metrics.ROWS_PER_DAY, day).inc(n)
-        if self._config.dry_run:  # its summary has no verdict to read the reasons from
+        if self._dry_run:  # its summary has no verdict to read the reasons from
             for field, kind, n in plan.dead_letter_reasons:
                 metrics.reason_counter(table, field, kind).inc(n)
         yield table, plan  # keyed once: the write and the audit take them as a dict
@@ -78,12 +63,24 @@ class _PlanDaysFn(beam.DoFn):
 class PlanDays(beam.PTransform):
     """``(table, TablePlan)`` for every table of the run, including tables with no documents.
 
+    ``windows``: each table's window; ``required_days``: what a dated full run
+    replaces whatever the data says (the window and its look-back);
+    ``yesterday``: no edited document's day past it is replaced (None: no limit);
+    ``dry_run``: count dead-letter reasons in metrics, as no verdict will hold them.
     ``read_plans``: ``(table, IncrementalPlan)`` pairs from ``ReadIncremental``.
     """
 
-    def __init__(self, config: SyncConfig, read_plans=None):
+    def __init__(
+        self,
+        windows: Iterable[TableWindow],
+        required_days: Sequence[datetime.date],
+        yesterday: datetime.date | None = None,
+        dry_run: bool = False,
+        read_plans=None,
+    ):
         super().__init__()
-        self._config = config
+        self._windows = {w.table: w for w in windows}
+        self._args = (self._windows, required_days, yesterday, dry_run)
         self._read_plans = read_plans
 
     def expand(self, tallies):
@@ -91,14 +88,11 @@ class PlanDays(beam.PTransform):
         if read_plans is None:
             read_plans = tallies.pipeline | "NoReadPlans" >> beam.Create([])
         tables = tallies.pipeline | "Tables" >> beam.Create(
-            [(spec.name, None) for spec in self._config.tables]
+            [(table, None) for table in self._windows]
         )
         return (
             {"table": tables, "tally": tallies}
             | "JoinTallies" >> beam.CoGroupByKey()
             | "Plan"
-            >> beam.ParDo(
-                _PlanDaysFn(self._config),
-                read_plans=beam.pvalue.AsDict(read_plans),
-            )
+            >> beam.ParDo(_PlanDaysFn(*self._args), read_plans=beam.pvalue.AsDict(read_plans))
         )

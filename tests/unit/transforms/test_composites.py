@@ -129,7 +129,9 @@ def test_plan_days_joins_tallies_and_read_plans_and_plans_a_table_with_no_docume
     tally = Tally(read=1, returned=1, rows=Counter({DAY: 1}))
     with _pipeline() as p:
         read_plans = p | "ReadPlans" >> beam.Create([("tasks", read_plan)])
-        plans = p | beam.Create([("tasks", tally)]) | PlanDays(config, read_plans)
+        plans = p | beam.Create([("tasks", tally)]) | PlanDays(
+            config.windows, config.required_days, config.yesterday, read_plans=read_plans
+        )
         assert_that(
             plans
             | beam.MapTuple(
