@@ -64,7 +64,7 @@ from pipelines.transforms.previous_days import PreviousDays
 from pipelines.transforms.read_firestore import ReadFromFirestore
 from pipelines.transforms.read_incremental import ReadIncremental
 from pipelines.transforms.record_run import RecordRun, TablesNotReplaced
-from pipelines.transforms.write_bigquery import WriteDayPartitions
+from pipelines.transforms.write_bigquery import Guards, WriteDayPartitions
 
 _LOG = logging.getLogger("firestore_to_bq")
 #: Set by the Flex Template launcher image (see Dockerfile).
@@ -150,7 +150,15 @@ def build(
         )
     previous = None  # the days changed documents were on, where they can be known
     if incremental:
-        changed, read_plans = pipeline | "ReadIncremental" >> ReadIncremental(config, incremental)
+        changed, read_plans = pipeline | "ReadIncremental" >> ReadIncremental(
+            config.source,
+            config.target,
+            config.tables,
+            incremental,
+            config.read_time,
+            config.num_splits,
+            letters_since=config.started_at - datetime.timedelta(days=config.verify_days),
+        )
         reads.append(changed)
         located = {w.table: w.located_at for w in incremental if w.located_at is not None}
         if located:
@@ -172,7 +180,11 @@ def build(
         config.windows, config.required_days, config.yesterday, config.dry_run, read_plans
     )
     if not config.dry_run:
-        commits = rows | "WriteBigQuery" >> WriteDayPartitions(config, plans, renewal)
+        guards = Guards(config.max_dead_letter_share, config.allow_shrink)
+        commits = rows | "WriteBigQuery" >> WriteDayPartitions(
+            config.target, config.tables, config.windows, config.stamp, plans,
+            config.load_batch_rows, guards, renewal,
+        )  # fmt: skip
         commits | "RecordRun" >> RecordRun(config, runner, plans)
 
 
@@ -376,8 +388,10 @@ def run(argv: Sequence[str] | None = None, now: datetime.datetime | None = None)
             config.run_id,
             verdict["status"],
         )
-        with contextlib.suppress(Exception):  # in case the signal came before the job's
-            drop_staging_tables(config)  # last step dropped them and gave the leases back
+        # In case the signal came before the job's last step dropped them and gave
+        # the leases back.
+        with contextlib.suppress(Exception):
+            drop_staging_tables(config.target, config.run_id, config.tables)
             leases.release(config)
         return from_audit(config, verdict)
 
@@ -516,7 +530,7 @@ def _failure(config: SyncConfig, runner: str, exc: BaseException) -> RunFailed |
             entries = run_log.committed_entries([t.name for t in config.tables], landed, planned)
             row = audit_row(config, runner, status, entries, message)
             write_audit_row(config, row)
-        drop_staging_tables(config)
+        drop_staging_tables(config.target, config.run_id, config.tables)
     except Exception as cleanup_exc:  # noqa: BLE001 - the original failure matters more
         if not logged:
             log()

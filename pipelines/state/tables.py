@@ -62,9 +62,9 @@ def definitions(specs: Iterable[TableSpec]) -> list[TableDefinition]:
     return tables
 
 
-def destination_schemas(config: SyncConfig) -> dict[str, list[dict[str, str]]]:
+def destination_schemas(specs: Iterable[TableSpec]) -> dict[str, list[dict[str, str]]]:
     """Schemas of the tables rows are staged for: the synced tables and dead letters."""
-    schemas = {spec.name: spec.bigquery_schema() for spec in config.tables}
+    schemas = {spec.name: spec.bigquery_schema() for spec in specs}
     schemas[dead_letters.TABLE] = dead_letters.SCHEMA
     return schemas
 
@@ -98,7 +98,7 @@ def create_staging_tables(config: SyncConfig) -> None:
     whose failure path (or, if it lost BigQuery, the next run) drops them."""
     client = bq.make_client(config.project, config.location)
     expires = config.started_at + bq.STAGING_EXPIRY
-    for destination, schema in destination_schemas(config).items():
+    for destination, schema in destination_schemas(config.tables).items():
         # Staging may hold every day of a collection: clustered, not partitioned,
         # so a long history cannot hit the 4,000-partitions-per-job limit.
         spec = config.tables_by_name.get(destination)
@@ -114,11 +114,9 @@ def create_staging_tables(config: SyncConfig) -> None:
         )
 
 
-def drop_staging_tables(config: SyncConfig) -> None:
+def drop_staging_tables(target: bq.Target, run_id: str, specs: Iterable[TableSpec]) -> None:
     """Remove this run's staging tables (they would expire on their own anyway)."""
-    client = bq.make_client(config.project, config.location)
-    for destination in destination_schemas(config):
-        drop_staging_table(client, config, destination)
+    drop_staging_of(target.client(), target.dataset, run_id, list(destination_schemas(specs)))
 
 
 #: A staging table this old belongs to a run that is over even if it recorded no
@@ -169,7 +167,3 @@ def drop_staging_of(
             retry=bq.API_RETRY,
             timeout=bq.CALL_TIMEOUT,
         )
-
-
-def drop_staging_table(client: bigquery.Client, config: SyncConfig, destination: str) -> None:
-    drop_staging_of(client, config.dataset, config.run_id, [destination])

@@ -17,12 +17,11 @@ import collections
 import concurrent.futures
 import dataclasses
 import datetime
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import apache_beam as beam
 
-from pipelines.cli.options import SyncConfig
 from pipelines.convert.document import FirestoreDocument
 from pipelines.convert.table_spec import TableSpec
 from pipelines.plan.read_plan import (
@@ -53,13 +52,21 @@ def partition_time(spec: TableSpec, doc: FirestoreDocument) -> datetime.datetime
 
 
 class _ChangeRangesFn(beam.DoFn):
-    def __init__(self, config: SyncConfig):
-        self._config = config
-        self._specs = config.tables_by_name
+    def __init__(
+        self,
+        source: fs.Source,
+        specs: Mapping[str, TableSpec],
+        read_time: datetime.datetime,
+        num_splits: int,
+    ):
+        self._source = source
+        self._specs = dict(specs)
+        self._read_time = read_time
+        self._num_splits = num_splits
 
     def setup(self) -> None:
-        self._client = fs.make_client(self._config.project, self._config.database)
-        self._retry = fs.read_retry(self._config.firestore_retry_timeout)
+        self._client = self._source.client()
+        self._retry = self._source.retry()
 
     def process(self, window: TableWindow) -> Iterator[FieldRange]:
         spec = self._specs[window.table]
@@ -69,14 +76,14 @@ class _ChangeRangesFn(beam.DoFn):
         # Counted first (one read per 1,000 documents) so that a quiet night is
         # one query, not --num_splits mostly empty ones.
         changed = fs.count_range(
-            self._client, spec, field, window.watermark, None, self._config.read_time, self._retry
+            self._client, spec, field, window.watermark, None, self._read_time, self._retry
         )
         yield from change_ranges(
             spec.name,
             field,
             window.watermark,
-            self._config.read_time,
-            slices_for(changed, self._config.num_splits),
+            self._read_time,
+            slices_for(changed, self._num_splits),
         )
 
 
@@ -87,13 +94,16 @@ class _ReadFieldRangeFn(beam.DoFn):
     marked ``duplicate``, so it is counted as returned but converted once.
     """
 
-    def __init__(self, config: SyncConfig):
-        self._config = config
-        self._specs = config.tables_by_name
+    def __init__(
+        self, source: fs.Source, specs: Mapping[str, TableSpec], read_time: datetime.datetime
+    ):
+        self._source = source
+        self._specs = dict(specs)
+        self._read_time = read_time
 
     def setup(self) -> None:
-        self._client = fs.make_client(self._config.project, self._config.database)
-        self._retry = fs.read_retry(self._config.firestore_retry_timeout)
+        self._client = self._source.client()
+        self._retry = self._source.retry()
         self._seen: tuple[int, frozenset] = (0, frozenset())
 
     def _changed(self, changed: Sequence[tuple[str, str, Any]] | None) -> frozenset:
@@ -109,7 +119,7 @@ class _ReadFieldRangeFn(beam.DoFn):
         query = fs.field_range_query(self._client, spec, rng.field, rng.start, rng.end)
         returned = metrics.counter(rng.table, metrics.DOCUMENTS_RETURNED)
         for doc in fs.stream_documents(
-            query, spec.name, self._config.read_time, self._retry, changed=rng.changed
+            query, spec.name, self._read_time, self._retry, changed=rng.changed
         ):
             returned.inc()
             if (doc.table, doc.path) in seen:
@@ -121,24 +131,36 @@ class _ReadFieldRangeFn(beam.DoFn):
 class _PlanReadsFn(beam.DoFn):
     """Per table: count, compare, and emit the range reads still needed."""
 
-    def __init__(self, config: SyncConfig):
-        self._config = config
-        self._specs = config.tables_by_name
+    def __init__(
+        self,
+        source: fs.Source,
+        target: bq.Target,
+        specs: Mapping[str, TableSpec],
+        read_time: datetime.datetime,
+        num_splits: int,
+        letters_since: datetime.datetime,
+    ):
+        self._source = source
+        self._target = target
+        self._specs = dict(specs)
+        self._read_time = read_time
+        self._num_splits = num_splits
+        self._letters_since = letters_since
 
     def setup(self) -> None:
-        self._firestore = fs.make_client(self._config.project, self._config.database)
-        self._bigquery = bq.make_client(self._config.project, self._config.location)
-        self._retry = fs.read_retry(self._config.firestore_retry_timeout)
+        self._firestore = self._source.client()
+        self._bigquery = self._target.client()
+        self._retry = self._source.retry()
 
     def process(self, window: TableWindow, changed: Sequence[tuple[str, str, Any]]):
-        config, spec = self._config, self._specs[window.table]
+        spec, dataset, read_time = self._specs[window.table], self._target.dataset, self._read_time
         mine = [(path, when) for table, path, when in changed if table == spec.name]
         field = spec.partition.source[0]
 
         def count_one(span: tuple[datetime.datetime, datetime.datetime]) -> int:
             lo, hi = span
             client, retry = self._firestore, self._retry
-            return fs.count_range(client, spec, field, lo, hi, config.read_time, retry)
+            return fs.count_range(client, spec, field, lo, hi, read_time, retry)
 
         def count(spans):
             # One round trip each, so in parallel: a nightly asks ~35 per table.
@@ -146,14 +168,11 @@ class _PlanReadsFn(beam.DoFn):
                 return list(pool.map(count_one, spans))
 
         def held(days):
-            return bq.rows_per_day(
-                self._bigquery, config.dataset, spec.name, spec.partition_column, days
-            )
+            return bq.rows_per_day(self._bigquery, dataset, spec.name, spec.partition_column, days)
 
         def lettered(days):
-            since = config.started_at - datetime.timedelta(days=config.verify_days)
             return dead_letters.days_with_letters(
-                self._bigquery, config.dataset, spec.name, days, since
+                self._bigquery, dataset, spec.name, days, self._letters_since
             )
 
         # Where the changed documents' rows are now, on the days worth a look:
@@ -171,11 +190,11 @@ class _PlanReadsFn(beam.DoFn):
                 return
             paths = [path for path, _ in mine]
             current = [when.date() for _, when in mine if when is not None]
-            size = bq.table_row_count(self._bigquery, config.dataset, spec.name)
+            size = bq.table_row_count(self._bigquery, dataset, spec.name)
             looked[0] = old_row_days(verify, current if window.located_at else (), size, paths)
             found.update(
                 bq.days_of_paths(
-                    self._bigquery, config.dataset, spec.name, spec.partition_column,
+                    self._bigquery, dataset, spec.name, spec.partition_column,
                     looked[0], paths,
                 )  # fmt: skip
             )
@@ -195,7 +214,7 @@ class _PlanReadsFn(beam.DoFn):
             count,
             held,
             leaving,
-            config.num_splits,
+            self._num_splits,
             lettered,
         )
         look_up(())
@@ -210,34 +229,49 @@ class _PlanReadsFn(beam.DoFn):
 
 class ReadIncremental(beam.PTransform):
     """``(documents, plans)`` for the tables of ``windows`` (all incremental);
-    ``plans`` holds ``(table, IncrementalPlan)`` pairs."""
+    ``plans`` holds ``(table, IncrementalPlan)`` pairs.
 
-    def __init__(self, config: SyncConfig, windows: Sequence[TableWindow]):
+    ``source`` is read at ``read_time``, in up to ``num_splits`` ranges per query;
+    ``target`` holds the tables' rows (the drift check counts them) and their dead
+    letters, looked at from ``letters_since`` on."""
+
+    def __init__(
+        self,
+        source: fs.Source,
+        target: bq.Target,
+        specs: Sequence[TableSpec],
+        windows: Sequence[TableWindow],
+        read_time: datetime.datetime,
+        num_splits: int,
+        letters_since: datetime.datetime,
+    ):
         super().__init__()
-        self._config = config
         self._windows = list(windows)
-        self._specs = config.tables_by_name
+        self._specs = {spec.name: spec for spec in specs}
+        self._source, self._read_time = source, read_time
+        self._plan_args = (source, target, self._specs, read_time, num_splits, letters_since)
+        self._num_splits = num_splits
 
     def expand(self, pbegin):
-        config, specs = self._config, self._specs
+        specs, read = self._specs, (self._source, self._specs, self._read_time)
         windows = pbegin | "Windows" >> beam.Create(self._windows)
         changed_docs = (
             windows
-            | "ChangeRanges" >> beam.ParDo(_ChangeRangesFn(config))
+            | "ChangeRanges" >> beam.ParDo(_ChangeRangesFn(*read, self._num_splits))
             | "ReshuffleChanges" >> beam.Reshuffle()
-            | "ReadChanges" >> beam.ParDo(_ReadFieldRangeFn(config))
+            | "ReadChanges" >> beam.ParDo(_ReadFieldRangeFn(*read))
         )
         changed = changed_docs | "ChangedKeys" >> beam.Map(
             lambda d: (d.table, d.path, partition_time(specs[d.table], d))
         )
         planned = windows | "PlanReads" >> beam.ParDo(
-            _PlanReadsFn(config), changed=beam.pvalue.AsList(changed)
+            _PlanReadsFn(*self._plan_args), changed=beam.pvalue.AsList(changed)
         ).with_outputs(READS, main="plans")
         range_docs = (
             planned[READS]
             | "ReshuffleRanges" >> beam.Reshuffle()
             | "ReadRanges"
-            >> beam.ParDo(_ReadFieldRangeFn(config), changed=beam.pvalue.AsList(changed))
+            >> beam.ParDo(_ReadFieldRangeFn(*read), changed=beam.pvalue.AsList(changed))
         )
         docs = (changed_docs, range_docs) | "AllDocuments" >> beam.Flatten()
         return docs, planned.plans

@@ -126,7 +126,7 @@ class _RecordRunFn(beam.DoFn):
         error = "; ".join(problems) or None
         row = audit_row(self._config, self._runner, status, tables, error)
         write_audit_row(self._config, row)
-        drop_staging_tables(self._config)
+        drop_staging_tables(self._config.target, self._config.run_id, self._config.tables)
         _give_back_leases(self._config)
         if status != "succeeded":
             replaced = [t["table"] for t in tables if t["replaced"]]

@@ -13,25 +13,27 @@ emulator could not test it; this sink uses the BigQuery client for both:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
 import logging
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import IO, Any
 
 import apache_beam as beam
 from apache_beam.transforms.window import GlobalWindows
 from apache_beam.utils.windowed_value import WindowedValue
 
-from pipelines.cli.options import SyncConfig
-from pipelines.convert.table_spec import DOCUMENT_PATH_COLUMN
+from pipelines.convert.table_spec import DOCUMENT_PATH_COLUMN, TableSpec
 from pipelines.plan.day_plan import TablePlan
+from pipelines.plan.windows import TableWindow
 from pipelines.services import bigquery as bq
 from pipelines.services import error_text
 from pipelines.state import commit_log, dead_letters, leases
 from pipelines.state.leases import WorkerRenewal
-from pipelines.state.tables import destination_schemas, drop_staging_table
+from pipelines.state.stamp import RunStamp
+from pipelines.state.tables import destination_schemas, drop_staging_of
 from pipelines.transforms import metrics
 
 _LOG = logging.getLogger(__name__)
@@ -50,13 +52,22 @@ class _StageRowsFn(beam.DoFn):
     it reaches ``--load_batch_rows`` rows or ``MAX_BATCH_BYTES``.
     """
 
-    def __init__(self, config: SyncConfig, renewal: WorkerRenewal | None = None):
-        self._config = config
+    def __init__(
+        self,
+        target: bq.Target,
+        run_id: str,
+        schemas: Mapping[str, list[dict[str, str]]],
+        load_batch_rows: int,
+        renewal: WorkerRenewal | None = None,
+    ):
+        self._target = target
+        self._run_id = run_id
+        self._schemas = dict(schemas)
+        self._load_batch_rows = load_batch_rows
         self._renewal = renewal
 
     def setup(self) -> None:
-        self._client = bq.make_client(self._config.project, self._config.location)
-        self._schemas = destination_schemas(self._config)
+        self._client = self._target.client()
 
     def start_bundle(self) -> None:
         self._batches: dict[str, _Batch] = {}
@@ -67,7 +78,7 @@ class _StageRowsFn(beam.DoFn):
         if batch is None:
             batch = self._batches[destination] = _Batch()
         batch.write(bq.encode_row(row).encode("utf-8"))
-        if batch.rows >= self._config.load_batch_rows or batch.size >= MAX_BATCH_BYTES:
+        if batch.rows >= self._load_batch_rows or batch.size >= MAX_BATCH_BYTES:
             yield destination, self._flush(destination)
 
     def finish_bundle(self) -> Iterator[WindowedValue]:
@@ -81,8 +92,8 @@ class _StageRowsFn(beam.DoFn):
         with batch.buffer:
             bq.load_file(
                 self._client,
-                self._config.dataset,
-                bq.staging_table_name(self._config.run_id, destination),
+                self._target.dataset,
+                bq.staging_table_name(self._run_id, destination),
                 self._schemas[destination],
                 batch.buffer,
             )
@@ -113,17 +124,22 @@ class _CommitFn(beam.DoFn):
 
     def __init__(
         self,
-        config: SyncConfig,
+        target: bq.Target,
+        specs: Sequence[TableSpec],
+        windows: Mapping[str, TableWindow],
+        stamp: RunStamp,
+        guards: Guards,
         renewal: WorkerRenewal | None = None,
-        max_dead_letter_share: float | None = None,
     ):
-        self._config = config
-        self._specs = config.tables_by_name
+        self._target = target
+        self._specs = {spec.name: spec for spec in specs}
+        self._windows = dict(windows)
+        self._stamp = stamp
+        self._guards = guards
         self._renewal = renewal
-        self._max_dead_letter_share = max_dead_letter_share
 
     def setup(self) -> None:
-        self._client = bq.make_client(self._config.project, self._config.location)
+        self._client = self._target.client()
 
     def process(
         self, element: tuple[str, Mapping[str, Iterable[Any]]], plans: Mapping[str, TablePlan]
@@ -143,26 +159,26 @@ class _CommitFn(beam.DoFn):
         except Exception as exc:  # noqa: BLE001 - reported per table, re-raised by RecordRun
             # One table failing must not hide which others were replaced: the
             # transaction rolled this one back, and the audit step fails the run.
-            message = error_text.one_line(exc, keep=error_text.names(self._config.tables))
+            message = error_text.one_line(exc, keep=error_text.names(self._specs.values()))
             _LOG.error("commit of %s failed: %s", table, message)
             metrics.counter(table, metrics.COMMIT_FAILED).inc()
             result.update(replaced=False, error=message)
         finally:
             if table != dead_letters.TABLE:  # tables' commits read the dead letters' staging
-                drop_staging_table(self._client, self._config, table)
+                drop_staging_of(self._client, self._target.dataset, self._stamp.run_id, [table])
         yield result
 
     def _append_dead_letters(self, staged: int, plans: Mapping[str, TablePlan]) -> None:
         if not staged:
             return
-        config = self._config
+        target = self._target
         bq.run_query(
             self._client,
             bq.dead_letters_sql(
-                config.project,
-                config.dataset,
+                target.project,
+                target.dataset,
                 dead_letters.TABLE,
-                bq.staging_table_name(config.run_id, dead_letters.TABLE),
+                bq.staging_table_name(self._stamp.run_id, dead_letters.TABLE),
                 [f["name"] for f in dead_letters.SCHEMA],
                 dead_letters.KEY_COLUMNS,
                 [plan.answered for plan in plans.values()],
@@ -170,26 +186,26 @@ class _CommitFn(beam.DoFn):
         )
 
     def _replace_days(self, plan: TablePlan, staged: int) -> dict[str, Any]:
-        config = self._config
+        target, run_id, window = self._target, self._stamp.run_id, self._windows[plan.table]
         spec = self._specs[plan.table]
         days = list(plan.days)
         if not days and not plan.read:
             return {"replaced": True, "written": {}, "late_written": 0}  # nothing to do
         count = functools.partial(
-            bq.rows_per_day, self._client, config.dataset, plan.table, spec.partition_column
+            bq.rows_per_day, self._client, target.dataset, plan.table, spec.partition_column
         )
         before = count(days, through=plan.through)
-        refusal = dead_letter_refusal(plan, self._max_dead_letter_share, config.run_id)
-        if refusal is None and not config.allow_shrink:
+        refusal = dead_letter_refusal(plan, self._guards.max_dead_letter_share, run_id)
+        if refusal is None and not self._guards.allow_shrink:
             refusal = shrink_refusal(plan, before)
         if refusal:
             _LOG.error("%s: not replaced: %s", plan.table, refusal)
             metrics.counter(plan.table, metrics.REFUSED).inc()
             return {"replaced": False, "refused": True, "error": refusal, "before": before}
-        staging = bq.staging_table_name(config.run_id, plan.table)
+        staging = bq.staging_table_name(run_id, plan.table)
         sql = bq.replace_days_sql(
-            config.project,
-            config.dataset,
+            target.project,
+            target.dataset,
             plan.table,
             staging,
             spec.column_names,
@@ -199,23 +215,23 @@ class _CommitFn(beam.DoFn):
             through=plan.through,
             upsert_through=plan.upsert_through,
             dead_staging=(
-                bq.staging_table_name(config.run_id, dead_letters.TABLE)
+                bq.staging_table_name(run_id, dead_letters.TABLE)
                 if plan.incremental
                 else None
             ),
             located=plan.located_days,
-            fence=leases.fence_sql(config.project, config.dataset, config.run_id, plan.table),
+            fence=leases.fence_sql(target.project, target.dataset, run_id, plan.table),
             record=commit_log.insert_sql(
-                config.project,
-                config.dataset,
-                run_id=config.run_id,
+                target.project,
+                target.dataset,
+                run_id=run_id,
                 table=plan.table,
                 committed_at=datetime.datetime.now(datetime.UTC),
-                read_time=config.read_time,
+                read_time=self._stamp.read_time,
                 mode=plan.mode,
                 days=days,
-                advances_watermark=config.window(plan.table).advances_watermark,
-                complete=not config.window(plan.table).intraday,
+                advances_watermark=window.advances_watermark,
+                complete=not window.intraday,
             ),
         )
         # The whole transaction again if BigQuery aborted it for a concurrent
@@ -231,7 +247,7 @@ class _CommitFn(beam.DoFn):
         late = 0
         if plan.incremental:
             late = bq.count_rows_elsewhere(
-                self._client, config.dataset, plan.table, staging, spec.partition_column, days,
+                self._client, target.dataset, plan.table, staging, spec.partition_column, days,
                 located=plan.located_days, upsert_through=plan.upsert_through,
             )
         metrics.counter(plan.table, metrics.DAYS_REPLACED).inc(len(days))
@@ -239,6 +255,16 @@ class _CommitFn(beam.DoFn):
         for day, n in written.items():
             metrics.counter(plan.table, metrics.WRITTEN_PER_DAY, day).inc(n)
         return {"replaced": True, "written": written, "late_written": late, "before": before}
+
+
+@dataclasses.dataclass(frozen=True)
+class Guards:
+    """What a commit refuses: a table whose dead letters exceed
+    ``max_dead_letter_share`` of its documents read (None: no limit), and a day
+    that would lose more than half its rows unless ``allow_shrink``."""
+
+    max_dead_letter_share: float | None = None
+    allow_shrink: bool = False
 
 
 #: The shrink guard: a day holding at least this many rows may not lose more than half.
@@ -301,34 +327,43 @@ def _span(days: list[datetime.date]) -> str:
 class WriteDayPartitions(beam.PTransform):
     """Stage ``(destination, row)`` pairs, then commit each table's planned days.
 
-    ``plans``: ``(table, TablePlan)`` pairs, as ``PlanDays`` makes them.
-    ``renewal``: renews the run's leases while staging and committing, for a job
-    no launcher waits on. Each commit checks the lease in its transaction.
+    ``target``: the dataset written; ``specs`` and ``windows``: its tables and
+    what this run does to each; ``stamp``: the run's id (staging tables, the
+    lease fence, ``_sync_commits``) and snapshot; ``plans``: ``(table,
+    TablePlan)`` pairs, as ``PlanDays`` makes them; ``load_batch_rows``: rows per
+    load job; ``guards``: the refusals a commit applies. ``renewal``: renews the
+    run's leases while staging and committing, for a job no launcher waits on.
+    Each commit checks the lease in its transaction.
     """
 
-    def __init__(self, config: SyncConfig, plans, renewal: WorkerRenewal | None = None):
+    def __init__(
+        self,
+        target: bq.Target,
+        specs: Sequence[TableSpec],
+        windows: Iterable[TableWindow],
+        stamp: RunStamp,
+        plans,
+        load_batch_rows: int = 500_000,
+        guards: Guards | None = None,
+        renewal: WorkerRenewal | None = None,
+    ):
         super().__init__()
-        self._config = config
+        self._schemas = destination_schemas(specs)
+        self._stage = (target, stamp.run_id, self._schemas, load_batch_rows, renewal)
+        windows = {w.table: w for w in windows}
+        self._commit = (target, tuple(specs), windows, stamp, guards or Guards(), renewal)
         self._plans = plans
-        self._renewal = renewal
 
     def expand(self, rows):
-        staged = rows | "StageRows" >> beam.ParDo(_StageRowsFn(self._config, self._renewal))
+        staged = rows | "StageRows" >> beam.ParDo(_StageRowsFn(*self._stage))
         # Every destination is committed, even one with nothing staged: a day
         # with no documents left is emptied.
         destinations = rows.pipeline | "Destinations" >> beam.Create(
-            [(name, None) for name in destination_schemas(self._config)]
+            [(name, None) for name in self._schemas]
         )
         return (
             {"destination": destinations, "staged": staged}
             | "WaitForStaging" >> beam.CoGroupByKey()
             | "Commit"
-            >> beam.ParDo(
-                _CommitFn(
-                    self._config,
-                    self._renewal,
-                    max_dead_letter_share=self._config.max_dead_letter_share,
-                ),
-                plans=beam.pvalue.AsDict(self._plans),
-            )
+            >> beam.ParDo(_CommitFn(*self._commit), plans=beam.pvalue.AsDict(self._plans))
         )

@@ -199,7 +199,10 @@ def test_write_commits_every_destination_after_staging_even_one_that_staged_noth
         commits = (
             p
             | "Rows" >> beam.Create(rows)
-            | WriteDayPartitions(config, p | "Plans" >> beam.Create(plans))
+            | WriteDayPartitions(
+                config.target, config.tables, config.windows, config.stamp,
+                p | "Plans" >> beam.Create(plans),
+            )  # fmt: skip
         )
         assert_that(
             commits | beam.Map(lambda c: (c["table"], c["staged"], c["replaced"])),
