@@ -8,7 +8,7 @@ Three blocks are written by this script, each between marker comments:
   ``pipelines/state/dead_letters.py`` and ``pipelines/state/run_log.py``, with partitioning,
   clustering and change field;
 * ``docs/code-map.md``, ``<!-- code-map:begin -->`` … ``<!-- code-map:end -->``: one
-  line per module of ``pipelines/``, ``pipelines/transforms/``, ``f2bq_analytics/``,
+  line per module of ``pipelines/`` and each of its packages, ``f2bq_analytics/``,
   ``scripts/`` and ``devtools/``, the first paragraph of its docstring (the first comment line for a
   shell script), and the files of ``schemas/``;
 * ``README.md``, ``<!-- options:begin -->`` … ``<!-- options:end -->``: the command
@@ -40,9 +40,12 @@ THIS = "scripts/gen_table_docs.py"
 UP = "../"
 
 #: Folders in the code map, with what the folder is for when it has no package docstring.
+#: pipelines/'s packages in the order a run meets them: the command line, the plan,
+#: the Beam transforms, the conversion of a document, the sync's own tables, the clients.
+PIPELINES_PACKAGES = ("cli", "plan", "transforms", "convert", "state", "services")
 CODE_MAP_DIRS: tuple[tuple[str, str], ...] = (
     ("pipelines", ""),
-    ("pipelines/transforms", ""),
+    *((f"pipelines/{package}", "") for package in PIPELINES_PACKAGES),
     ("f2bq_analytics", ""),
     ("schemas", "The table declarations, one JSON file per table (see [Tables](tables.md))."),
     (

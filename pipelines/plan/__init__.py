@@ -1,3 +1,4 @@
-"""What a run will do, decided before and while it reads: windows, reads, days, quotas, the
-snapshot horizon. Pure code: no Beam, no client.
+"""What a run will do, decided before and while it reads: windows, reads, days,
+quotas, the snapshot horizon. Beam-free, and pure code apart from the snapshot
+horizon's lookups (``snapshot.guard``).
 """

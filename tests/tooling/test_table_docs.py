@@ -136,7 +136,8 @@ def test_partitioning_clustering_and_change_field_are_stated() -> None:
 
 def test_the_code_map_names_every_module() -> None:
     code_map = block(CODE_MAP, "code-map")
-    for folder in ("pipelines", "pipelines/transforms", "f2bq_analytics", "scripts", "devtools"):
+    packages = [p.parent.relative_to(REPO_ROOT) for p in REPO_ROOT.glob("pipelines/*/__init__.py")]
+    for folder in ("pipelines", *map(str, packages), "f2bq_analytics", "scripts", "devtools"):
         for path in sorted((REPO_ROOT / folder).glob("*")):
             if path.suffix in (".py", ".sh") and path.name != "__init__.py":
                 # Links are relative to docs/, where the code map lives.
