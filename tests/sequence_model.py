@@ -1,5 +1,6 @@
 """The model the sequence state machine's pure tier runs: the planner under many
-sequences, no server (``tests/test_sequence_model.py`` explores it with hypothesis).
+sequences, no server (``tests/test_sequence_model.py`` explores it with hypothesis,
+``tests/test_sequence_regressions.py`` replays the sequences it found by name).
 
 The same rules as ``tests/test_sequence_machine.py`` (app writes, missed nights,
 nightlies, dated runs in either mode, full runs, subsets, backfill chunks, runs
@@ -227,6 +228,7 @@ class Model(RuleBasedStateMachine):
                 break
             days = self.commit(window, read_time, plan.yesterday)
             self.commits.setdefault(run_id, {})[window.table] = {
+                "mode": window.mode,
                 "newest_day": max(days) if days and not window.intraday else None,
                 "advances_watermark": window.advances_watermark,
             }
@@ -239,9 +241,12 @@ class Model(RuleBasedStateMachine):
         if fault == "lost_after_one":
             return  # the launcher lost BigQuery: only its start row and its commits remain
         if fault == "interrupted_after_one":
-            for entry in entries:
-                entry["status"] = run_log.COMMITTED
-            self.runs.append({**start, "status": run_log.INTERRUPTED, "tables": entries})
+            # The launcher writes the verdict from the commits that landed and its
+            # plan (``firestore_to_bq._failure``).
+            planned = {w.table: (w.mode, w.intraday, w.makes_fresh) for w in plan}
+            landed = self.commits.get(run_id, {})
+            verdict = run_log.committed_entries(tables, landed, planned)
+            self.runs.append({**start, "status": run_log.INTERRUPTED, "tables": verdict})
             return
         self.runs.append({**start, "status": run_log.SUCCEEDED, "tables": entries})
         for window in plan:

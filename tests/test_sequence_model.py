@@ -3,7 +3,8 @@
 The model (Firestore, BigQuery, the runs and the invariants) is
 ``tests/sequence_model.py``; hypothesis explores its sequences here. Many
 examples, in ``make unit``; ``F2BQ_MODEL_EXAMPLES`` raises them (and makes the
-search random instead of derandomized).
+search random instead of derandomized). A sequence it finds becomes a named test
+in ``tests/test_sequence_regressions.py``.
 """
 
 from __future__ import annotations
