@@ -526,7 +526,7 @@ def _failure(config: SyncConfig, runner: str, exc: BaseException) -> RunFailed |
             client = bq.make_client(config.project, config.location)
             landed = run_log.committed(client, config.dataset, config.run_id).get(config.run_id, {})
             status = run_log.INTERRUPTED if interrupted else "failed"
-            planned = {w.table: (w.mode, w.intraday) for w in config.plan}
+            planned = {w.table: (w.mode, w.intraday, w.makes_fresh) for w in config.plan}
             entries = run_log.committed_entries([t.name for t in config.tables], landed, planned)
             row = audit_row(config, runner, status, entries, message)
             write_audit_row(config, row)

@@ -138,8 +138,12 @@ class TableWindow:
     def makes_fresh(self) -> bool:
         """Whether a success leaves every day it answers for (up to yesterday,
         or today for an intraday run) as of its snapshot: ``status``'s "fresh
-        as of". A dated run brings its own days up to date, not the rest."""
-        return self.advances_watermark or self.intraday or not self.dated
+        as of", a run not given dates. A dated run brings its own days up to
+        date, not the rest, even one that advances the watermark (a dated
+        incremental run): a day after the newest replaced one that is not in
+        its window lacks the documents written on it before the last run's
+        snapshot (it was today then) until the nightly's window replaces it."""
+        return self.intraday or not self.dated
 
     @property
     def empty(self) -> bool:

@@ -245,10 +245,11 @@ def _fresh(entry: Mapping[str, Any] | None, commit: Mapping[str, Any] | None) ->
     """Whether a table's success leaves it as of the run's snapshot (not a dated run).
 
     Verdicts before the ``fresh`` field: a watermark, intraday or incremental
-    run. A commit without a verdict: only when it advanced the watermark (too
-    early is safe, "fresh as of" a later time than true is not)."""
+    run. A commit without a verdict: never, as it does not say whether its run
+    was given dates (a dated incremental run advances the watermark too), and
+    too early is safe, "fresh as of" a later time than true is not."""
     if entry is None:
-        return bool(commit and commit["advances_watermark"])
+        return False
     if "fresh" in entry:
         return bool(entry["fresh"])
     old_rule = entry.get("advances_watermark") or entry.get("intraday")
@@ -327,15 +328,17 @@ def audit_row(
 def committed_entries(
     tables: Iterable[str],
     landed: Mapping[str, Mapping[str, Any]],
-    planned: Mapping[str, tuple[str, bool]] | None = None,
+    planned: Mapping[str, tuple[str, bool, bool]] | None = None,
 ) -> list[dict[str, Any]]:
     """Per-table entries of a run that ended before its verdict, from what
-    ``_sync_commits`` says landed. ``planned``: each table's (mode, intraday) as
-    the run planned them, where known (a commit row says its own)."""
+    ``_sync_commits`` says landed. ``planned``: each table's (mode, intraday,
+    fresh: ``TableWindow.makes_fresh``) as the run planned them, where known (a
+    commit row says its own mode; without the plan a commit is not fresh, see
+    :func:`_fresh`)."""
     out = []
     for table in tables:
         commit = landed.get(table)
-        mode, intraday = (planned or {}).get(table, (None, False))
+        mode, intraday, fresh = (planned or {}).get(table, (None, False, False))
         if commit is not None:
             mode, intraday = commit["mode"], commit["newest_day"] is None and intraday
         out.append(
@@ -346,6 +349,7 @@ def committed_entries(
                 "replaced": commit is not None,
                 "advances_watermark": bool(commit and commit["advances_watermark"]),
                 "intraday": intraday,
+                "fresh": commit is not None and fresh,
                 "replaced_days": (
                     [commit["newest_day"].isoformat()] if commit and commit["newest_day"] else []
                 ),

@@ -170,6 +170,9 @@ def test_a_dead_runs_verdict_names_the_commits_that_landed() -> None:
         {"dead": {"tasks": {**landed["tasks"]}}}, ["tasks", "routines"],
     )  # fmt: skip
     assert states["tasks"].last_success_run_id == "dead"
+    # Its plan is unknown (a dated incremental run advances the watermark too):
+    # the commit does not make the table fresh, too early being safe.
+    assert states["tasks"].fresh_read_time is None
     assert states["routines"].last_failure_error == "not replaced: the run stopped first"
     # A run that never wrote its running row: the lease's time stands for its start.
     bare = run_log.abandoned_row("dead", ["tasks"], {}, None, LATER, "why")
