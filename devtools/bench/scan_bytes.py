@@ -1,28 +1,11 @@
-"""Bytes a run's BigQuery statements would be billed, modelled from column sizes.
+"""Bytes a run's BigQuery statements would be billed, from column sizes.
 
-The emulator's dry run reports 0 bytes (``tests/test_emulator_shortfalls.py``),
-so the benchmark models what BigQuery would bill for the statements a run sends
-to each destination table, from BigQuery's own rules:
-
-* a query is billed for the columns it references, summed over the partitions
-  it scans; a filter on the partition column with constant expressions prunes
-  the others (https://cloud.google.com/bigquery/docs/querying-partitioned-tables);
-* a STRING is 2 bytes + its UTF-8 length, a TIMESTAMP or DATE 8 bytes
-  (https://cloud.google.com/bigquery/pricing#data-size-calculation);
-* BigQuery bills at least 10 MB per table a query references: left out here, so
-  that the figures show how the statements grow, not the floor.
-
-Per table, from the ``_sync_runs`` entry: the drift check before the read
-(``drift``: rows per day of the ``verified_days``, partition column; the
-changed documents' rows on the ``lookup_days``, ``_document_path`` and the
-partition column), and the commit's statements (``commit``): the two per-day
-counts around it (partition column over the replaced days), the delete
-(``_document_path`` and the partition column over the replaced and
-``delete_days``, or over every partition when ``delete_days`` is null) and the
-count of upserted rows (the same columns over the located days, or every
-partition). Reads of the staging and dead-letter tables follow the staged rows
-and are left out. ``unlocated`` is the same run had its delete scanned the
-table (the statement before ``delete_days``).
+The model of what each statement scans is ``pipelines.bigquery``'s (``commit_scans``,
+``drift_scans``, ``scanned_bytes``), beside the SQL it models; here are only the
+inputs (each day's column sizes, the run's ``_sync_runs`` entry) and the report's
+figures per table: ``drift`` (the drift check before the read), ``commit`` (the
+commit's statements), their sum ``bytes``, and ``unlocated``: the same run had
+its delete scanned the table (the statement before ``delete_days``).
 """
 
 from __future__ import annotations
@@ -30,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from pipelines import bigquery as bq
 from pipelines.read_plan import FIXED_BYTES, STRING_OVERHEAD  # BigQuery's sizes (sources there)
 
 
@@ -49,39 +33,29 @@ def column_bytes_per_day(
     return out
 
 
-def _sum(sizes: Mapping[str, tuple[int, int]], days: Iterable[str] | None, both: bool) -> int:
-    chosen = sizes if days is None else {d: sizes[d] for d in set(days) if d in sizes}
-    return sum(part + (path if both else 0) for part, path in chosen.values())
-
-
 def statement_bytes(entry: Mapping[str, Any], sizes: Mapping[str, tuple[int, int]]) -> dict:
     """Modelled billed bytes of one table's statements in one run (see the module)."""
-    replaced = list(entry.get("replaced_days") or ())
+    replaced = entry.get("replaced_days") or ()
     located = entry.get("delete_days")
-    counts = 2 * _sum(sizes, replaced, both=False)
-
-    def delete_and_count(days: list[str] | None) -> int:
-        scanned = None if days is None else [*replaced, *days]
-        elsewhere = None if days is None else [d for d in days if d not in replaced]
-        return _sum(sizes, scanned, both=True) + _sum(sizes, elsewhere, both=True)
-
-    if entry.get("mode") != "incremental":  # a full run's delete scans what it replaces anyway
-        commit = counts + 2 * _sum(sizes, None, both=True)
-        return {"bytes": commit, "commit": commit, "drift": 0, "unlocated": None}
-    # The drift check before the read: rows per verified day (partition column),
-    # and where the changed documents' rows are on the lookup days (both columns).
-    verified = list(entry.get("verified_days") or ())
+    incremental = entry.get("mode") == "incremental"
+    commit = bq.commit_scans(replaced, located, incremental=incremental)
+    committed = bq.scanned_bytes(commit, sizes)
+    if not incremental:  # a full run: no drift check, and its delete scans the table anyway
+        return {"bytes": committed, "commit": committed, "drift": 0, "unlocated": None}
+    verified = entry.get("verified_days") or ()
     lookup = entry.get("lookup_days")
-    lookup = verified if lookup is None else list(lookup)
-    drift = _sum(sizes, verified, both=False) + _sum(sizes, lookup, both=True)
-    commit = counts + delete_and_count(located)
+    drift = bq.scanned_bytes(
+        bq.drift_scans(verified, verified if lookup is None else lookup), sizes
+    )
+    unlocated = bq.scanned_bytes(bq.commit_scans(replaced, None, incremental=True), sizes)
+    scanned = [s.days for s in commit]
     return {
-        "bytes": commit + drift,
-        "commit": commit,
+        "bytes": committed + drift,
+        "commit": committed,
         "drift": drift,
-        "unlocated": counts + delete_and_count(None) + drift,
+        "unlocated": unlocated + drift,
         "partitions": len(sizes),
-        "partitions_scanned": len(sizes) if located is None else len(set(replaced) | set(located)),
+        "partitions_scanned": (len(sizes) if None in scanned else len(frozenset().union(*scanned))),
     }
 
 
