@@ -20,7 +20,7 @@ import importlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from devtools.bench import log, sync_run
 from pipelines.table_spec import TableSpec
@@ -93,7 +93,7 @@ class Bench:
             self.client.delete_dataset(dataset, delete_contents=True, not_found_ok=True)
 
 
-class Scenario:
+class Scenario(Protocol):
     """seed → run → verify for each case, then record (see the module)."""
 
     #: Where ``record``'s part goes in the report; None: its top level (the backfill's).
@@ -101,20 +101,11 @@ class Scenario:
     #: Each case starts from an empty Firestore.
     fresh: ClassVar[bool] = True
 
-    def cases(self, bench: Bench) -> list[Any]:
-        raise NotImplementedError
-
-    def seed(self, bench: Bench, case: Any) -> None:
-        raise NotImplementedError
-
-    def run(self, bench: Bench, case: Any) -> None:
-        raise NotImplementedError
-
-    def verify(self, bench: Bench, case: Any) -> None:
-        raise NotImplementedError
-
-    def record(self, bench: Bench, cases: list[Any]) -> dict[str, Any]:
-        raise NotImplementedError
+    def cases(self, bench: Bench) -> list[Any]: ...
+    def seed(self, bench: Bench, case: Any) -> None: ...
+    def run(self, bench: Bench, case: Any) -> None: ...
+    def verify(self, bench: Bench, case: Any) -> None: ...
+    def record(self, bench: Bench, cases: list[Any]) -> dict[str, Any]: ...
 
 
 def drive(scenario: Scenario, bench: Bench) -> dict[str, Any]:
