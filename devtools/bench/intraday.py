@@ -145,7 +145,7 @@ class Trickle(threading.Thread):
         """Documents per table and day Firestore held at ``read_time``: the seeded history
         and the new documents committed by then (edits move no document)."""
         out = {t: collections.Counter(days) for t, days in self.base.items()}
-        for c in self.changes:
+        for c in list(self.changes):  # a copy: the thread is still appending
             if c.kind == "new" and c.committed <= read_time:
                 doc = self.history.docs[c.path]
                 out.setdefault(c.table, collections.Counter())[doc.day.isoformat()] += 1
@@ -156,7 +156,7 @@ class Trickle(threading.Thread):
     ) -> dict[str, int]:
         """Per table, the documents a run at ``read_time`` must return: those whose value
         at that snapshot (their last write committed by then) is at or after its ``since``."""
-        latest = {c.path: c for c in self.changes if c.committed <= read_time}
+        latest = {c.path: c for c in list(self.changes) if c.committed <= read_time}
         found = [c.table for c in latest.values() if c.value >= since[c.table]]
         return dict(collections.Counter(found))
 
@@ -244,7 +244,7 @@ class Intraday(Scenario):
     ) -> dict[str, Any]:  # fmt: skip
         """One run's figures, and whether it read exactly what the writes say it must."""
         snapshot, tables = audit["read_time"], audit["tables"]
-        window = [c for c in trickle.changes if previous < c.committed <= snapshot]
+        window = [c for c in list(trickle.changes) if previous < c.committed <= snapshot]
         changed = {c.path for c in window}
         expected = trickle.expected(snapshot, since)
         returned = done.documents_returned() or 0
