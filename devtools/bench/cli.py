@@ -17,142 +17,104 @@ from pathlib import Path
 from typing import Any
 
 from devtools.bench import log
-from devtools.bench.seeding import MOVED_SHARE
+from devtools.bench.data import MOVED_SHARE
+from devtools.bench.scenario import SCENARIOS
 
 DEFAULT_WORKERS = "in_memory,multi_threading:2,multi_processing:2"
 DEFAULT_HISTORIES = "14,90,365"
 DEFAULT_INTRADAY_HISTORIES = "14,365"
+HISTORIES_HELP = "Comma-separated days of history, each measured on its own (default {})."
 
 
-def parser(description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument(
-        "--docs",
-        type=int,
-        default=20_000,
-        help="Documents to seed (intraday: spread over each of --intraday-histories).",
-    )
-    parser.add_argument("--repeat", type=int, default=1, help="Runs of each; medians reported.")
-    parser.add_argument("--json", type=Path, help="Also write the results here as JSON.")
-    parser.add_argument(
-        "--workers",
-        default=DEFAULT_WORKERS,
-        help="Comma-separated DirectRunner configurations to time: in_memory, "
-        "multi_threading:N, multi_processing:N, or N workers (1 = in_memory, "
-        f"N > 1 = multi_processing:N). Default {DEFAULT_WORKERS}.",
-    )
-    parser.add_argument(
-        "--keep-data",
-        action="store_true",
-        help="Leave the emulators running with the seeded documents and every written dataset.",
-    )
-    parser.add_argument("--state-dir", type=Path, help="Emulator state dir (default: a temp dir).")
-    parser.add_argument("--naive-batch", type=int, default=100, help="Rows per insertAll request.")
-    parser.add_argument(
-        "--naive-single-cap",
-        type=int,
-        default=300,
-        help="Documents sent one request each; the figure is extrapolated to --docs.",
-    )
-    parser.add_argument(
-        "--profile", type=Path, help="Also run the recommended configuration under py-spy into DIR."
-    )
-    nightly = parser.add_argument_group(
-        "nightly scenario", "Incremental nightly runs over histories of several lengths."
-    )
-    nightly.add_argument(
-        "--scenario",
-        choices=("backfill", "nightly", "intraday", "onboarding", "all"),
-        default="backfill",
-        help="backfill: floor, pipeline and naive on --docs documents, and a one-day full "
-        "dry run (default); nightly: the incremental nightly over each --nightly-histories; "
-        "intraday: hourly --intraday runs over a day of trickled changes, over each "
-        "--intraday-histories (about 15 minutes a history at the defaults); onboarding: a "
-        "chunked backfill of a history, then the first nightly; all: backfill "
-        "and nightly (not intraday, which runs in real time).",
-    )
-    nightly.add_argument(
-        "--nightly-histories",
-        default=DEFAULT_HISTORIES,
-        help=f"Comma-separated days of history, each measured on its own (default "
-        f"{DEFAULT_HISTORIES}).",
-    )
-    nightly.add_argument(
-        "--nightly-per-day", type=int, default=200, help="Documents a day, history and new day."
-    )
-    nightly.add_argument(
-        "--nightly-edit-share",
-        type=float,
-        default=0.05,
+def _option(*flags: str, least: float | None = None, **kw: Any) -> tuple:
+    """An option as ``add_argument`` takes it, and the least value it accepts (None: any)."""
+    return flags, least, kw
+
+
+#: Every option, by argument group (None: the general ones), in ``--help``'s order.
+OPTIONS: dict[tuple[str, str] | None, list[tuple]] = {
+    None: [
+        _option("--docs", type=int, default=20_000, least=1,
+                help="Documents to seed (intraday: spread over each of --intraday-histories)."),
+        _option("--repeat", type=int, default=1, least=1, help="Runs of each; medians reported."),
+        _option("--json", type=Path, help="Also write the results here as JSON."),
+        _option("--workers", default=DEFAULT_WORKERS,
+                help="Comma-separated DirectRunner configurations to time: in_memory, "
+                "multi_threading:N, multi_processing:N, or N workers (1 = in_memory, "
+                f"N > 1 = multi_processing:N). Default {DEFAULT_WORKERS}."),
+        _option("--keep-data", action="store_true", help="Leave the emulators running with the "
+                "seeded documents and every written dataset."),
+        _option("--state-dir", type=Path, help="Emulator state dir (default: a temp dir)."),
+        _option("--naive-batch", type=int, default=100, least=1,
+                help="Rows per insertAll request."),
+        _option("--naive-single-cap", type=int, default=300, least=1,
+                help="Documents sent one request each; the figure is extrapolated to --docs."),
+        _option("--profile", type=Path,
+                help="Also run the recommended configuration under py-spy into DIR."),
+    ],
+    ("nightly scenario", "Incremental nightly runs over histories of several lengths."): [
+        _option("--scenario", choices=tuple(SCENARIOS), default="backfill",
+                help="backfill: floor, pipeline and naive on --docs documents, and a one-day "
+                "full dry run (default); nightly: the incremental nightly over each "
+                "--nightly-histories; intraday: hourly --intraday runs over a day of trickled "
+                "changes, over each --intraday-histories (about 15 minutes a history at the "
+                "defaults); onboarding: a chunked backfill of a history, then the first "
+                "nightly; all: backfill and nightly (not intraday, which runs in real time)."),
+        _option("--nightly-histories", default=DEFAULT_HISTORIES,
+                help=HISTORIES_HELP.format(DEFAULT_HISTORIES)),
+        _option("--nightly-per-day", type=int, default=200, least=1,
+                help="Documents a day, history and new day."),
         # argparse %-formats help strings: a percent sign is written %%.
-        help="Older documents edited before the timed night, as a share of a day's new ones "
-        f"({MOVED_SHARE * 100:.0f}%% of them also move to another day). Default 0.05.",
-    )
-    nightly.add_argument(
-        "--nightly-deletes",
-        type=int,
-        default=3,
-        help="Interactions hard-deleted (one a day, within --verify_days) for a separate, "
-        "timed night; 0 skips it. Default 3.",
-    )
-    nightly.add_argument(
-        "--no-nightly-warmup",
-        dest="nightly_warmup",
-        action="store_false",
-        help="Skip the untimed 2-day warm-up round before the histories.",
-    )
-    nightly.add_argument(
-        "--verify_days",
-        type=int,
-        default=35,
-        help="Passed to every nightly and intraday run (the pipeline's default is 35).",
-    )
-    intraday = parser.add_argument_group(
-        "intraday scenario",
-        "Hourly --intraday runs over one day, changes trickling in between, after one nightly.",
-    )
-    intraday.add_argument(
-        "--intraday-histories",
-        default=DEFAULT_INTRADAY_HISTORIES,
-        help="Comma-separated days of history, each measured on its own (default "
-        f"{DEFAULT_INTRADAY_HISTORIES}).",
-    )
-    intraday.add_argument(
-        "--intraday-hours", type=int, default=24, help="Hourly runs (default 24: a day)."
-    )
-    intraday.add_argument(
-        "--intraday-new", type=int, default=50, help="New documents an hour (default 50)."
-    )
-    intraday.add_argument(
-        "--intraday-edits",
-        type=int,
-        default=5,
-        help="Edits of existing documents with a change field, an hour (default 5).",
-    )
-    intraday.add_argument(
-        "--intraday-hour-seconds",
-        type=float,
-        default=30.0,
-        help="Real seconds one simulated hour lasts; the planner's 5-minute clock allowance "
-        "is scaled by the same factor (default 30).",
-    )
-    onboarding = parser.add_argument_group(
-        "onboarding scenario",
-        "A chunked backfill (scripts/backfill.py's chunk commands) of a history, edits "
-        "between chunks, then the first nightly.",
-    )
-    onboarding.add_argument(
-        "--onboarding_days", "--onboarding-days", type=int, default=60,
-        help="Days of history up to yesterday; the chunks cover all but yesterday (default 60).",
-    )  # fmt: skip
-    onboarding.add_argument(
-        "--onboarding_per_day", "--onboarding-per-day", type=int, default=200,
-        help="Documents a day, in tasks and projects (default 200).",
-    )  # fmt: skip
-    onboarding.add_argument(
-        "--chunk_days", "--chunk-days", type=int, default=7, help="Days per chunk (default 7)."
-    )
-    return parser
+        _option("--nightly-edit-share", type=float, default=0.05,
+                help="Older documents edited before the timed night, as a share of a day's new "
+                f"ones ({MOVED_SHARE * 100:.0f}%% of them also move to another day). Default "
+                "0.05."),
+        _option("--nightly-deletes", type=int, default=3, least=0,
+                help="Interactions hard-deleted (one a day, within --verify_days) for a "
+                "separate, timed night; 0 skips it. Default 3."),
+        _option("--no-nightly-warmup", dest="nightly_warmup", action="store_false",
+                help="Skip the untimed 2-day warm-up round before the histories."),
+        _option("--verify_days", type=int, default=35, least=1,
+                help="Passed to every nightly and intraday run (the pipeline's default is 35)."),
+    ],
+    ("intraday scenario", "Hourly --intraday runs over one day, changes trickling in between, "
+     "after one nightly."): [
+        _option("--intraday-histories", default=DEFAULT_INTRADAY_HISTORIES,
+                help=HISTORIES_HELP.format(DEFAULT_INTRADAY_HISTORIES)),
+        _option("--intraday-hours", type=int, default=24, least=1,
+                help="Hourly runs (default 24: a day)."),
+        _option("--intraday-new", type=int, default=50, least=1,
+                help="New documents an hour (default 50)."),
+        _option("--intraday-edits", type=int, default=5, least=0,
+                help="Edits of existing documents with a change field, an hour (default 5)."),
+        _option("--intraday-hour-seconds", type=float, default=30.0, least=5,
+                help="Real seconds one simulated hour lasts; the planner's 5-minute clock "
+                "allowance is scaled by the same factor (default 30)."),
+    ],
+    ("onboarding scenario", "A chunked backfill (scripts/backfill.py's chunk commands) of a "
+     "history, edits between chunks, then the first nightly."): [
+        _option("--onboarding_days", "--onboarding-days", type=int, default=60, least=2,
+                help="Days of history up to yesterday; the chunks cover all but yesterday "
+                "(default 60)."),
+        _option("--onboarding_per_day", "--onboarding-per-day", type=int, default=200, least=1,
+                help="Documents a day, in tasks and projects (default 200)."),
+        _option("--chunk_days", "--chunk-days", type=int, default=7, least=1,
+                help="Days per chunk (default 7)."),
+    ],
+}  # fmt: skip
+
+
+def parser(description: str) -> tuple[argparse.ArgumentParser, dict[str, tuple[str, float]]]:
+    """The parser, and the least value of each option that has one (by ``dest``)."""
+    parser = argparse.ArgumentParser(description=description)
+    least = {}
+    for group, options in OPTIONS.items():
+        target = parser if group is None else parser.add_argument_group(*group)
+        for flags, minimum, kw in options:
+            action = target.add_argument(*flags, **kw)
+            if minimum is not None:
+                least[action.dest] = (flags[0], minimum)
+    return parser, least
 
 
 def _days(parsed: argparse.ArgumentParser, text: str, option: str) -> list[int]:
@@ -166,26 +128,18 @@ def _days(parsed: argparse.ArgumentParser, text: str, option: str) -> list[int]:
 
 
 def parse_args(argv: list[str] | None, description: str = "") -> argparse.Namespace:
-    parsed = parser(description)
+    parsed, least = parser(description)
     args = parsed.parse_args(argv)
-    args.nightly_histories = _days(parsed, args.nightly_histories, "--nightly-histories")
-    args.intraday_histories = _days(parsed, args.intraday_histories, "--intraday-histories")
-    if args.intraday_hours < 1 or args.intraday_new < 1 or args.intraday_edits < 0:
-        parsed.error("--intraday-hours and --intraday-new must be positive, --intraday-edits >= 0")
-    if args.intraday_hour_seconds < 5:
-        parsed.error("--intraday-hour-seconds must be at least 5")
-    if args.nightly_per_day < 1 or args.verify_days < 1 or args.nightly_deletes < 0:
-        parsed.error("--nightly-per-day and --verify_days must be positive")
-    if args.onboarding_days < 2 or args.onboarding_per_day < 1 or args.chunk_days < 1:
-        parsed.error("--onboarding_days must be 2 or more, --onboarding_per_day and "
-                     "--chunk_days positive")  # fmt: skip
+    for dest, (flag, minimum) in least.items():
+        if getattr(args, dest) < minimum:
+            parsed.error(f"{flag} must be at least {minimum}")
     if not 0 < args.nightly_edit_share <= 1:
         parsed.error("--nightly-edit-share must be in (0, 1]")
+    args.nightly_histories = _days(parsed, args.nightly_histories, "--nightly-histories")
+    args.intraday_histories = _days(parsed, args.intraday_histories, "--intraday-histories")
     args.command = shlex.join(
         [sys.executable, sys.argv[0], *(sys.argv[1:] if argv is None else argv)]
     )
-    if args.docs < 1 or args.repeat < 1 or args.naive_batch < 1 or args.naive_single_cap < 1:
-        parsed.error("--docs, --repeat, --naive-batch and --naive-single-cap must be positive")
     from devtools.bench.backfill import RunnerConfig
 
     try:
@@ -197,62 +151,11 @@ def parse_args(argv: list[str] | None, description: str = "") -> argparse.Namesp
     return args
 
 
-def _report_without_backfill(args: argparse.Namespace, emu: Any) -> dict[str, Any]:
-    """The report's common part when the backfill (which writes it) did not run."""
-    from devtools.bench.process import machine, python_startup_seconds
-
-    env = {**os.environ, **emu.env()}
-    return {
-        "command": args.command,
-        "cwd": str(Path.cwd()),
-        "machine": machine(),
-        "python_startup_seconds": round(python_startup_seconds(env), 3),
-        "valid": True,
-        "failed_configs": [],
-    }
-
-
-def run_scenarios(args: argparse.Namespace, emu: Any, log_dir: Path) -> dict[str, Any]:
-    """The backfill scenario, the nightly one, both (``all``), the intraday one or the
-    onboarding one (``--scenario``).
-
-    ``one_day_full`` is the backfill's one-day full dry run; ``nightly`` is only
-    ever the incremental scenario's.
-    """
-    report: dict[str, Any] = {}
-    if args.scenario in ("backfill", "all"):
-        from devtools.bench.backfill import run_backfill
-
-        report = run_backfill(args, emu, log_dir)
-    if args.scenario in ("nightly", "all"):
-        from devtools.bench.nightly import measure_nightly
-
-        nightly = measure_nightly(args, emu, log_dir)
-        report = report or _report_without_backfill(args, emu)
-        report["valid"] = report["valid"] and nightly["ok"]
-        report["nightly"] = nightly
-    if args.scenario == "intraday":
-        from devtools.bench.intraday import measure_intraday
-
-        intraday = measure_intraday(args, emu, log_dir)
-        report = _report_without_backfill(args, emu)
-        report["valid"] = intraday["ok"]
-        report["intraday"] = intraday
-    if args.scenario == "onboarding":
-        from devtools.bench.onboarding import measure_onboarding
-
-        onboarding = measure_onboarding(args, emu, log_dir)
-        report = _report_without_backfill(args, emu)
-        report["valid"] = onboarding["ok"]
-        report["onboarding"] = onboarding
-    report["scenario"] = args.scenario
-    return report
-
-
 def main(argv: list[str] | None = None, description: str = "") -> int:
     """Start the emulators, run the scenarios, print (and write) the report."""
     args = parse_args(argv, description)
     from devtools import emulators
+    from devtools.bench import scenario
     from devtools.bench.render import render
 
     own_dir = args.state_dir is None
@@ -264,7 +167,7 @@ def main(argv: list[str] | None = None, description: str = "") -> int:
     os.environ.update(emu.env())
     report: dict[str, Any] | None = None
     try:
-        report = run_scenarios(args, emu, log_dir)
+        report = scenario.report(args, emu, log_dir)
     finally:
         for key, value in saved.items():
             if value is None:

@@ -1,36 +1,33 @@
 """The onboarding scenario (issue 26): a chunked backfill of a history, then the first nightly.
 
-Seeds ``--onboarding_days`` days up to yesterday of ``--onboarding_per_day``
-documents a day in two collections with a change field (tasks, projects), then
-runs the chunks ``scripts/backfill.py`` would run (``pipelines.cli.backfill.chunks``
-and ``chunk_command``: dated, ``--mode incremental``, ``--chunk_days`` days each,
+*Seed* ``--onboarding_days`` days up to yesterday of ``--onboarding_per_day``
+documents a day in two collections with a change field (tasks, projects). *Run*
+the chunks ``scripts/backfill.py`` would run (``pipelines.backfill.chunks`` and
+``chunk_command``: dated, ``--mode incremental``, ``--chunk_days`` days each,
 every day of the history but yesterday) in this process on the real clock,
 editing a few documents between chunks (some moved to another day, ``updated_at``
 = now), then the nightly (no dates). Reported: per chunk the documents in its
 days and those Firestore returned; for the nightly yesterday's documents, the
-changed ones and what it returned; the nightly's tables against a full rebuild at
-its snapshot; and, for comparison, the first chunk again as ``--mode full`` into
-another dataset (a full run reads the whole collection, whatever its dates).
+changed ones and what it returned. *Verify* the nightly's tables against a full
+rebuild at its snapshot; and, for comparison, run the first chunk again as
+``--mode full`` into another dataset (a full run reads the whole collection,
+whatever its dates).
 """
 
 from __future__ import annotations
 
-import argparse
-import collections
 import datetime
-import os
 import random
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
-from devtools import sample_data
-from devtools.bench import log, seeding, sync_run
-from devtools.bench.datasets import drop_dataset
+from devtools.bench import data, log
+from devtools.bench.data import History
 from devtools.bench.intraday import compare_with_rebuild
-from devtools.bench.seeding import SEED, Doc, History
+from devtools.bench.scenario import Bench, Case, Scenario, Stop, ratio
 from pipelines.cli import backfill
+from pipelines.convert.table_spec import TableSpec
 
 UTC = datetime.UTC
 COLLECTIONS = ("tasks", "projects")
@@ -41,28 +38,13 @@ TARGET_READS = 1.10
 SLACK = 3
 
 
-def seed(db: Any, specs: list[Any], days: int, per_day: int, end: datetime.date) -> History:
-    """Exactly ``per_day`` documents a day of ``specs``' collections: sample_data's
-    documents of those collections (it writes all five, these are about a third)."""
-    users, per = seeding.users_and_per(max(4 * per_day, 50))
-    wanted = {s.collection: s for s in specs}
-    history, kept = History(days, per_day, end, {}), collections.Counter()
-
-    def recorded() -> Iterator[tuple[str, dict[str, Any]]]:
-        for path, data in sample_data.documents(users, days, end, per, SEED):
-            spec = wanted.get(path.split("/")[2])
-            if spec is None or kept[data[seeding.partition_field(spec)].date()] == per_day:
-                continue
-            at = data[seeding.partition_field(spec)]
-            kept[at.date()] += 1
-            history.docs[path] = Doc(path, spec, at.date(), at)
-            yield path, data
-
-    started = time.perf_counter()
-    if seeding.write_parallel(db, recorded()) != days * per_day:
-        raise RuntimeError(f"seeded {len(history.docs)} documents, wanted {days * per_day}")
-    history.seed_seconds = time.perf_counter() - started
-    return history
+@dataclass
+class Onboard(Case):
+    today: datetime.date = field(init=False)
+    history: History = field(init=False)
+    specs: list[TableSpec] = field(init=False)
+    plan: list[tuple[datetime.date, datetime.date]] = field(init=False)
+    read_time: datetime.datetime = field(init=False)
 
 
 def sync(argv: list[str]) -> tuple[Any, float]:
@@ -70,77 +52,84 @@ def sync(argv: list[str]) -> tuple[Any, float]:
     from pipelines import firestore_to_bq
 
     started = time.perf_counter()
-    summary = firestore_to_bq.run(argv)
+    try:
+        summary = firestore_to_bq.run(argv)
+    except Exception as exc:  # a failed run: reported, the scenario invalid
+        log(f"onboarding: failed: {exc}")
+        raise Stop(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
     if not summary.reconciles:
-        raise RuntimeError(summary.render())
+        log(f"onboarding: failed: {summary.render()}")
+        raise Stop(summary.render().splitlines()[0])
     return summary, round(time.perf_counter() - started, 2)
 
 
-def in_days(history: History, first: datetime.date, last: datetime.date) -> int:
-    return sum(first <= d.day <= last for d in history.docs.values())
+class Onboarding(Scenario):
+    key = "onboarding"
 
+    def cases(self, bench: Bench) -> list[Onboard]:
+        a = bench.args
+        return [Onboard(a.onboarding_days, ("bench_onboarding", "bench_onboarding_full",
+                                            "bench_onboarding_rebuild"))]  # fmt: skip
 
-def ratio(returned: int, needed: int) -> float | None:
-    return round(returned / needed, 4) if needed else None
+    def base(self, bench: Bench, dataset: str, *extra: str) -> list[str]:
+        return ["--project", bench.project, "--collections", ",".join(COLLECTIONS),
+                "--dataset", dataset, *extra]  # fmt: skip
 
+    def seed(self, bench: Bench, case: Onboard) -> None:
+        from pipelines.convert.table_spec import load_specs, select_specs
 
-def measure_onboarding(args: argparse.Namespace, emu: Any, log_dir: Path) -> dict[str, Any]:
-    from google.cloud import firestore
+        a = bench.args
+        case.specs = select_specs(load_specs(), COLLECTIONS)
+        case.today = datetime.datetime.now(UTC).date()
+        yesterday = case.today - datetime.timedelta(days=1)
+        # sample_data writes all five collections, these two are about a third of them.
+        h = case.history = data.seed_history(bench.db, case.specs, a.onboarding_days,
+                                             a.onboarding_per_day, yesterday,
+                                             max(4 * a.onboarding_per_day, 50))  # fmt: skip
+        log(f"onboarding: seeded {len(h.docs)} in {h.seed_seconds:.1f}s")
+        first = case.today - datetime.timedelta(days=a.onboarding_days)
+        case.plan = backfill.chunks(first, yesterday - datetime.timedelta(days=1), a.chunk_days)
+        case.result.update({
+            "days": a.onboarding_days, "per_day": a.onboarding_per_day,
+            "chunk_days": a.chunk_days, "collections": list(COLLECTIONS),
+            "edits_between_chunks": max(1, round(a.onboarding_per_day * EDIT_SHARE)),
+            "today": case.today.isoformat(), "documents_seeded": len(h.docs),
+            "seed_seconds": round(h.seed_seconds, 2), "chunks": [], "equal_to_rebuild": False,
+        })  # fmt: skip
 
-    from pipelines.convert.table_spec import load_specs, select_specs
-    from pipelines.services import bigquery as bq
-
-    db, client = firestore.Client(project=emu.project), bq.make_client(emu.project)
-    specs = select_specs(load_specs(), COLLECTIONS)
-    today = datetime.datetime.now(UTC).date()
-    yesterday = today - datetime.timedelta(days=1)
-    dataset, full_dataset = "bench_onboarding", "bench_onboarding_full"
-    for name in (dataset, full_dataset):
-        drop_dataset(client, name)
-    emu.reset_firestore()
-    base = ["--project", emu.project, "--collections", ",".join(COLLECTIONS)]
-    rng = random.Random(SEED)
-    history = seed(db, specs, args.onboarding_days, args.onboarding_per_day, yesterday)
-    log(f"onboarding: seeded {len(history.docs)} in {history.seed_seconds:.1f}s")
-    edits = max(1, round(args.onboarding_per_day * EDIT_SHARE))
-    plan = backfill.chunks(today - datetime.timedelta(days=args.onboarding_days),
-                           yesterday - datetime.timedelta(days=1), args.chunk_days)  # fmt: skip
-    result: dict[str, Any] = {
-        "days": args.onboarding_days, "per_day": args.onboarding_per_day,
-        "chunk_days": args.chunk_days, "collections": list(COLLECTIONS),
-        "edits_between_chunks": edits, "today": today.isoformat(),
-        "documents_seeded": len(history.docs), "seed_seconds": round(history.seed_seconds, 2),
-        "chunks": [], "equal_to_rebuild": False, "ok": False,
-    }  # fmt: skip
-    changed: set[str] = set()
-    try:
-        for number, chunk in enumerate(plan):
+    def run(self, bench: Bench, case: Onboard) -> None:
+        """The chunks, a few edits between two, then the nightly."""
+        r, h, dataset = case.result, case.history, case.datasets[0]
+        rng, changed = random.Random(data.SEED), set[str]()
+        for number, chunk in enumerate(case.plan):
             if number:  # between two chunks: a few edits, some of them moves
-                changed |= seeding.edit_old_documents(db, history, edits, rng)[0]
-            needed = in_days(history, *chunk)
-            argv = backfill.chunk_command([], chunk, [*base, "--dataset", dataset])
-            summary, wall = sync(argv)
+                changed |= data.edit_old_documents(bench.db, h, r["edits_between_chunks"], rng)[0]
+            needed = h.in_days(*chunk)
+            summary, wall = sync(backfill.chunk_command([], chunk, self.base(bench, dataset)))
             got = summary.documents_returned
             log(f"onboarding: chunk {chunk[0]}..{chunk[1]}: {got} returned / {needed}")
-            result["chunks"].append({
+            r["chunks"].append({
                 "first": chunk[0].isoformat(), "last": chunk[1].isoformat(),
                 "documents_in_range": needed, "documents_returned": got,
                 "reads_per_document": ratio(got, needed), "wall_seconds": wall,
                 "ok": got <= TARGET_READS * needed + SLACK,
             })  # fmt: skip
-        in_range = sum(c["documents_in_range"] for c in result["chunks"])
-        returned = sum(c["documents_returned"] for c in result["chunks"])
-        result["backfill"] = {
+        in_range = sum(c["documents_in_range"] for c in r["chunks"])
+        returned = sum(c["documents_returned"] for c in r["chunks"])
+        r["backfill"] = {
             "documents_in_range": in_range, "documents_returned": returned,
             "reads_per_document": ratio(returned, in_range),
-            "wall_seconds": round(sum(c["wall_seconds"] for c in result["chunks"]), 2),
+            "wall_seconds": round(sum(c["wall_seconds"] for c in r["chunks"]), 2),
         }  # fmt: skip
 
-        night = {p for p, d in history.docs.items() if d.day == yesterday}
-        summary, wall = sync([*base, "--dataset", dataset, "--verify_days", str(args.verify_days)])
-        entries = sync_run.audit_entries(client, dataset, summary.config.run_id)["tables"]
+        yesterday = case.today - datetime.timedelta(days=1)
+        night = {p for p, d in h.docs.items() if d.day == yesterday}
+        summary, wall = sync(self.base(bench, dataset, "--verify_days",
+                                       str(bench.args.verify_days)))  # fmt: skip
+        case.read_time = summary.config.read_time
+        entries = bench.audit(dataset, summary.config.run_id)["tables"]
         needed, got = len(night | changed), summary.documents_returned
-        result["nightly"] = {
+        r["nightly"] = {
             "yesterday": yesterday.isoformat(), "documents_yesterday": len(night),
             "documents_changed": len(changed), "documents_needed": needed,
             "documents_returned": got, "reads_per_needed": ratio(got, needed),
@@ -148,37 +137,32 @@ def measure_onboarding(args: argparse.Namespace, emu: Any, log_dir: Path) -> dic
             "drift_days": {n: t["drift_days"] for n, t in entries.items() if t["drift_days"]},
             "wall_seconds": wall, "ok": got <= TARGET_READS * needed + SLACK,
         }  # fmt: skip
-        rebuild = compare_with_rebuild(emu.project, dataset, client, specs,
-                                       {**os.environ, **emu.env()}, log_dir,
-                                       summary.config.read_time, today)  # fmt: skip
-        result["rebuild"], result["equal_to_rebuild"] = rebuild, rebuild["equal"]
 
+    def verify(self, bench: Bench, case: Onboard) -> None:
+        r, first = case.result, case.plan[0]
+        rebuild = compare_with_rebuild(bench, case.datasets[0], case.read_time, case.today,
+                                       case.specs)  # fmt: skip
+        r["rebuild"], r["equal_to_rebuild"] = rebuild, rebuild["equal"]
         # For comparison: the first chunk as a full run reads every document held.
-        first = plan[0]
-        argv = backfill.chunk_command([], first, [*base, "--dataset", full_dataset,
-                                                  "--mode", "full"])  # fmt: skip
-        summary, wall = sync(argv)
-        needed, got = in_days(history, *first), summary.documents_returned
-        result["full_first_chunk"] = {
+        summary, wall = sync(backfill.chunk_command(
+            [], first, self.base(bench, case.datasets[1], "--mode", "full")))  # fmt: skip
+        needed, got = case.history.in_days(*first), summary.documents_returned
+        r["full_first_chunk"] = {
             "first": first[0].isoformat(), "last": first[1].isoformat(),
-            "documents_in_range": needed, "documents_in_collections": len(history.docs),
+            "documents_in_range": needed, "documents_in_collections": len(case.history.docs),
             "documents_returned": got, "reads_per_document": ratio(got, needed),
             "wall_seconds": wall,
         }  # fmt: skip
-    except Exception as exc:  # a failed run: reported, the scenario invalid
-        log(f"onboarding: failed: {exc}")
-        result["error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return result
-    finally:
-        if not args.keep_data:
-            for name in (dataset, full_dataset, f"{dataset}_rebuild"):
-                drop_dataset(client, name)
-    crossed = datetime.datetime.now(UTC).date() != today
-    if crossed:
-        log("onboarding: the clock crossed midnight: yesterday moved; run it again")
-    result["ok"] = (
-        not crossed and all(c["ok"] for c in result["chunks"]) and result["nightly"]["ok"]
-        and result["nightly"]["modes"] == ["incremental"] and result["equal_to_rebuild"]
-    )  # fmt: skip
-    result["targets"] = {"reads_per_document": TARGET_READS, "slack_per_run": SLACK}
-    return result
+        crossed = datetime.datetime.now(UTC).date() != case.today
+        if crossed:
+            log("onboarding: the clock crossed midnight: yesterday moved; run it again")
+        night = r["nightly"]
+        r["ok"] = (not crossed and all(c["ok"] for c in r["chunks"]) and night["ok"]
+                   and night["modes"] == ["incremental"] and r["equal_to_rebuild"])  # fmt: skip
+        r["targets"] = {"reads_per_document": TARGET_READS, "slack_per_run": SLACK}
+
+    def record(self, bench: Bench, cases: list[Onboard]) -> dict[str, Any]:
+        return cases[0].result
+
+
+SCENARIO = Onboarding()

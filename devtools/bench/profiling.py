@@ -11,7 +11,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from devtools.bench.process import run_sampled
+from devtools.bench.sync_run import run_sampled
 
 PROFILE_RATE = 100
 #: A frame of one of the product's DoFns: the thread it is on runs the pipeline's work.

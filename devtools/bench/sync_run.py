@@ -18,14 +18,23 @@ Firestore request) and ``pipeline_built`` (planning done, the Beam graph
 constructed). ``--clock-skew-seconds`` replaces the planner's clock allowance
 (``pipelines.plan.windows.CLOCK_SKEW``, 5 minutes) for this run only: the intraday
 scenario compresses an hour into seconds and scales the allowance with it.
+
+Every run is a subprocess timed here (:func:`run_sampled`: wall time, peak RSS as
+the largest sum over its process tree, sampled every 50 ms), as is the fixed cost
+of a new Python that imports the sync; :func:`machine` is where they ran.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import json
+import os
+import platform
+import re
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -33,7 +42,98 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devtools.bench.process import failure_cause, run_sampled
+from devtools import REPO_ROOT
+
+SAMPLE_SECONDS = 0.05
+PIPELINE_TIMEOUT_S = 3600.0
+#: The root cause in a failed run's stderr (not the runner's "Traceback" wrapper lines).
+ERROR_LINE = re.compile(r"^\s*(?:\w+\.)*\w+(?:Error|Exception): (?!Traceback).*$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Sampled:
+    """One finished program: exit code, wall seconds, peak tree RSS, and its logs."""
+
+    exit_code: int
+    wall_seconds: float
+    peak_rss_bytes: int
+    stdout: Path
+    stderr: Path
+
+
+def tree_rss(proc: Any) -> int:
+    """RSS of ``proc`` and all its descendants, in bytes (vanished ones count 0)."""
+    import psutil
+
+    total = 0
+    with contextlib.suppress(psutil.Error):
+        for member in [proc, *proc.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                total += member.memory_info().rss
+    return total
+
+
+def run_sampled(cmd: list[str], env: dict[str, str], log_dir: Path, name: str) -> Sampled:
+    """Run ``cmd`` with its output in ``log_dir/name.out|.err``, sampling its tree's RSS."""
+    import psutil
+
+    out_path, err_path = log_dir / f"{name}.out", log_dir / f"{name}.err"
+    with out_path.open("w") as out, err_path.open("w") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL
+        )
+        peak = 0
+        try:
+            watched = psutil.Process(proc.pid)
+            while proc.poll() is None:
+                peak = max(peak, tree_rss(watched))
+                if time.perf_counter() - t0 > PIPELINE_TIMEOUT_S:
+                    raise TimeoutError(f"{name} ran longer than {PIPELINE_TIMEOUT_S:.0f}s")
+                time.sleep(SAMPLE_SECONDS)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        wall = time.perf_counter() - t0
+    return Sampled(proc.returncode, wall, peak, out_path, err_path)
+
+
+def failure_cause(stderr: str) -> str:
+    """The last root-cause line of a failed run's stderr, not the runner's wrapping."""
+    causes = ERROR_LINE.findall(stderr) or stderr.strip().splitlines() or ["(no output)"]
+    return causes[-1].strip()[:400]
+
+
+def python_startup_seconds(env: dict[str, str]) -> float:
+    """Interpreter start plus importing the entry point: a fixed cost of every run."""
+    t0 = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-c", "import pipelines.firestore_to_bq"],
+        cwd=REPO_ROOT, env=env, check=True, capture_output=True,
+    )  # fmt: skip
+    return time.perf_counter() - t0
+
+
+def machine() -> dict[str, Any]:
+    """Where the figures were measured: cores, RAM, CPU model, Python."""
+
+    def first(path: str, key: str) -> str | None:
+        with contextlib.suppress(OSError):
+            for name, _, value in (ln.partition(":") for ln in Path(path).read_text().splitlines()):
+                if name.strip() == key:
+                    return value.strip()
+        return None
+
+    mem_kb = first("/proc/meminfo", "MemTotal")
+    return {
+        "nproc": os.cpu_count(),
+        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "ram_gib": round(int(mem_kb.split()[0]) / 2**20, 1) if mem_kb else None,
+        "cpu_model": first("/proc/cpuinfo", "model name") or platform.processor() or None,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 @dataclass(frozen=True)
@@ -68,6 +168,19 @@ class SyncRun:
         at = (self.summary or {}).get("marks", {}).get(mark)
         return None if at is None else at - self.launched_at
 
+    def record(self) -> dict[str, Any]:
+        """The run as the report holds it (a run that writes must report its id)."""
+        ok = self.ok and self.run_id is not None
+        return {
+            "wall_seconds": round(self.wall_seconds, 3),
+            "peak_rss_bytes": self.peak_rss_bytes,
+            "exit_code": self.exit_code,
+            "run_id": self.run_id,
+            "documents_returned": self.documents_returned(),
+            "error": None if ok else self.error or "the run reported no run id",
+            "ok": ok,
+        }
+
 
 def summary_record(summary: Any) -> dict[str, Any]:
     """A :class:`pipelines.cli.summary.RunSummary` as JSON-ready data."""
@@ -97,7 +210,7 @@ def run(
     sync_args: Sequence[str], env: dict[str, str], log_dir: Path, name: str,
     now: datetime.datetime | None = None, clock_skew: datetime.timedelta | None = None,
 ) -> SyncRun:  # fmt: skip
-    """Run the sync once, sampled (:func:`devtools.bench.process.run_sampled`)."""
+    """Run the sync once, sampled (:func:`run_sampled`)."""
     out = log_dir / f"{name}.summary.json"
     out.unlink(missing_ok=True)
     launched = time.time()

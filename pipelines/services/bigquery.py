@@ -16,8 +16,9 @@ import io
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import IO, Any
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import IO, Any, TypeVar
 
 from google.api_core import exceptions as api_exceptions
 from google.api_core import retry as api_retry
@@ -452,8 +453,8 @@ def count_rows_elsewhere(
     outside = f" AND {part} NOT IN ({date_literals(days)})" if days else ""
     if upsert_through is not None:
         outside += f" AND {part} <= {date_literals([upsert_through])}"
-    if located is not None:
-        elsewhere = sorted(set(located) - set(days))
+    elsewhere = elsewhere_days(days, located)
+    if elsewhere is not None:
         if not elsewhere:
             return 0
         outside += f" AND {part} IN ({date_literals(elsewhere)})"
@@ -464,6 +465,12 @@ def count_rows_elsewhere(
         f"{outside}",
     )
     return int(next(iter(job.result()))["n"])
+
+
+def elsewhere_days(days: Collection[Day], located: Collection[Day] | None) -> list[Day] | None:
+    """The days ``count_rows_elsewhere`` names: the located days not replaced (None:
+    nothing located, so no day list prunes its scan)."""
+    return None if located is None else sorted(set(located) - set(days))
 
 
 def rows_per_day(
@@ -530,6 +537,82 @@ def days_of_paths(
         )
         found.update((row["path"], row["day"]) for row in job.result())
     return found
+
+
+# --------------------------------------------------------------------------------------
+# What these statements scan of a destination table, as BigQuery bills it
+# --------------------------------------------------------------------------------------
+#
+# The emulator's dry run reports 0 bytes (tests/test_emulator_shortfalls.py), so the
+# benchmark bills a run's statements with this model, kept beside the SQL it models
+# (tests/test_scan_model.py pins one to the other). BigQuery's rules: a query is billed
+# for the columns it references, summed over the partitions it scans, and a filter on
+# the partition column with constant expressions prunes the others
+# (https://cloud.google.com/bigquery/docs/querying-partitioned-tables). Every statement
+# here references the partition column; some also ``_document_path``. Reads of the
+# staging and dead-letter tables follow the staged rows and are left out, and so is
+# BigQuery's 10 MB minimum per table, so that the figures show how the statements grow.
+
+#: A day as the scan model takes it: a date, or its ISO text as ``_sync_runs`` holds it.
+Day = TypeVar("Day", bound=Hashable)
+
+
+@dataclass(frozen=True)
+class Scan:
+    """One statement's read of a destination table: the partition column, and
+    ``_document_path`` when ``path``, over the partitions ``days`` (None: every one; a
+    ``<= upsert_through`` range is counted so too: it leaves out only days past the run)."""
+
+    statement: str
+    days: frozenset[Any] | None
+    path: bool
+
+
+def commit_scans(
+    days: Collection[Day], located: Collection[Day] | None, *, incremental: bool
+) -> list[Scan]:
+    """What one table's commit (``write_bigquery``'s ``_replace_days``) scans of it.
+
+    ``days``: the replaced days; ``located``: as ``replace_days_sql`` takes it. The
+    per-day counts before and after; the delete, pruned to the replaced and located
+    days, or scanning ``_document_path`` over the whole table when nothing is
+    located; an incremental run's count of the rows it upserted elsewhere.
+    """
+    counts = Scan("rows_per_day", frozenset(days), path=False)
+    # With nothing located the delete names only the replaced days (no path branch).
+    delete = Scan(
+        "replace_days_sql",
+        None if located is None else frozenset(days) | frozenset(located),
+        path=located is None or bool(located),
+    )
+    scans = [counts, delete, counts]
+    elsewhere = elsewhere_days(days, located)
+    if incremental and elsewhere != []:  # an empty list: count_rows_elsewhere runs nothing
+        scans.append(
+            Scan("count_rows_elsewhere", None if elsewhere is None else frozenset(elsewhere), True)
+        )
+    return scans
+
+
+def drift_scans(verified: Collection[Day], lookup: Collection[Day]) -> list[Scan]:
+    """What an incremental run's drift check scans before the read: ``rows_per_day``
+    of the verified days, and ``days_of_paths`` of the changed documents on the lookup
+    days (``_sync_runs``' ``verified_days`` and ``lookup_days``)."""
+    return [
+        Scan("rows_per_day", frozenset(verified), path=False),
+        Scan("days_of_paths", frozenset(lookup), path=True),
+    ]
+
+
+def scanned_bytes(scans: Iterable[Scan], sizes: Mapping[Any, tuple[int, int]]) -> int:
+    """Billed bytes of ``scans``, from each day's ``(partition column, _document_path)``
+    bytes (a STRING is 2 bytes + its UTF-8 length, a TIMESTAMP or DATE 8:
+    https://cloud.google.com/bigquery/pricing#data-size-calculation)."""
+    total = 0
+    for scan in scans:
+        days = sizes.keys() if scan.days is None else scan.days & sizes.keys()
+        total += sum(sizes[d][0] + (sizes[d][1] if scan.path else 0) for d in days)
+    return total
 
 
 def table_row_count(client: bigquery.Client, dataset: str, table: str) -> int:

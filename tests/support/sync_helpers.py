@@ -8,7 +8,7 @@ from typing import Any
 
 from google.cloud import bigquery
 
-from devtools.bench.datasets import table_rows
+from devtools.bench.data import table_rows
 from pipelines import firestore_to_bq
 from pipelines.cli.summary import RunSummary
 

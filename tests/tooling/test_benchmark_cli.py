@@ -56,7 +56,7 @@ def test_bad_values_are_a_usage_error(argv, capsys):
 
 
 def test_the_bytes_model_counts_the_drift_check_and_the_commit() -> None:
-    from devtools.bench.scan_bytes import statement_bytes
+    from devtools.bench.nightly import statement_bytes
 
     sizes = {d: (8, 20) for d in ("d1", "d2", "d3", "d4", "d5")}  # (partition, path) bytes
     entry = {"mode": "incremental", "replaced_days": ["d1"], "delete_days": ["d2"],

@@ -1,8 +1,10 @@
-"""What the benchmark writes to Firestore, and what it therefore knows a run must read.
+"""What the benchmark writes to Firestore, and so knows a run must read; and what it reads
+back of BigQuery to compare.
 
-The backfill scenario seeds a fixed number of documents over a 14-day window;
-the nightly scenario seeds a history, then a new day, edits and hard deletes,
-and records every document's day so it can say how many a run needed.
+The backfill scenario seeds a fixed number of documents over a 14-day window
+(:func:`seed`); the others seed a history (:func:`seed_history`), then new
+documents, edits and hard deletes, recording every document's day so that they
+can say how many a run needed and what its tables must hold.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from devtools import sample_data
-from pipelines.convert.table_spec import TableSpec
+from pipelines.convert.table_spec import DOCUMENT_PATH_COLUMN, RUN_METADATA_COLUMNS, TableSpec
 
 UTC = datetime.UTC
 DAYS = 14
@@ -27,6 +29,8 @@ SEED = 7
 MOVED_SHARE = 0.3
 #: A field each table with a change field gets a new value in when edited.
 EDIT_FIELD = {"tasks": "description", "projects": "description", "routines": "name"}
+#: The column that orders the rows of the sync's own tables.
+ROW_KEYS = {"_dead_letters": "document_path", "_sync_runs": "started_at"}
 
 
 @dataclass
@@ -50,8 +54,7 @@ def seed(db: Any, n: int, end: datetime.date) -> Dataset:
     counts: collections.Counter[str] = collections.Counter()
 
     def counted() -> Iterator[tuple[str, dict[str, Any]]]:
-        pairs = sample_data.documents(users, DAYS, end, per, SEED)
-        for path, data in itertools.islice(pairs, n):
+        for path, data in itertools.islice(sample_data.documents(users, DAYS, end, per, SEED), n):
             counts[path.split("/")[2]] += 1
             yield path, data
 
@@ -76,7 +79,7 @@ class Doc:
 
 @dataclass
 class History:
-    """What is in Firestore for one nightly measurement."""
+    """What is in Firestore for one measurement of a history."""
 
     days: int
     per_day: int
@@ -89,6 +92,14 @@ class History:
         for d in self.docs.values():
             out[d.spec.name][d.day.isoformat()] += 1
         return out
+
+    def expected_rows(self, specs: Iterable[TableSpec]) -> dict[str, dict[str, int]]:
+        """Rows per table and day a full rebuild would give: Firestore as written."""
+        per = self.per_table_day()
+        return {s.name: dict(per.get(s.name, {})) for s in specs}
+
+    def in_days(self, first: datetime.date, last: datetime.date) -> int:
+        return sum(first <= d.day <= last for d in self.docs.values())
 
 
 def day_start(day: datetime.date) -> datetime.datetime:
@@ -130,18 +141,24 @@ def write_parallel(db: Any, pairs: Iterable[tuple[str, dict[str, Any]]], threads
 
 
 def seed_history(
-    db: Any, specs: list[TableSpec], days: int, per_day: int, end: datetime.date
-) -> History:
-    """``per_day`` documents on each of ``days`` days ending at ``end``; ``updated_at`` =
-    ``created_at`` (nothing edited since it was written)."""
-    users, per = users_and_per(per_day)
+    db: Any, specs: list[TableSpec], days: int, per_day: int, end: datetime.date,
+    sample_per_day: int | None = None,
+) -> History:  # fmt: skip
+    """``per_day`` documents on each of ``days`` days ending at ``end``, ``updated_at`` =
+    ``created_at`` (nothing edited since it was written). sample_data writes all five
+    collections: for fewer (``specs``), ``sample_per_day`` of its documents a day are
+    drawn and each day's first ``per_day`` of those collections kept."""
+    users, per = users_and_per(sample_per_day or per_day)
     by_collection = spec_by_collection(specs)
-    history = History(days, per_day, end, {})
+    history, kept = History(days, per_day, end, {}), collections.Counter[datetime.date]()
 
     def recorded() -> Iterator[tuple[str, dict[str, Any]]]:
         for path, data in sample_data.documents(users, days, end, per, SEED):
-            spec = by_collection[path.split("/")[2]]
+            spec = by_collection.get(path.split("/")[2])
+            if spec is None or kept[data[partition_field(spec)].date()] == per_day:
+                continue
             at = data[partition_field(spec)]
+            kept[at.date()] += 1
             history.docs[path] = Doc(path, spec, at.date(), at)
             yield path, data
 
@@ -166,20 +183,17 @@ def add_new_day(db: Any, specs: list[TableSpec], history: History, day: datetime
     origin = day_start(day)
     elapsed = max(datetime.timedelta(seconds=60), datetime.datetime.now(UTC) - origin)
     scale = min(1.0, (elapsed - datetime.timedelta(seconds=5)) / datetime.timedelta(days=1))
-    new: set[str] = set()
     pairs = []
     for path, data in sample_data.documents(users, 1, day, per, SEED + history.days):
         spec = by_collection[path.split("/")[2]]
-        field_name = partition_field(spec)
-        at = origin + (data[field_name] - origin) * scale
-        data[field_name] = at
+        at = origin + (data[partition_field(spec)] - origin) * scale
+        data[partition_field(spec)] = at
         if change_field(spec):
             data[change_field(spec)] = at
         history.docs[path] = Doc(path, spec, at.date(), at)
-        new.add(path)
         pairs.append((path, data))
     write_parallel(db, pairs)
-    return new
+    return {path for path, _ in pairs}
 
 
 def edit_old_documents(
@@ -231,3 +245,50 @@ def delete_in_verify_window(
         batch.delete(db.document(doc.path))
     batch.commit()
     return deleted
+
+
+# What the benchmark reads back of BigQuery (imported when used: the command line
+# imports this module, and its --help should not wait for the BigQuery client).
+
+
+def create_tables(client: Any, dataset: str, specs: Iterable[TableSpec]) -> None:
+    from pipelines.services import bigquery as bq
+    from pipelines.state.tables import definition, ensure
+
+    bq.ensure_dataset(client, dataset, None)
+    for spec in specs:
+        ensure(client, dataset, definition(spec))
+
+
+def rows_per_table_day(
+    client: Any, dataset: str, specs: list[TableSpec]
+) -> dict[str, dict[str, int]]:
+    """What each table holds, per day (``YYYY-MM-DD``), to compare with Firestore."""
+    from pipelines.services import bigquery as bq
+
+    out = {}
+    for spec in specs:
+        sql = (
+            f"SELECT CAST(DATE({spec.partition_column}) AS STRING) AS day, COUNT(*) AS n "
+            f"FROM {bq.table_sql(client.project, dataset, spec.name)} GROUP BY day"
+        )
+        out[spec.name] = {r["day"]: r["n"] for r in bq.run_query(client, sql).result()}
+    return out
+
+
+def table_rows(
+    client: Any, dataset: str, table: str, keep_run_metadata: bool = False
+) -> list[dict[str, Any]]:
+    """Every row of a table in key order (document path; a run's start for
+    ``_sync_runs``), the run's own columns dropped unless kept: two datasets
+    synced from the same snapshot by different runs compare equal."""
+    from pipelines.services import bigquery as bq
+
+    sql = f"SELECT * FROM {bq.table_sql(client.project, dataset, table)}"
+    rows = [dict(r) for r in bq.run_query(client, sql).result()]
+    if not keep_run_metadata:
+        for row in rows:
+            for column in RUN_METADATA_COLUMNS:
+                row.pop(column, None)
+    key = ROW_KEYS.get(table, DOCUMENT_PATH_COLUMN)
+    return sorted(rows, key=lambda r: (str(r.get(key) or ""), str(r)))
