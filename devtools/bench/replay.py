@@ -25,14 +25,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from devtools.bench.seeding import change_field, partition_field
+from pipelines.clock import day_bounds
 from pipelines.convert.table_spec import TableSpec
-from pipelines.plan.read_plan import (
-    FieldRange,
-    change_ranges,
-    day_bounds,
-    plan_incremental,
-    slices_for,
-)
+from pipelines.plan.read_plan import FieldRange, change_ranges, plan_incremental, slices_for
 from pipelines.services import firestore as fs
 from pipelines.transforms.read_incremental import COUNT_THREADS, partition_time
 

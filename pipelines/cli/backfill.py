@@ -39,6 +39,7 @@ from google.api_core import exceptions as api_exceptions
 
 from pipelines.cli.options import UsageError
 from pipelines.cli.usage import Parser
+from pipelines.clock import ONE_DAY
 from pipelines.convert.table_spec import SchemaError, load_specs, select_specs
 from pipelines.services import bigquery as bq
 from pipelines.services import error_text, reachability
@@ -75,7 +76,7 @@ def chunks(start: datetime.date, end: datetime.date, days: int) -> list[Chunk]:
     while first <= end:
         last = min(first + datetime.timedelta(days=days - 1), end)
         out.append((first, last))
-        first = last + datetime.timedelta(days=1)
+        first = last + ONE_DAY
     return out
 
 

@@ -199,7 +199,7 @@ def documents_to_read(config: SyncConfig) -> dict[str, int]:
     """Per table, the documents its read returns at most, from ``count()``s at the
     snapshot: a full-mode collection whole; an incremental table's change query
     and the days of its window (drifted days come on top: the allowance)."""
-    from pipelines.plan.read_plan import day_bounds
+    from pipelines.clock import day_bounds
     from pipelines.plan.windows import change_query_field
     from pipelines.services import firestore as fs
 

@@ -38,13 +38,13 @@ import datetime
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from pipelines.clock import ONE_DAY, day_range, midnight
 from pipelines.convert.table_spec import TableSpec
 
 #: Edits are looked for from a little before the watermark: the app's clock
 #: (which writes ``updated_at``) may run behind Firestore's. Re-reading a few
 #: documents is harmless; every write is an upsert.
 CLOCK_SKEW = datetime.timedelta(minutes=5)
-ONE_DAY = datetime.timedelta(days=1)
 
 
 class CatchUpTooLong(ValueError):
@@ -119,7 +119,7 @@ class TableWindow:
 
     @property
     def days(self) -> list[datetime.date]:
-        return [self.start + ONE_DAY * i for i in range((self.end - self.start).days + 1)]
+        return day_range(self.start, self.end)
 
     @property
     def incremental(self) -> bool:
@@ -231,9 +231,8 @@ def wrote_today(state: TableState, today: datetime.date) -> bool:
     watermark moves past it and ``status`` calls the table fresh. Before the
     first intraday run of the day today has no rows and stays out, as ever.
     """
-    midnight = datetime.datetime.combine(today, datetime.time(), datetime.UTC)
     recent = state.intraday_read_time
-    return recent is not None and recent >= midnight
+    return recent is not None and recent >= midnight(today)
 
 
 def backfill_watermark(
@@ -347,7 +346,7 @@ def plan_windows(
         if (yesterday - start).days + 1 > max_catchup_days:
             behind.append((spec.name, start - ONE_DAY, start))
             continue
-        window_days = {start + ONE_DAY * i for i in range(max(0, (yesterday - start).days + 1))}
+        window_days = set(day_range(start, yesterday))
         verify = tuple(
             day
             for day in (yesterday - ONE_DAY * i for i in range(verify_days - 1, -1, -1))
@@ -388,7 +387,7 @@ def reconcile_verify(
     skip = set(window_days)
     return tuple(
         day
-        for day in (first + ONE_DAY * i for i in range(max(0, (yesterday - first).days + 1)))
+        for day in day_range(first, yesterday)
         if day not in skip
     )
 
@@ -421,7 +420,7 @@ def plan_intraday(
     Both less ``CLOCK_SKEW``. Raises :class:`IntradayRefused` for a table no
     run without dates has synced yet.
     """
-    midnight = datetime.datetime.combine(today, datetime.time(), datetime.UTC)
+    start_of_today = midnight(today)
     verify = tuple(today - ONE_DAY * i for i in range(max(verify_days, 0), -1, -1))
     windows, refused = [], []
     for spec in specs:
@@ -437,7 +436,7 @@ def plan_intraday(
             since = min(state.watermark, recent) if recent else state.watermark
             since -= CLOCK_SKEW
         else:
-            since = recent - CLOCK_SKEW if recent else midnight
+            since = recent - CLOCK_SKEW if recent else start_of_today
         windows.append(
             TableWindow(
                 spec.name,

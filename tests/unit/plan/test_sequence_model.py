@@ -40,8 +40,9 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from pipelines.clock import day_bounds
 from pipelines.convert.table_spec import load_specs
-from pipelines.plan.read_plan import day_bounds, plan_incremental
+from pipelines.plan.read_plan import plan_incremental
 from pipelines.plan.windows import (
     CatchUpTooLong,
     TableWindow,
