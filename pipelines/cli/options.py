@@ -29,7 +29,6 @@ from pipelines.services.bigquery import UnsafeIdentifier, check_identifier, chec
 from pipelines.state import commit_log
 
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}\Z"
-RUN_ID = commit_log.RUN_ID  # one pattern: a run id is also a SQL string literal
 SECRET_VERSION = re.compile(r"^projects/[^/]+/secrets/[^/]+/versions/[^/]+\Z")
 MAX_WINDOW_DAYS = 3660
 
@@ -421,7 +420,7 @@ def resolve(
     edits_since = _parse_time(sync.edits_since, "edits_since", now) if sync.edits_since else None
 
     run_id = sync.run_id or f"{now:%Y%m%dT%H%M%S}_{secrets.token_hex(3)}"
-    if not RUN_ID.match(run_id):
+    if not commit_log.RUN_ID.match(run_id):  # a run id is also a SQL string literal
         raise UsageError("--run_id may hold letters, digits and underscores only")
 
     if any(c.policy == "hash" for t in tables for c in t.columns):
