@@ -98,19 +98,6 @@ def chunk_command(base: Sequence[str], chunk: Chunk, extra: Sequence[str]) -> li
     ]
 
 
-def command_text(
-    start: datetime.date, end: datetime.date, chunk_days: int, sync_args: str
-) -> str:
-    """The one spelling of a chunked backfill that refusals print (the snapshot
-    horizon, BigQuery's partitions per job): the product command, in the wheel and
-    the launcher image the refusal is printed from. ``sync_args``: what goes
-    after ``--`` (``--project P --dataset D …``)."""
-    return (
-        f"firestore-to-bq backfill --start_date {start} --end_date {end} "
-        f"--chunk_days {chunk_days} -- {sync_args}".rstrip()
-    )
-
-
 def covered(chunk: Chunk, windows: Sequence[Chunk]) -> bool:
     """Whether one of ``windows`` (inclusive ends) holds every day of ``chunk``."""
     return any(first <= chunk[0] and chunk[1] <= last for first, last in windows)

@@ -40,15 +40,12 @@ from dataclasses import dataclass
 
 from pipelines.clock import ONE_DAY, day_range, midnight
 from pipelines.convert.table_spec import TableSpec
+from pipelines.refusals import CatchUpTooLong, IntradayRefused, backfill_command, sync_command
 
 #: Edits are looked for from a little before the watermark: the app's clock
 #: (which writes ``updated_at``) may run behind Firestore's. Re-reading a few
 #: documents is harmless; every write is an upsert.
 CLOCK_SKEW = datetime.timedelta(minutes=5)
-
-
-class CatchUpTooLong(ValueError):
-    """A table is further behind than ``--max_catchup_days``; a backfill is needed."""
 
 
 @dataclass(frozen=True)
@@ -371,10 +368,12 @@ def plan_windows(
     if behind:
         first = min(start for _, _, start in behind)
         names = ", ".join(f"{t} (last replaced {d})" for t, d, _ in behind)
+        tables = ",".join(t for t, _, _ in behind)
+        backfill = backfill_command(first, yesterday, f"{backfill_hint}--collections {tables}")
         raise CatchUpTooLong(
-            f"{names} more than {max_catchup_days} day(s) behind; backfill first: "
-            f"firestore-to-bq {backfill_hint}--start_date {first} --end_date {yesterday} "
-            f"--collections {','.join(t for t, _, _ in behind)} (or raise --max_catchup_days)"
+            f"{names} more than {max_catchup_days} day(s) behind; backfill first: {backfill} "
+            "(or raise --max_catchup_days)",
+            instead=backfill,
         )
     return RunPlan(tuple(windows), yesterday)
 
@@ -390,10 +389,6 @@ def reconcile_verify(
         for day in day_range(first, yesterday)
         if day not in skip
     )
-
-
-class IntradayRefused(ValueError):
-    """A table has no history an intraday run can start from; the nightly must run first."""
 
 
 def plan_intraday(
@@ -452,8 +447,9 @@ def plan_intraday(
             )
         )
     if refused:
+        nightly = sync_command(nightly_hint)
         raise IntradayRefused(
-            f"--intraday cannot start: {', '.join(refused)}; run the nightly first: "
-            f"firestore-to-bq {nightly_hint}".rstrip()
+            f"--intraday cannot start: {', '.join(refused)}; run the nightly first: {nightly}",
+            instead=nightly,
         )
     return RunPlan(tuple(windows), today - ONE_DAY, intraday=True)
