@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from devtools import REPO_ROOT
-from pipelines.cli.options import DATE_PATTERN, RUN_ID, SyncOptions
+from pipelines.cli.options import DATE_PATTERN, SyncOptions
 from pipelines.convert.table_spec import IDENTIFIER
+from pipelines.state.commit_log import RUN_ID
 
 METADATA_PATH = REPO_ROOT / "deploy" / "metadata.json"
 

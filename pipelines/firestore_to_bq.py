@@ -51,7 +51,8 @@ from pipelines.cli.options import SyncConfig, SyncOptions, UsageError, resolve
 from pipelines.cli.summary import RunSummary, from_audit, summarize
 from pipelines.convert.table_spec import TableSpec
 from pipelines.plan import quotas, snapshot
-from pipelines.plan.windows import CatchUpTooLong, IntradayRefused, plan_intraday, plan_windows
+from pipelines.plan.windows import plan_intraday, plan_windows
+from pipelines.refusals import Refusal
 from pipelines.services import bigquery as bq
 from pipelines.services import error_text, reachability
 from pipelines.state import leases, leftovers, run_log
@@ -190,7 +191,8 @@ def build(
 
 def plan_run(config: SyncConfig, now: datetime.datetime) -> SyncConfig:
     """Give every table its window, mode and watermark from ``_sync_runs``; a plan
-    over a BigQuery limit (:mod:`pipelines.plan.quotas`) is refused before reading."""
+    over a BigQuery limit (:mod:`pipelines.plan.quotas`) or a catch-up too long is
+    refused (a :class:`~pipelines.refusals.Refusal`) before reading."""
     states = {}
     if config.dataset:
         client = bq.make_client(config.project, config.location)
@@ -217,40 +219,33 @@ def plan_run(config: SyncConfig, now: datetime.datetime) -> SyncConfig:
     hint = f"--project {config.project} --dataset {config.dataset} "
     today = now.astimezone(datetime.UTC).date()
     if config.intraday:
-        try:
-            plan = plan_intraday(
-                config.tables, states, today=today, verify_days=config.verify_days,
-                nightly_hint=hint,
-            )
-        except IntradayRefused as exc:
-            raise UsageError(str(exc)) from None
+        plan = plan_intraday(
+            config.tables, states, today=today, verify_days=config.verify_days, nightly_hint=hint
+        )
         return dataclasses.replace(config, plan=plan)
-    try:
-        plan = plan_windows(
-            config.tables,
-            states,
-            today=today,
-            mode=config.mode,
-            dates=(config.start_date, config.end_date) if config.explicit_dates else None,
-            max_catchup_days=config.max_catchup_days,
-            verify_days=config.verify_days,
-            backfill_hint=hint,
-            first_days=first_days,
-        )
-        quotas.check(
-            plan,
-            lookback_days=config.lookback_days,
-            load_batch_rows=config.load_batch_rows,
-            num_splits=config.num_splits,
-            expected_rows={  # a full run loads about what the last one wrote
-                t: s.last_rows
-                for t, s in states.items()
-                if s.last_rows is not None and not plan.window(t).incremental
-            },
-            target=f"--project {config.project} --dataset {config.dataset} ",
-        )
-    except (CatchUpTooLong, quotas.OverQuota) as exc:
-        raise UsageError(str(exc)) from None
+    plan = plan_windows(
+        config.tables,
+        states,
+        today=today,
+        mode=config.mode,
+        dates=(config.start_date, config.end_date) if config.explicit_dates else None,
+        max_catchup_days=config.max_catchup_days,
+        verify_days=config.verify_days,
+        backfill_hint=hint,
+        first_days=first_days,
+    )
+    quotas.check(
+        plan,
+        lookback_days=config.lookback_days,
+        load_batch_rows=config.load_batch_rows,
+        num_splits=config.num_splits,
+        expected_rows={  # a full run loads about what the last one wrote
+            t: s.last_rows
+            for t, s in states.items()
+            if s.last_rows is not None and not plan.window(t).incremental
+        },
+        target=hint,
+    )
     return dataclasses.replace(config, plan=plan)
 
 
@@ -611,7 +606,8 @@ def _stop_on_signals(after_term=None) -> Iterator[None]:
 
 
 def main(argv: Sequence[str] | None = None, now: datetime.datetime | None = None) -> int:
-    """The command line: 0 done, 1 failed or not reconciled, 2 bad arguments, 130 stopped.
+    """The command line: 0 done, 1 failed or not reconciled, 2 bad arguments, 130 stopped;
+    a refusal (:mod:`pipelines.refusals`) exits with its own code, 1 or 2.
 
     ``now``: as for :func:`run` (tests act as of another day)."""
     with _stop_on_signals():
@@ -644,6 +640,10 @@ def _main(args: list[str], now: datetime.datetime | None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Refusal as exc:  # nothing was read or written; each kind has its exit code
+        _LOG.debug("run refused", exc_info=exc)
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     except RunFailed as exc:
         _LOG.debug("run failed", exc_info=exc)
         if exc.audit:
@@ -661,11 +661,11 @@ def _main(args: list[str], now: datetime.datetime | None) -> int:
         ACTING_ON_STOP.set()
         print("error: interrupted before the run started; nothing was written", file=sys.stderr)
         return 130
-    except (reachability.Unreachable, leases.LeaseHeld, GoogleAPICallError, RetryError) as exc:
+    except (reachability.Unreachable, GoogleAPICallError, RetryError) as exc:
         # RetryError: a call that kept failing, e.g. while preparing tables.
         _LOG.debug("run failed", exc_info=exc)
         text = exc.message if isinstance(exc, GoogleAPICallError) else str(exc)
-        plain = isinstance(exc, (reachability.Unreachable, leases.LeaseHeld))
+        plain = isinstance(exc, reachability.Unreachable)
         prefix = "" if plain else f"{type(exc).__name__}: "
         print(f"error: {prefix}{text}", file=sys.stderr)
         return 1

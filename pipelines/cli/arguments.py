@@ -6,7 +6,7 @@ defines is dropped with an "Unparseable argument" warning, so a misspelled
 against the same parser Beam builds (all ``PipelineOptions`` subclasses, ours
 included) and one that fits none is refused, with the closest spelling.
 :class:`Parser` gives the smaller commands (``status``, the analytics CLI,
-``scripts/backfill.py``) the same contract with plain argparse.
+``firestore-to-bq backfill``) the same contract with plain argparse.
 """
 
 from __future__ import annotations

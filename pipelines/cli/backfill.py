@@ -39,6 +39,7 @@ from google.api_core import exceptions as api_exceptions
 
 from pipelines.cli.options import UsageError
 from pipelines.cli.usage import Parser
+from pipelines.clock import ONE_DAY
 from pipelines.convert.table_spec import SchemaError, load_specs, select_specs
 from pipelines.services import bigquery as bq
 from pipelines.services import error_text, reachability
@@ -75,7 +76,7 @@ def chunks(start: datetime.date, end: datetime.date, days: int) -> list[Chunk]:
     while first <= end:
         last = min(first + datetime.timedelta(days=days - 1), end)
         out.append((first, last))
-        first = last + datetime.timedelta(days=1)
+        first = last + ONE_DAY
     return out
 
 
@@ -95,19 +96,6 @@ def chunk_command(base: Sequence[str], chunk: Chunk, extra: Sequence[str]) -> li
         *([] if chosen else ["--mode", "incremental"]),
         *extra,
     ]
-
-
-def command_text(
-    start: datetime.date, end: datetime.date, chunk_days: int, sync_args: str
-) -> str:
-    """The one spelling of a chunked backfill that refusals print (the snapshot
-    horizon, BigQuery's partitions per job): the product command, in the wheel and
-    the launcher image the refusal is printed from. ``sync_args``: what goes
-    after ``--`` (``--project P --dataset D …``)."""
-    return (
-        f"firestore-to-bq backfill --start_date {start} --end_date {end} "
-        f"--chunk_days {chunk_days} -- {sync_args}".rstrip()
-    )
 
 
 def covered(chunk: Chunk, windows: Sequence[Chunk]) -> bool:

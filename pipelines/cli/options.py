@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 
 from pipelines.cli.usage import UsageError
+from pipelines.clock import ONE_DAY, UTC, day_bounds, day_range, midnight
 from pipelines.convert.conversion import Hashing, format_timestamp
 from pipelines.convert.table_spec import (
     SCHEMAS_DIR_ENV,
@@ -31,10 +32,8 @@ from pipelines.state import commit_log
 from pipelines.state.stamp import RunStamp
 
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}\Z"
-RUN_ID = commit_log.RUN_ID  # one pattern: a run id is also a SQL string literal
 SECRET_VERSION = re.compile(r"^projects/[^/]+/secrets/[^/]+/versions/[^/]+\Z")
 MAX_WINDOW_DAYS = 3660
-UTC = datetime.UTC
 
 
 MODES = ("incremental", "full", "reconcile")
@@ -219,11 +218,6 @@ def parse_date(value: str, option: str) -> datetime.date:
         raise UsageError(f"--{option} {value!r} is not a real calendar date") from None
 
 
-def day_range(first: datetime.date, last: datetime.date) -> list[datetime.date]:
-    """Every day from ``first`` to ``last``, inclusive."""
-    return [first + datetime.timedelta(days=i) for i in range((last - first).days + 1)]
-
-
 def _parse_time(value: str, option: str, now: datetime.datetime) -> datetime.datetime:
     try:
         parsed = datetime.datetime.fromisoformat(value)
@@ -329,9 +323,7 @@ class SyncConfig:
         """
         if self.edits_since is not None:
             return (self.edits_since, None)
-        start = datetime.datetime.combine(self.start_date, datetime.time(), UTC)
-        end = datetime.datetime.combine(self.end_date, datetime.time(), UTC)
-        return (start, end + datetime.timedelta(days=1))
+        return (midnight(self.start_date), day_bounds(self.end_date)[1])
 
     @property
     def rebuild_floor(self) -> datetime.date:
@@ -402,7 +394,7 @@ def resolve(
         end = parse_date(sync.end_date, "end_date")
         if end < start:
             raise UsageError(f"--end_date {end} is before --start_date {start}")
-    yesterday = now.astimezone(UTC).date() - datetime.timedelta(days=1)
+    yesterday = now.astimezone(UTC).date() - ONE_DAY
     if not (sync.date or sync.start_date):
         start = end = yesterday
     elif end > yesterday:
@@ -458,7 +450,7 @@ def resolve(
     edits_since = _parse_time(sync.edits_since, "edits_since", now) if sync.edits_since else None
 
     run_id = sync.run_id or f"{now:%Y%m%dT%H%M%S}_{secrets.token_hex(3)}"
-    if not RUN_ID.match(run_id):
+    if not commit_log.RUN_ID.match(run_id):  # a run id is also a SQL string literal
         raise UsageError("--run_id may hold letters, digits and underscores only")
 
     if any(c.policy == "hash" for t in tables for c in t.columns):

@@ -27,6 +27,7 @@ from google.cloud import bigquery
 
 from pipelines.cli.options import UsageError
 from pipelines.cli.usage import Parser
+from pipelines.clock import ONE_DAY, UTC
 from pipelines.convert.conversion import format_timestamp
 from pipelines.convert.table_spec import SchemaError, load_specs
 from pipelines.plan.windows import TableState
@@ -37,7 +38,6 @@ from pipelines.state import dead_letters, leases, run_log
 
 PROG = "firestore-to-bq status"
 DEAD_LETTER_DAYS = 7
-UTC = datetime.UTC
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ def collect(
     lapsed = {
         lease.table: lease for run in leases.lapsed(client, dataset, now).values() for lease in run
     }
-    yesterday = now.astimezone(UTC).date() - datetime.timedelta(days=1)
+    yesterday = now.astimezone(UTC).date() - ONE_DAY
     return [
         TableStatus(states[t], yesterday, dead.get(t, 0), held.get(t), lapsed.get(t))
         for t in tables

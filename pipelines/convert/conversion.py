@@ -27,6 +27,7 @@ from typing import Any
 from google.cloud.firestore_v1 import GeoPoint
 from google.cloud.firestore_v1.base_document import BaseDocumentReference
 
+from pipelines.clock import UTC
 from pipelines.convert.document import FirestoreDocument
 from pipelines.convert.table_spec import (
     DOCUMENT_PATH_COLUMN,
@@ -39,7 +40,6 @@ from pipelines.convert.table_spec import (
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 #: Largest raw document kept in a dead-letter row; BigQuery caps a STRING cell at 10 MB.
 MAX_RAW_DOCUMENT_CHARS = 2_000_000
-UTC = datetime.UTC
 #: Days a day-partitioned BigQuery table can hold in a partition of their own.
 PARTITION_RANGE = ("1960-01-01", "2159-12-31")
 

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pipelines.plan.windows import RunPlan, TableWindow
+from pipelines.refusals import OverQuota, backfill_command
 
 PARTITIONS_PER_JOB = 4_000
 PARTITIONS_PER_TRANSACTION = 100_000
@@ -35,10 +36,6 @@ MUTATING_DML_RUNNING_PER_TABLE = 2
 MUTATING_DML_QUEUED_PER_TABLE = 20
 #: Days per chunk suggested for a backfill that is too long for one commit.
 CHUNK_DAYS = 365
-
-
-class OverQuota(ValueError):
-    """The plan would exceed a BigQuery limit; the message says what to run instead."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +112,7 @@ def check(
     for need in found:
         window = plan.window(need.table)
         if need.days is not None and need.days > PARTITIONS_PER_JOB:
-            raise OverQuota(_too_many_days(need, window, lookback_days, target))
+            raise _too_many_days(need, window, lookback_days, target)
         if (
             need.transaction_partitions is not None
             and need.transaction_partitions > PARTITIONS_PER_TRANSACTION
@@ -138,22 +135,24 @@ def check(
             )
 
 
-def _too_many_days(need: TableNeeds, window: TableWindow, lookback_days: int, target: str) -> str:
+def _too_many_days(
+    need: TableNeeds, window: TableWindow, lookback_days: int, target: str
+) -> OverQuota:
+    """Too many days for one commit: fewer drift-checked days, or the range in chunks."""
     limit = f"BigQuery's {PARTITIONS_PER_JOB:,} partitions modified by one job"
     if window.verify:
-        return (
+        return OverQuota(
             f"{need.table}: replacing up to {need.days:,} days in one commit (with "
             f"{len(window.verify):,} drift-checked days) exceeds {limit}; "
             f"lower --verify_days by at least {need.days - PARTITIONS_PER_JOB:,}"
         )
     chunk = max(1, min(CHUNK_DAYS, PARTITIONS_PER_JOB - lookback_days))
-    start = window.start
     lookback = f" --lookback_days {lookback_days}" if lookback_days else ""
-    from pipelines.cli.backfill import command_text
-
     sync_args = f"{target}--collections {need.table}{lookback}"
-    return (
+    backfill = backfill_command(window.start, window.end, sync_args, chunk)
+    return OverQuota(
         f"{need.table}: replacing {need.days:,} days in one commit exceeds {limit}; "
-        f"run it in chunks: {command_text(start, window.end, chunk, sync_args)}"
+        f"run it in chunks: {backfill}",
+        instead=backfill,
     )
 

@@ -27,8 +27,8 @@ import math
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-UTC = datetime.UTC
-ONE_DAY = datetime.timedelta(days=1)
+from pipelines.clock import day_bounds
+
 #: Documents one range query should return before it is worth splitting further.
 DOCS_PER_SLICE = 2_000
 
@@ -100,11 +100,6 @@ class IncrementalPlan:
     rows_found: Mapping[str, datetime.date] = field(default_factory=dict, compare=False)
     #: The days that lookup scanned (``_document_path`` and the partition column).
     lookup_days: tuple[datetime.date, ...] = ()
-
-
-def day_bounds(day: datetime.date) -> tuple[datetime.datetime, datetime.datetime]:
-    start = datetime.datetime.combine(day, datetime.time(), UTC)
-    return start, start + ONE_DAY
 
 
 def time_slices(

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 
 from google.api_core import exceptions as api_exceptions
 
-from pipelines.cli.usage import UsageError
+from pipelines.refusals import BadSetting, SnapshotTooShort, backfill_command
 
 if TYPE_CHECKING:
     from pipelines.cli.options import SyncConfig
@@ -51,10 +51,6 @@ START_ALLOWANCE = 0.1
 #: Seconds of horizon to assume where it cannot be read (default one hour):
 #: lets a test scale the horizon down against the emulator.
 ASSUMED_HORIZON_ENV = "F2BQ_ASSUMED_SNAPSHOT_HORIZON_SECONDS"
-
-
-class SnapshotTooShort(UsageError):
-    """The run's read would outlast Firestore's snapshot; nothing was read."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +79,7 @@ def assumed_horizon(why: str) -> Horizon:
     try:
         retention = datetime.timedelta(seconds=float(seconds)) if seconds else ONE_HOUR
     except (ValueError, OverflowError):
-        raise UsageError(f"${ASSUMED_HORIZON_ENV} must be a number of seconds") from None
+        raise BadSetting(f"${ASSUMED_HORIZON_ENV} must be a number of seconds") from None
     return Horizon(retention, pitr=False, assumed=why)
 
 
@@ -142,10 +138,12 @@ def check_fits(
     now: datetime.datetime,
     horizon: Horizon,
     remedy: Callable[[float], str],
+    instead: Callable[[float], str | None] = lambda _fraction: None,
 ) -> ReadEstimate:
     """The estimate, or :class:`SnapshotTooShort` when the read would not end
     before the horizon less its :data:`START_ALLOWANCE`; ``remedy(fraction)``
-    says what to do, given the share of the read that would fit."""
+    says what to do, given the share of the read that would fit, and
+    ``instead(fraction)`` is the command among it (:func:`chunked_backfill`)."""
     seconds = documents / docs_per_second
     deadline = horizon.deadline(read_time)
     usable = usable_until(deadline, read_time, now)
@@ -158,7 +156,8 @@ def check_fits(
         f"{_duration(datetime.timedelta(seconds=seconds))} at --read_docs_per_second "
         f"{docs_per_second:g}, but Firestore serves its snapshot only until "
         f"{deadline:%Y-%m-%dT%H:%M:%SZ} (horizon {horizon.describe()}, {START_ALLOWANCE:.0%} "
-        f"kept for start-up); nothing was read: {remedy(fraction)}"
+        f"kept for start-up); nothing was read: {remedy(fraction)}",
+        instead=instead(fraction),
     )
 
 
@@ -180,26 +179,38 @@ def remedy(
         f"--database='{database}' --enable-pitr --project {project}), which keeps "
         "the run's whole-minute snapshot for 7 days"
     )
-    if dated is None:
+    backfill = chunked_backfill(project, dataset, dated, fraction, collections)
+    if backfill is None:
         return pitr + ", or measure the run's rate and raise --read_docs_per_second"
+    return f"{pitr}, or backfill in pieces that each fit: {backfill}"
+
+
+def chunked_backfill(
+    project: str,
+    dataset: str | None,
+    dated: tuple[datetime.date, datetime.date] | None,
+    fraction: float,
+    collections: str,
+) -> str | None:
+    """The backfill of a dated run's days in chunks of which each reads ``fraction``
+    of the run's documents or less; None for a whole-history run, which has no days
+    to cut into chunks."""
+    if dated is None:
+        return None
     start, end = dated
     days = (end - start).days + 1
     chunk = max(1, math.floor(days * fraction))
-    from pipelines.cli.backfill import command_text
-
     sync_args = f"--project {project} --dataset {dataset}" + (
         f" --collections {collections}" if collections else ""
     )
-    return f"{pitr}, or backfill in pieces that each fit: " + command_text(
-        start, end, chunk, sync_args
-    )
+    return backfill_command(start, end, sync_args, chunk)
 
 
 def documents_to_read(config: SyncConfig) -> dict[str, int]:
     """Per table, the documents its read returns at most, from ``count()``s at the
     snapshot: a full-mode collection whole; an incremental table's change query
     and the days of its window (drifted days come on top: the allowance)."""
-    from pipelines.plan.read_plan import day_bounds
+    from pipelines.clock import day_bounds
     from pipelines.plan.windows import change_query_field
     from pipelines.services import firestore as fs
 
@@ -244,7 +255,12 @@ def guard(config: SyncConfig) -> SyncConfig:
     def hint(fraction: float) -> str:
         return remedy(config.project, config.dataset, config.database, dated, fraction, collections)
 
-    estimate = check_fits(total, config.read_docs_per_second, read_time, now, horizon, hint)
+    def instead(fraction: float) -> str | None:
+        return chunked_backfill(config.project, config.dataset, dated, fraction, collections)
+
+    estimate = check_fits(
+        total, config.read_docs_per_second, read_time, now, horizon, hint, instead
+    )
     config = unlocated_past_horizon(config, horizon, estimate.seconds, now)
     _LOG.info(
         "read estimate: %d document(s), %s at %g/s; snapshot served until %s",

@@ -38,17 +38,14 @@ import datetime
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from pipelines.clock import ONE_DAY, day_range, midnight
 from pipelines.convert.table_spec import TableSpec
+from pipelines.refusals import CatchUpTooLong, IntradayRefused, backfill_command, sync_command
 
 #: Edits are looked for from a little before the watermark: the app's clock
 #: (which writes ``updated_at``) may run behind Firestore's. Re-reading a few
 #: documents is harmless; every write is an upsert.
 CLOCK_SKEW = datetime.timedelta(minutes=5)
-ONE_DAY = datetime.timedelta(days=1)
-
-
-class CatchUpTooLong(ValueError):
-    """A table is further behind than ``--max_catchup_days``; a backfill is needed."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +116,7 @@ class TableWindow:
 
     @property
     def days(self) -> list[datetime.date]:
-        return [self.start + ONE_DAY * i for i in range((self.end - self.start).days + 1)]
+        return day_range(self.start, self.end)
 
     @property
     def incremental(self) -> bool:
@@ -235,9 +232,8 @@ def wrote_today(state: TableState, today: datetime.date) -> bool:
     watermark moves past it and ``status`` calls the table fresh. Before the
     first intraday run of the day today has no rows and stays out, as ever.
     """
-    midnight = datetime.datetime.combine(today, datetime.time(), datetime.UTC)
     recent = state.intraday_read_time
-    return recent is not None and recent >= midnight
+    return recent is not None and recent >= midnight(today)
 
 
 def backfill_watermark(
@@ -351,7 +347,7 @@ def plan_windows(
         if (yesterday - start).days + 1 > max_catchup_days:
             behind.append((spec.name, start - ONE_DAY, start))
             continue
-        window_days = {start + ONE_DAY * i for i in range(max(0, (yesterday - start).days + 1))}
+        window_days = set(day_range(start, yesterday))
         verify = tuple(
             day
             for day in (yesterday - ONE_DAY * i for i in range(verify_days - 1, -1, -1))
@@ -376,10 +372,12 @@ def plan_windows(
     if behind:
         first = min(start for _, _, start in behind)
         names = ", ".join(f"{t} (last replaced {d})" for t, d, _ in behind)
+        tables = ",".join(t for t, _, _ in behind)
+        backfill = backfill_command(first, yesterday, f"{backfill_hint}--collections {tables}")
         raise CatchUpTooLong(
-            f"{names} more than {max_catchup_days} day(s) behind; backfill first: "
-            f"firestore-to-bq {backfill_hint}--start_date {first} --end_date {yesterday} "
-            f"--collections {','.join(t for t, _, _ in behind)} (or raise --max_catchup_days)"
+            f"{names} more than {max_catchup_days} day(s) behind; backfill first: {backfill} "
+            "(or raise --max_catchup_days)",
+            instead=backfill,
         )
     return RunPlan(tuple(windows), yesterday)
 
@@ -392,13 +390,9 @@ def reconcile_verify(
     skip = set(window_days)
     return tuple(
         day
-        for day in (first + ONE_DAY * i for i in range(max(0, (yesterday - first).days + 1)))
+        for day in day_range(first, yesterday)
         if day not in skip
     )
-
-
-class IntradayRefused(ValueError):
-    """A table has no history an intraday run can start from; the nightly must run first."""
 
 
 def plan_intraday(
@@ -425,7 +419,7 @@ def plan_intraday(
     Both less ``CLOCK_SKEW``. Raises :class:`IntradayRefused` for a table no
     run without dates has synced yet.
     """
-    midnight = datetime.datetime.combine(today, datetime.time(), datetime.UTC)
+    start_of_today = midnight(today)
     verify = tuple(today - ONE_DAY * i for i in range(max(verify_days, 0), -1, -1))
     windows, refused = [], []
     for spec in specs:
@@ -441,7 +435,7 @@ def plan_intraday(
             since = min(state.watermark, recent) if recent else state.watermark
             since -= CLOCK_SKEW
         else:
-            since = recent - CLOCK_SKEW if recent else midnight
+            since = recent - CLOCK_SKEW if recent else start_of_today
         windows.append(
             TableWindow(
                 spec.name,
@@ -457,8 +451,9 @@ def plan_intraday(
             )
         )
     if refused:
+        nightly = sync_command(nightly_hint)
         raise IntradayRefused(
-            f"--intraday cannot start: {', '.join(refused)}; run the nightly first: "
-            f"firestore-to-bq {nightly_hint}".rstrip()
+            f"--intraday cannot start: {', '.join(refused)}; run the nightly first: {nightly}",
+            instead=nightly,
         )
     return RunPlan(tuple(windows), today - ONE_DAY, intraday=True)

@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING
 from google.api_core import exceptions as api_exceptions
 from google.cloud import bigquery
 
+from pipelines.refusals import LeaseHeld
 from pipelines.services import bigquery as bq
 from pipelines.state.commit_log import check_run_id, timestamp_literal
 
@@ -125,10 +126,6 @@ class Lease:
 
 def _when(value: datetime.datetime) -> str:
     return value.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class LeaseHeld(RuntimeError):
-    """Another run holds a lease on one of this run's tables; the message is one line."""
 
 
 def _names(tables: Iterable[str]) -> str:

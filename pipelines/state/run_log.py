@@ -455,7 +455,7 @@ def succeeded_windows(
     fewer tables (``--collections``) did not do another run's work. ``since``
     bounds the scan by the partition column. A dataset or ``_sync_runs`` that
     does not exist yet means no run has replaced anything: ``[]``. This is what
-    ``scripts/backfill.py`` resumes from, so every machine sees the same progress.
+    ``firestore-to-bq backfill`` resumes from, so every machine sees the same progress.
     """
     wanted = set(tables)
     try:

@@ -123,7 +123,6 @@ def drop_staging_tables(target: bq.Target, run_id: str, specs: Iterable[TableSpe
 #: verdict (its launcher was killed, or lost BigQuery for good): longer than any
 #: run, shorter than the tables' own expiry (``bigquery.STAGING_EXPIRY``).
 ABANDONED_AFTER = datetime.timedelta(days=1)
-STAGING_PREFIX = bq.STAGING_PREFIX
 
 
 def drop_abandoned_staging(
@@ -138,14 +137,14 @@ def drop_abandoned_staging(
     staging = [
         t
         for t in client.list_tables(dataset, retry=bq.API_RETRY, timeout=bq.CALL_TIMEOUT)
-        if t.table_id.startswith(STAGING_PREFIX)
+        if t.table_id.startswith(bq.STAGING_PREFIX)
     ]
     if not staging:
         return []
     finished = run_log.finished_runs(client, dataset, now - ABANDONED_AFTER - bq.STAGING_EXPIRY)
     dropped = []
     for table in staging:
-        rest = table.table_id[len(STAGING_PREFIX) :]
+        rest = table.table_id[len(bq.STAGING_PREFIX) :]
         old = table.created is not None and now - table.created > ABANDONED_AFTER
         if old or any(rest.startswith(f"{run_id}_") for run_id in finished):
             client.delete_table(

@@ -8,7 +8,7 @@ import datetime
 import pytest
 
 from pipelines import firestore_to_bq
-from pipelines.cli.options import UsageError
+from pipelines.refusals import CatchUpTooLong
 from tests.support.documents import interaction, task
 from tests.support.sync_helpers import PROJECT, seed, table_rows, unique_dataset, verdicts
 
@@ -128,9 +128,9 @@ def test_missed_nights_are_caught_up_and_too_many_name_the_backfill(
     assert "users/alice/interactions/today" in paths
 
     with pytest.raises(
-        UsageError,
+        CatchUpTooLong,
         match=r"more than 7 day\(s\) behind; backfill first: "
-        r"firestore-to-bq .*--start_date .* --end_date",
+        r"firestore-to-bq backfill --start_date .* --end_date .* -- --project ",
     ):
         _nightly(dataset, now=later + datetime.timedelta(days=9))
 

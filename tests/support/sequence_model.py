@@ -33,8 +33,9 @@ import datetime
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from pipelines.clock import day_bounds
 from pipelines.convert.table_spec import load_specs
-from pipelines.plan.read_plan import day_bounds, plan_incremental
+from pipelines.plan.read_plan import plan_incremental
 from pipelines.plan.windows import (
     CatchUpTooLong,
     TableWindow,

@@ -7,7 +7,7 @@ import datetime
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.cli.options import UsageError, resolve
+from pipelines.cli.options import resolve
 from pipelines.convert.table_spec import load_specs
 from pipelines.firestore_to_bq import plan_run
 from pipelines.plan import quotas
@@ -111,12 +111,12 @@ def test_one_run_sends_one_mutating_statement_per_table() -> None:
     assert all(n.mutating_dml == 1 for n in found)
 
 
-def test_plan_run_refuses_an_over_quota_plan_as_a_usage_error() -> None:
+def test_plan_run_refuses_an_over_quota_plan_before_reading() -> None:
     now = datetime.datetime(2026, 11, 25, 3, tzinfo=UTC)
     options = PipelineOptions(
         ["--project", "p", "--start_date", "2017-01-01", "--end_date", "2026-11-24",
          "--lookback_days", "400", "--collections", "tasks"]
     )  # fmt: skip
     config = resolve(options, dry_run=True, now=now)
-    with pytest.raises(UsageError, match="exceeds BigQuery's 4,000 partitions modified by one job"):
+    with pytest.raises(quotas.OverQuota, match="exceeds BigQuery's 4,000 partitions modified by"):
         plan_run(config, now)

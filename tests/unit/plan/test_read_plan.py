@@ -7,14 +7,9 @@ import datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pipelines.clock import ONE_DAY, day_bounds
 from pipelines.plan import read_plan
-from pipelines.plan.read_plan import (
-    ONE_DAY,
-    change_ranges,
-    day_bounds,
-    plan_incremental,
-    time_slices,
-)
+from pipelines.plan.read_plan import change_ranges, plan_incremental, time_slices
 
 UTC = datetime.UTC
 DAY = datetime.date(2026, 11, 24)

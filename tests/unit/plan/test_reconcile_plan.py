@@ -10,7 +10,8 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.cli.options import UsageError, resolve
-from pipelines.plan.read_plan import day_bounds, plan_incremental
+from pipelines.clock import day_bounds
+from pipelines.plan.read_plan import plan_incremental
 from pipelines.plan.windows import plan_windows, reconcile_verify
 from tests.support.planning import (
     INTERACTIONS,

@@ -70,9 +70,13 @@ def test_too_far_behind_fails_and_names_the_backfill() -> None:
         plan_windows([TASKS, INTERACTIONS], states, today=TODAY, backfill_hint="--project p ")
     message = str(caught.value)
     assert "tasks (last replaced 2026-11-15) more than 7 day(s) behind" in message
-    assert (
-        "firestore-to-bq --project p --start_date 2026-11-16 --end_date 2026-11-24 "
-        "--collections tasks" in message
+    assert message.endswith(
+        "backfill first: firestore-to-bq backfill --start_date 2026-11-16 --end_date 2026-11-24 "
+        "-- --project p --collections tasks (or raise --max_catchup_days)"
+    )
+    assert caught.value.instead == (
+        "firestore-to-bq backfill --start_date 2026-11-16 --end_date 2026-11-24 "
+        "-- --project p --collections tasks"
     )
 
 
