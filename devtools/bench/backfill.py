@@ -91,20 +91,21 @@ def measure_pipeline(
     """One timed backfill; its figures from its ``_sync_runs`` row."""
     done = sync_run.run(pipeline_args(project, dataset, data, config), env, log_dir, name)
     audit = sync_run.audit_entries(client, dataset, done.run_id) if done.run_id else None
-    tables = audit["tables"] if audit else {}
-    read = sum(t["documents_read"] for t in tables.values())
-    written = sum(t["rows_written"] for t in tables.values())
-    returned = sum(t["documents_returned"] for t in tables.values()) if audit else None
+    tables = audit.tables if audit else {}
+    read = sum(t.counted.documents_read for t in tables.values())
+    written = sum(t.counted.rows_written for t in tables.values())
+    returned = sum(t.counted.documents_returned for t in tables.values()) if audit else None
     ok = (
         done.ok
         and audit is not None
-        and audit["status"] == "succeeded"
+        and audit.succeeded
         and read == data.docs
         and written == data.docs
     )
     error = None
     if not ok:
-        error = done.error or f"status {audit and audit['status']}, read {read}, written {written}"
+        status = audit.status.value if audit else None
+        error = done.error or f"status {status}, read {read}, written {written}"
         log(f"{name} failed (exit {done.exit_code}, read {read}, written {written}): {error}")
     return {
         "config": config.label,

@@ -219,7 +219,7 @@ def measure_history(
     }
     if not first["ok"]:
         return {**result, "ok": False}
-    previous = sync_run.audit_entries(client, dataset, first["run_id"])["read_time"]
+    previous = sync_run.audit_entries(client, dataset, first["run_id"]).read_time
     midnight = day_start(today)
     skew = sync_run_skew(args.intraday_hour_seconds)
     trickle = Trickle(db, specs, history, today, args.intraday_hours, args.intraday_hour_seconds,
@@ -243,7 +243,7 @@ def measure_history(
             ok = False
             break
         audit = sync_run.audit_entries(client, dataset, done.run_id)
-        snapshot = audit["read_time"]
+        snapshot = audit.read_time
         record = run_record(hour, done, audit, list(trickle.changes), history, base, previous,
                             since, args.verify_days, names)  # fmt: skip
         result["runs"].append(record)
@@ -276,14 +276,14 @@ def sync_run_skew(hour_seconds: float) -> datetime.timedelta:
 
 
 def run_record(
-    hour: int, done: sync_run.SyncRun, audit: dict[str, Any], changes: list[Change],
+    hour: int, done: sync_run.SyncRun, audit: sync_run.Audited, changes: list[Change],
     history: History, base: dict[str, collections.Counter[str]],
     previous: datetime.datetime, since: dict[str, datetime.datetime], verify_days: int,
     names: list[str],
 ) -> dict[str, Any]:  # fmt: skip
     """One run's figures, and whether it read exactly what the writes say it must."""
-    snapshot = audit["read_time"]
-    tables = audit["tables"]
+    snapshot = audit.read_time
+    tables = audit.tables
     window = [c for c in changes if previous < c.committed <= snapshot]
     changed = {c.path for c in window}
     expected = expected_returned(changes, snapshot, since)
@@ -294,14 +294,15 @@ def run_record(
     estimate_queries = len(names)  # the snapshot estimate counts each table's change query once
     count_reads = sum(
         sum(billed_reads(held.get(n, {}).get(day, 0)) for day in verify)
-        + 2 * billed_reads(tables[n]["documents_returned"])  # the estimate's and the run's
+        + 2 * billed_reads(tables[n].counted.documents_returned)  # the estimate's and the run's
         for n in names
     )
-    pipeline_queries = sum(t["count_queries"] for t in tables.values())
+    pipeline_queries = sum(t.counted.count_queries for t in tables.values())
     # Main's located delete reads each changed document's previous version (one read each).
-    previous_reads = sum(int(t.get("previous_reads") or 0) for t in tables.values())
+    previous_reads = sum(t.counted.previous_reads for t in tables.values())
     startup, built = done.seconds_to("first_firestore_read"), done.seconds_to("pipeline_built")
-    drift = {n: t["drift_days"] for n, t in tables.items() if t.get("drift_days")}
+    drift = {n: sync_run.iso(t.counted.drift_days) for n, t in tables.items()
+             if t.counted.drift_days}  # fmt: skip
     record = {
         "hour": hour,
         "run_id": done.run_id,
@@ -326,18 +327,18 @@ def run_record(
         "pre_pipeline_seconds": None if built is None else round(built, 3),
         "peak_rss_bytes": done.peak_rss_bytes,
         "drift_days": drift,
-        "status": audit["status"],
+        "status": audit.status.value,
     }
     record["ok"] = (
-        audit["status"] == "succeeded"
+        audit.succeeded
         and not drift
-        and {n: tables[n]["documents_returned"] for n in names}
+        and {n: tables[n].counted.documents_returned for n in names}
         == {n: expected.get(n, 0) for n in names}
-        and returned == sum(t["documents_returned"] for t in tables.values())
+        and returned == sum(t.counted.documents_returned for t in tables.values())
     )
     if not record["ok"]:
-        got = {n: tables[n]["documents_returned"] for n in names}
-        log(f"{done.run_id}: not as expected: status {audit['status']}, drift {drift}, "
+        got = {n: tables[n].counted.documents_returned for n in names}
+        log(f"{done.run_id}: not as expected: status {audit.status.value}, drift {drift}, "
             f"returned {got} vs expected {expected}")  # fmt: skip
     return record
 

@@ -39,6 +39,7 @@ from devtools.bench.seeding import (
     seed_history,
 )
 from pipelines.convert.table_spec import TableSpec
+from pipelines.state.verdict import TableVerdict
 
 UTC = datetime.UTC
 TARGET_NIGHTLY_READS = 1.10
@@ -46,8 +47,14 @@ TARGET_NIGHTLY_WALL_RATIO = 1.5
 #: Modelled bytes of the nightly's statements, longest / shortest history (issue: 1.2x).
 TARGET_NIGHTLY_SCAN_RATIO = 1.2
 #: What a table's entry in the report keeps of its ``_sync_runs`` entry.
-ENTRY_KEYS = ("mode", "status", "documents_read", "documents_returned", "count_queries",
-              "late_edits", "drift_days", "replaced_days", "rows_written")  # fmt: skip
+def entry_figures(t: TableVerdict) -> dict[str, Any]:
+    """The figures of a table's ``_sync_runs`` entry the report keeps."""
+    c = t.counted
+    return {"mode": t.mode, "status": t.status.value, "documents_read": c.documents_read,
+            "documents_returned": c.documents_returned, "count_queries": c.count_queries,
+            "late_edits": c.late_edits, "drift_days": sync_run.iso(c.drift_days),
+            "replaced_days": sync_run.iso(t.replaced_days),
+            "rows_written": c.rows_written}  # fmt: skip
 
 
 def run_nightly(
@@ -112,7 +119,7 @@ def measure_history(
     if not first["ok"]:
         return {**result, "ok": False}
     first_audit = sync_run.audit_entries(client, dataset, first["run_id"])
-    watermark = first_audit["read_time"] - CLOCK_SKEW
+    watermark = first_audit.read_time - CLOCK_SKEW
 
     # The next night: yesterday's new documents, and edits of older ones.
     new = add_new_day(db, specs, history, today)
@@ -129,17 +136,17 @@ def measure_history(
     if not second["ok"]:
         return {**result, "ok": False}
     audit = sync_run.audit_entries(client, dataset, second["run_id"])
-    tables = audit["tables"]
-    returned_audit = sum(t["documents_returned"] for t in tables.values())
-    read_audit = sum(t["documents_read"] for t in tables.values())
-    count_queries = sum(t["count_queries"] for t in tables.values())
+    tables = audit.tables
+    returned_audit = sum(t.counted.documents_returned for t in tables.values())
+    read_audit = sum(t.counted.documents_read for t in tables.values())
+    count_queries = sum(t.counted.count_queries for t in tables.values())
     # The drift check's days: the --verify_days up to yesterday (= today here), less the window.
     verify = [today - datetime.timedelta(days=i) for i in range(args.verify_days - 1, 0, -1)]
-    counts, reads = replay_nightly(project, specs, [today], verify, watermark, audit["read_time"])
+    counts, reads = replay_nightly(project, specs, [today], verify, watermark, audit.read_time)
     held = rows_per_table_day(client, dataset, specs)
     expected = expected_rows(history, specs)
     returned = second["documents_returned"]
-    previous = sum(int(t.get("previous_reads") or 0) for t in tables.values())
+    previous = sum(t.counted.previous_reads for t in tables.values())
     scan = scan_bytes.run_bytes(client, dataset, specs, tables)
     result.update(
         documents_in_window=len(in_window),
@@ -160,15 +167,17 @@ def measure_history(
         count_reads=counts["billed_reads"],
         count_replay=counts,
         read_replay=reads,
-        rows_staged=sum(t["rows_written"] for t in tables.values()),
+        rows_staged=sum(t.counted.rows_written for t in tables.values()),
         wall_seconds=second["wall_seconds"],
-        modes=sorted({t["mode"] for t in tables.values()}),
-        drift_days={n: t["drift_days"] for n, t in tables.items() if t["drift_days"]},
-        tables={n: {k: t.get(k) for k in ENTRY_KEYS} for n, t in tables.items()},
+        modes=sorted({t.mode for t in tables.values() if t.mode is not None}),
+        drift_days={
+            n: sync_run.iso(t.counted.drift_days) for n, t in tables.items() if t.counted.drift_days
+        },
+        tables={n: entry_figures(t) for n, t in tables.items()},
         tables_equal_firestore=held == expected,
     )
     ok = (
-        audit["status"] == "succeeded"
+        audit.succeeded
         and result["modes"] == ["incremental"]
         and held == expected
         and read_audit == needed
@@ -176,7 +185,7 @@ def measure_history(
         and count_queries == counts["queries"]
     )
     if not ok:
-        log(f"nightly {days}d: not as expected: status {audit['status']}, modes "
+        log(f"nightly {days}d: not as expected: status {audit.status.value}, modes "
             f"{result['modes']}, tables equal {held == expected}, read {read_audit} vs needed "
             f"{needed}, returned {returned} vs audit {returned_audit}, counts {count_queries} "
             f"vs replayed {counts['queries']}")  # fmt: skip
@@ -210,7 +219,8 @@ def measure_deletes(
         return deletes
     after = sync_run.audit_entries(client, dataset, third["run_id"])
     spec = next(s for s in specs if s.collection == "interactions")
-    entry = after["tables"][spec.name]
+    entry = after.tables[spec.name]
+    drift_days = sync_run.iso(entry.counted.drift_days)
     days_hit = sorted({d.day.isoformat() for d in deleted})
     left = history.per_table_day()[spec.name]
     expected_read = sum(left[d] for d in days_hit)
@@ -218,23 +228,23 @@ def measure_deletes(
     expected = expected_rows(history, specs)
     deletes.update(
         table=spec.name,
-        drift_days=entry["drift_days"],
-        drift_rebuild_read=entry["documents_returned"],
+        drift_days=drift_days,
+        drift_rebuild_read=entry.counted.documents_returned,
         drift_rebuild_expected=expected_read,
         documents_returned=third["documents_returned"],
-        count_queries=sum(t["count_queries"] for t in after["tables"].values()),
+        count_queries=sum(t.counted.count_queries for t in after.tables.values()),
         wall_seconds=third["wall_seconds"],
         tables_equal_firestore=held == expected,
     )
     deletes["ok"] = (
-        after["status"] == "succeeded"
-        and entry["drift_days"] == days_hit
-        and entry["documents_returned"] == expected_read
+        after.succeeded
+        and drift_days == days_hit
+        and entry.counted.documents_returned == expected_read
         and held == expected
     )
     if not deletes["ok"]:
-        log(f"nightly {days}d deletes: not as expected: status {after['status']}, drift "
-            f"{entry['drift_days']} vs {days_hit}, read {entry['documents_returned']} vs "
+        log(f"nightly {days}d deletes: not as expected: status {after.status.value}, drift "
+            f"{drift_days} vs {days_hit}, read {entry.counted.documents_returned} vs "
             f"{expected_read}, tables equal {held == expected}")  # fmt: skip
     return deletes
 

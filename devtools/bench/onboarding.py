@@ -138,14 +138,15 @@ def measure_onboarding(args: argparse.Namespace, emu: Any, log_dir: Path) -> dic
 
         night = {p for p, d in history.docs.items() if d.day == yesterday}
         summary, wall = sync([*base, "--dataset", dataset, "--verify_days", str(args.verify_days)])
-        entries = sync_run.audit_entries(client, dataset, summary.config.run_id)["tables"]
+        entries = sync_run.audit_entries(client, dataset, summary.config.run_id).tables
         needed, got = len(night | changed), summary.documents_returned
         result["nightly"] = {
             "yesterday": yesterday.isoformat(), "documents_yesterday": len(night),
             "documents_changed": len(changed), "documents_needed": needed,
             "documents_returned": got, "reads_per_needed": ratio(got, needed),
-            "modes": sorted({t["mode"] for t in entries.values()}),
-            "drift_days": {n: t["drift_days"] for n, t in entries.items() if t["drift_days"]},
+            "modes": sorted({t.mode for t in entries.values() if t.mode is not None}),
+            "drift_days": {n: sync_run.iso(t.counted.drift_days) for n, t in entries.items()
+                           if t.counted.drift_days},
             "wall_seconds": wall, "ok": got <= TARGET_READS * needed + SLACK,
         }  # fmt: skip
         rebuild = compare_with_rebuild(emu.project, dataset, client, specs,

@@ -27,6 +27,7 @@ table (the statement before ``delete_days``).
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -34,6 +35,7 @@ from pipelines.plan.read_plan import (  # BigQuery's sizes (sources there)
     FIXED_BYTES,
     STRING_OVERHEAD,
 )
+from pipelines.state.verdict import TableVerdict
 
 
 def column_bytes_per_day(
@@ -57,10 +59,16 @@ def _sum(sizes: Mapping[str, tuple[int, int]], days: Iterable[str] | None, both:
     return sum(part + (path if both else 0) for part, path in chosen.values())
 
 
-def statement_bytes(entry: Mapping[str, Any], sizes: Mapping[str, tuple[int, int]]) -> dict:
+def _days(days: Iterable[datetime.date]) -> list[str]:
+    """Days as :func:`column_bytes_per_day` keys them."""
+    return [d.isoformat() for d in days]
+
+
+def statement_bytes(entry: TableVerdict, sizes: Mapping[str, tuple[int, int]]) -> dict:
     """Modelled billed bytes of one table's statements in one run (see the module)."""
-    replaced = list(entry.get("replaced_days") or ())
-    located = entry.get("delete_days")
+    replaced = _days(entry.replaced_days)
+    deleted = entry.counted.delete_days
+    located = None if deleted is None else _days(deleted)
     counts = 2 * _sum(sizes, replaced, both=False)
 
     def delete_and_count(days: list[str] | None) -> int:
@@ -68,14 +76,13 @@ def statement_bytes(entry: Mapping[str, Any], sizes: Mapping[str, tuple[int, int
         elsewhere = None if days is None else [d for d in days if d not in replaced]
         return _sum(sizes, scanned, both=True) + _sum(sizes, elsewhere, both=True)
 
-    if entry.get("mode") != "incremental":  # a full run's delete scans what it replaces anyway
+    if entry.mode != "incremental":  # a full run's delete scans what it replaces anyway
         commit = counts + 2 * _sum(sizes, None, both=True)
         return {"bytes": commit, "commit": commit, "drift": 0, "unlocated": None}
     # The drift check before the read: rows per verified day (partition column),
     # and where the changed documents' rows are on the lookup days (both columns).
-    verified = list(entry.get("verified_days") or ())
-    lookup = entry.get("lookup_days")
-    lookup = verified if lookup is None else list(lookup)
+    verified = _days(entry.counted.verified_days)
+    lookup = _days(entry.counted.lookup_days)  # verdicts without them: the verified days
     drift = _sum(sizes, verified, both=False) + _sum(sizes, lookup, both=True)
     commit = counts + delete_and_count(located)
     return {
@@ -89,7 +96,7 @@ def statement_bytes(entry: Mapping[str, Any], sizes: Mapping[str, tuple[int, int
 
 
 def run_bytes(
-    client: Any, dataset: str, specs: Iterable[Any], entries: Mapping[str, Mapping[str, Any]]
+    client: Any, dataset: str, specs: Iterable[Any], entries: Mapping[str, TableVerdict]
 ) -> dict[str, Any]:
     """Per table and in total, the modelled bytes of a run's statements."""
     tables = {}

@@ -28,12 +28,15 @@ import datetime
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devtools.bench.process import failure_cause, run_sampled
+
+if TYPE_CHECKING:  # the sync is imported once the run's "main" mark is taken
+    from pipelines.state.verdict import RunStatus, TableVerdict
 
 
 @dataclass(frozen=True)
@@ -111,19 +114,39 @@ def run(
     return dataclasses.replace(done, error=failure_cause(sampled.stderr.read_text()))
 
 
-def audit_entries(client: Any, dataset: str, run_id: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Audited:
+    """A run's ``_sync_runs`` verdict as the benchmark reads it."""
+
+    status: RunStatus
+    read_time: datetime.datetime
+    tables: dict[str, TableVerdict]
+
+    @property
+    def succeeded(self) -> bool:
+        from pipelines.state.verdict import RunStatus
+
+        return self.status is RunStatus.SUCCEEDED
+
+
+def audit_entries(client: Any, dataset: str, run_id: str) -> Audited:
     """The run's ``_sync_runs`` verdict: its status, snapshot and per-table entries
     (not the ``running`` row every run writes first)."""
-    from pipelines.state import run_log
+    from pipelines.state import run_log, verdict
 
     rows = run_log.verdict_rows(client, dataset, run_id)
     if len(rows) != 1:
         raise RuntimeError(f"{len(rows)} _sync_runs rows for run {run_id}")
-    return {
-        "status": rows[0]["status"],
-        "read_time": rows[0]["read_time"],
-        "tables": {t["table"]: t for t in run_log.entries(rows[0]["tables"])},
-    }
+    return Audited(
+        status=verdict.run_status(rows[0]),
+        read_time=rows[0]["read_time"],
+        tables={t.table: t for t in verdict.entries(rows[0])},
+    )
+
+
+def iso(days: Iterable[datetime.date]) -> list[str]:
+    """Days as the reports (JSON) spell them."""
+    return [d.isoformat() for d in days]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,6 +3,7 @@ works, bad values are refused with one usage line."""
 
 from __future__ import annotations
 
+import datetime
 import subprocess
 import sys
 
@@ -57,10 +58,13 @@ def test_bad_values_are_a_usage_error(argv, capsys):
 
 def test_the_bytes_model_counts_the_drift_check_and_the_commit() -> None:
     from devtools.bench.scan_bytes import statement_bytes
+    from pipelines.state.verdict import Counts, TableStatus, TableVerdict
 
-    sizes = {d: (8, 20) for d in ("d1", "d2", "d3", "d4", "d5")}  # (partition, path) bytes
-    entry = {"mode": "incremental", "replaced_days": ["d1"], "delete_days": ["d2"],
-             "verified_days": ["d3", "d4"], "lookup_days": ["d2", "d3", "d4"]}  # fmt: skip
+    d1, d2, d3, d4, d5 = (datetime.date(2026, 11, d) for d in range(1, 6))
+    sizes = {d.isoformat(): (8, 20) for d in (d1, d2, d3, d4, d5)}  # (partition, path) bytes
+    entry = TableVerdict("tasks", TableStatus.SUCCEEDED, mode="incremental", replaced_days=(d1,),
+                         counts=Counts(delete_days=(d2,), verified_days=(d3, d4),
+                                       lookup_days=(d2, d3, d4)))  # fmt: skip
     got = statement_bytes(entry, sizes)
     # counts around the commit 2 x 8; delete over d1, d2 (both columns) 56; the upsert count
     # over d2 28; drift: the verified days' partition column 16 + the lookup days' both 84.
