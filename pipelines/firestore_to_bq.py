@@ -57,6 +57,7 @@ from pipelines.services import error_text, reachability
 from pipelines.state import leases, leftovers, run_log
 from pipelines.state.run_log import audit_row, read_audit_row, table_states, write_audit_row
 from pipelines.state.tables import create_staging_tables, drop_staging_tables, prepare_tables
+from pipelines.state.verdict import RunStatus, entries, is_verdict
 from pipelines.transforms.convert_documents import ConvertDocuments
 from pipelines.transforms.metrics import committed
 from pipelines.transforms.plan_days import PlanDays
@@ -406,7 +407,7 @@ def _run_leased(
             holder.client, config.project, config.dataset, holder.found_lapsed,
             config.run_id, holder.clock(),
         )  # fmt: skip
-    write_audit_row(config, audit_row(config, runner, run_log.RUNNING, []))
+    write_audit_row(config, audit_row(config, runner, RunStatus.RUNNING, []))
     create_staging_tables(config)
     result = pipeline.run()
     if hands_over(options):
@@ -500,17 +501,17 @@ def _failure(config: SyncConfig, runner: str, exc: BaseException) -> RunFailed |
     row, logged = None, False
     try:
         row = _read_verdict(config)
-        if interrupted and row is not None and row["status"] != run_log.RUNNING:
+        if interrupted and row is not None and is_verdict(row):
             return row
         log()
         logged = True
         if row is None:  # the pipeline never reached its audit step
             client = bq.make_client(config.project, config.location)
             landed = run_log.committed(client, config.dataset, config.run_id).get(config.run_id, {})
-            status = run_log.INTERRUPTED if interrupted else "failed"
+            status = RunStatus.INTERRUPTED if interrupted else RunStatus.FAILED
             planned = {w.table: (w.mode, w.intraday) for w in config.plan}
-            entries = run_log.committed_entries([t.name for t in config.tables], landed, planned)
-            row = audit_row(config, runner, status, entries, message)
+            stopped = run_log.committed_entries([t.name for t in config.tables], landed, planned)
+            row = audit_row(config, runner, status, stopped, message)
             write_audit_row(config, row)
         drop_staging_tables(config)
     except Exception as cleanup_exc:  # noqa: BLE001 - the original failure matters more
@@ -629,10 +630,10 @@ def _main(args: list[str], now: datetime.datetime | None) -> int:
     except RunFailed as exc:
         _LOG.debug("run failed", exc_info=exc)
         if exc.audit:
-            for table in run_log.entries(exc.audit.get("tables")):
-                state = "replaced" if table.get("replaced") else "NOT replaced"
-                detail = f" ({table['error']})" if table.get("error") else ""
-                print(f"{table['table']}: {state}{detail}", file=sys.stderr)
+            for table in entries(exc.audit):
+                state = "replaced" if table.replaced else "NOT replaced"
+                detail = f" ({table.error})" if table.error else ""
+                print(f"{table.table}: {state}{detail}", file=sys.stderr)
         if exc.interrupted:
             print(f"error: run {exc}", file=sys.stderr)
             return 130

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from pipelines.state import run_log
 from pipelines.state.verdict import (
     VERSION,
     Counts,
@@ -74,6 +75,14 @@ def test_a_stopped_runs_entry_keeps_its_shorter_shape() -> None:
     assert entry.counts is None and entry.fresh is None
     assert _pairs(entry.to_json()) == _pairs(STOPPED)
     assert entry.counted == Counts()  # a report's figures: nothing counted
+
+
+def test_committed_entries_and_abandoned_rows_write_that_shape() -> None:
+    landed = {"tasks": {"mode": "incremental", "newest_day": D4, "advances_watermark": True}}
+    (stopped,) = run_log.committed_entries(["tasks"], landed)
+    assert _pairs(stopped.to_json()) == _pairs(STOPPED)
+    row = run_log.abandoned_row("dead", ["tasks"], landed, None, datetime.datetime.now(UTC), "x")
+    assert row["status"] == "interrupted" and row["tables"] == [STOPPED]
 
 
 def test_a_null_delete_and_empty_lists_round_trip() -> None:
@@ -205,6 +214,19 @@ def test_the_tables_cell_parsed_as_text_null_or_with_stray_items() -> None:
     ]
 
 
+def test_the_fold_reads_a_first_verdict_as_a_success_of_the_days_it_counted() -> None:
+    started = datetime.datetime(2026, 11, 25, 2, tzinfo=UTC)
+    routines = {**FIRST, "table": "routines", "replaced": False, "error": "e"}
+    row = {"run_id": "a", "status": "succeeded", "error": None, "started_at": started,
+           "read_time": started, "window_start": D2, "window_end": D3,
+           "tables": [FIRST, routines]}  # fmt: skip
+    states = run_log.fold_states([row], {}, ["tasks", "routines"])
+    assert states["tasks"].last_success_run_id == "a" and states["tasks"].newest_day == D3
+    assert states["tasks"].last_rows == 3 and states["tasks"].fresh_read_time is None
+    assert states["tasks"].dated_windows == ()
+    assert states["routines"].last_failure_error == "e"
+
+
 # --------------------------------------------------------------------------------------
 # Statuses and versions it does not know: refused, with a clear message
 # --------------------------------------------------------------------------------------
@@ -225,6 +247,8 @@ def test_an_unknown_run_status_is_refused_naming_the_run() -> None:
         run_status(row)
     with pytest.raises(UnknownVerdict, match="unknown status None"):
         is_verdict({"run_id": "r9", "status": None})
+    with pytest.raises(UnknownVerdict, match="paused"):  # through the fold too
+        run_log.fold_states([{**row, "started_at": datetime.datetime.now(UTC)}], {}, ["t"])
 
 
 def test_a_newer_shape_version_is_refused_and_the_current_one_read() -> None:
