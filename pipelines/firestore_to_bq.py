@@ -57,7 +57,7 @@ from pipelines.services import error_text, reachability
 from pipelines.state import leases, leftovers, run_log
 from pipelines.state.run_log import audit_row, read_audit_row, table_states, write_audit_row
 from pipelines.state.tables import create_staging_tables, drop_staging_tables, prepare_tables
-from pipelines.state.verdict import RunStatus, entries, is_verdict
+from pipelines.state.verdict import RunStatus, UnknownVerdict, entries, is_verdict
 from pipelines.transforms.convert_documents import ConvertDocuments
 from pipelines.transforms.metrics import committed
 from pipelines.transforms.plan_days import PlanDays
@@ -644,11 +644,14 @@ def _main(args: list[str], now: datetime.datetime | None) -> int:
         ACTING_ON_STOP.set()
         print("error: interrupted before the run started; nothing was written", file=sys.stderr)
         return 130
-    except (reachability.Unreachable, leases.LeaseHeld, GoogleAPICallError, RetryError) as exc:
+    except (
+        reachability.Unreachable, leases.LeaseHeld, UnknownVerdict, GoogleAPICallError, RetryError
+    ) as exc:  # fmt: skip
         # RetryError: a call that kept failing, e.g. while preparing tables.
+        # UnknownVerdict: _sync_runs written by a newer sync; nothing planned from a misread.
         _LOG.debug("run failed", exc_info=exc)
         text = exc.message if isinstance(exc, GoogleAPICallError) else str(exc)
-        plain = isinstance(exc, (reachability.Unreachable, leases.LeaseHeld))
+        plain = isinstance(exc, (reachability.Unreachable, leases.LeaseHeld, UnknownVerdict))
         prefix = "" if plain else f"{type(exc).__name__}: "
         print(f"error: {prefix}{text}", file=sys.stderr)
         return 1
