@@ -58,6 +58,7 @@ from pipelines.services import error_text, reachability
 from pipelines.state import leases, leftovers, run_log
 from pipelines.state.run_log import audit_row, read_audit_row, table_states, write_audit_row
 from pipelines.state.tables import create_staging_tables, drop_staging_tables, prepare_tables
+from pipelines.state.verdict import RunStatus, UnknownVerdict, entries, is_verdict
 from pipelines.transforms.convert_documents import ConvertDocuments
 from pipelines.transforms.metrics import committed
 from pipelines.transforms.plan_days import PlanDays
@@ -419,7 +420,7 @@ def _run_leased(
             holder.client, config.project, config.dataset, holder.found_lapsed,
             config.run_id, holder.clock(),
         )  # fmt: skip
-    write_audit_row(config, audit_row(config, runner, run_log.RUNNING, []))
+    write_audit_row(config, audit_row(config, runner, RunStatus.RUNNING, []))
     create_staging_tables(config)
     result = pipeline.run()
     if hands_over(options):
@@ -513,17 +514,17 @@ def _failure(config: SyncConfig, runner: str, exc: BaseException) -> RunFailed |
     row, logged = None, False
     try:
         row = _read_verdict(config)
-        if interrupted and row is not None and row["status"] != run_log.RUNNING:
+        if interrupted and row is not None and is_verdict(row):
             return row
         log()
         logged = True
         if row is None:  # the pipeline never reached its audit step
             client = bq.make_client(config.project, config.location)
             landed = run_log.committed(client, config.dataset, config.run_id).get(config.run_id, {})
-            status = run_log.INTERRUPTED if interrupted else "failed"
+            status = RunStatus.INTERRUPTED if interrupted else RunStatus.FAILED
             planned = {w.table: (w.mode, w.intraday, w.makes_fresh) for w in config.plan}
-            entries = run_log.committed_entries([t.name for t in config.tables], landed, planned)
-            row = audit_row(config, runner, status, entries, message)
+            stopped = run_log.committed_entries([t.name for t in config.tables], landed, planned)
+            row = audit_row(config, runner, status, stopped, message)
             write_audit_row(config, row)
         drop_staging_tables(config.target, config.run_id, config.tables)
     except Exception as cleanup_exc:  # noqa: BLE001 - the original failure matters more
@@ -647,10 +648,10 @@ def _main(args: list[str], now: datetime.datetime | None) -> int:
     except RunFailed as exc:
         _LOG.debug("run failed", exc_info=exc)
         if exc.audit:
-            for table in run_log.entries(exc.audit.get("tables")):
-                state = "replaced" if table.get("replaced") else "NOT replaced"
-                detail = f" ({table['error']})" if table.get("error") else ""
-                print(f"{table['table']}: {state}{detail}", file=sys.stderr)
+            for table in entries(exc.audit):
+                state = "replaced" if table.replaced else "NOT replaced"
+                detail = f" ({table.error})" if table.error else ""
+                print(f"{table.table}: {state}{detail}", file=sys.stderr)
         if exc.interrupted:
             print(f"error: run {exc}", file=sys.stderr)
             return 130
@@ -661,11 +662,12 @@ def _main(args: list[str], now: datetime.datetime | None) -> int:
         ACTING_ON_STOP.set()
         print("error: interrupted before the run started; nothing was written", file=sys.stderr)
         return 130
-    except (reachability.Unreachable, GoogleAPICallError, RetryError) as exc:
+    except (reachability.Unreachable, UnknownVerdict, GoogleAPICallError, RetryError) as exc:
         # RetryError: a call that kept failing, e.g. while preparing tables.
+        # UnknownVerdict: _sync_runs written by a newer sync; nothing planned from a misread.
         _LOG.debug("run failed", exc_info=exc)
         text = exc.message if isinstance(exc, GoogleAPICallError) else str(exc)
-        plain = isinstance(exc, reachability.Unreachable)
+        plain = isinstance(exc, (reachability.Unreachable, UnknownVerdict))
         prefix = "" if plain else f"{type(exc).__name__}: "
         print(f"error: {prefix}{text}", file=sys.stderr)
         return 1

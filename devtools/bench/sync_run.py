@@ -226,16 +226,17 @@ def run(
 
 def audit_entries(client: Any, dataset: str, run_id: str) -> dict[str, Any]:
     """The run's ``_sync_runs`` verdict: its status, snapshot and per-table entries
-    (not the ``running`` row every run writes first)."""
-    from pipelines.state import run_log
+    (not the ``running`` row every run writes first), decoded by the verdict model
+    and given back in its stored JSON form, which the reports quote."""
+    from pipelines.state import run_log, verdict
 
     rows = run_log.verdict_rows(client, dataset, run_id)
     if len(rows) != 1:
         raise RuntimeError(f"{len(rows)} _sync_runs rows for run {run_id}")
     return {
-        "status": rows[0]["status"],
+        "status": verdict.run_status(rows[0]).value,
         "read_time": rows[0]["read_time"],
-        "tables": {t["table"]: t for t in run_log.entries(rows[0]["tables"])},
+        "tables": {t.table: t.to_json() for t in verdict.entries(rows[0])},
     }
 
 

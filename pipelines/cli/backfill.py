@@ -44,6 +44,7 @@ from pipelines.convert.table_spec import SchemaError, load_specs, select_specs
 from pipelines.services import bigquery as bq
 from pipelines.services import error_text, reachability
 from pipelines.state import run_log
+from pipelines.state.verdict import UnknownVerdict
 
 MAX_CHUNK_DAYS = 3660
 Chunk = tuple[datetime.date, datetime.date]
@@ -148,6 +149,8 @@ def finished_windows(target: Target, now: datetime.datetime) -> list[Chunk]:
         return run_log.succeeded_windows(client, target.dataset, since, target.tables)
     except reachability.Unreachable as exc:
         raise ProgressUnknown(str(exc)) from None
+    except UnknownVerdict as exc:
+        raise ProgressUnknown(f"cannot read {target.audit_table}: {exc}") from None
     except (api_exceptions.GoogleAPIError, OSError) as exc:
         reason = error_text.one_line(exc)
         raise ProgressUnknown(f"cannot read {target.audit_table}: {reason}") from None

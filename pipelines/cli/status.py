@@ -35,6 +35,7 @@ from pipelines.services import bigquery as bq
 from pipelines.services import reachability
 from pipelines.services.error_text import names, scrub
 from pipelines.state import dead_letters, leases, run_log
+from pipelines.state.verdict import UnknownVerdict
 
 PROG = "firestore-to-bq status"
 DEAD_LETTER_DAYS = 7
@@ -264,7 +265,7 @@ def main(argv: Sequence[str], now: datetime.datetime | None = None) -> int:
         if args.release_leases is not None:
             return release_leases(client, args.dataset, args.release_leases, tables, now)
         statuses = collect(client, args.dataset, tables, now)
-    except reachability.Unreachable as exc:
+    except (reachability.Unreachable, UnknownVerdict) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except api_exceptions.NotFound:

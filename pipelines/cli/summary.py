@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from pipelines.cli.options import SyncConfig
 from pipelines.state import dead_letters
+from pipelines.state.verdict import TableStatus, entries
 from pipelines.transforms import metrics
 
 
@@ -28,13 +29,13 @@ class TableSummary:
     rows_per_day: dict[str, int] = field(default_factory=dict)
     written_per_day: dict[str, int] = field(default_factory=dict)
     #: From the audit row: the pipeline's own verdict.
-    status: str | None = None
+    status: TableStatus | None = None
     #: The commonest ``(field, reason kind, count)`` of the dead letters.
     dead_letter_reasons: list[tuple[str, str, int]] = field(default_factory=list)
 
     def reconciles(self, dry_run: bool) -> bool:
         if self.status is not None:
-            return self.status == "succeeded"
+            return self.status is TableStatus.SUCCEEDED
         accounted = self.read == self.rows + self.dead_lettered + self.outside_window
         return accounted and (dry_run or self.written == self.rows)
 
@@ -137,28 +138,23 @@ def summarize(config: SyncConfig, values: dict[str, int]) -> RunSummary:
 
 def from_audit(config: SyncConfig, row: dict) -> RunSummary:
     """The report of a run that wrote, from the audit row its pipeline recorded."""
-    from pipelines.state.run_log import entries
-
     tables = []
-    for t in entries(row.get("tables")):
+    for t in entries(row):
+        counts = t.counted  # a run that stopped before counting: nothing counted
         tables.append(
             TableSummary(
-                table=t["table"],
-                read=int(t.get("documents_read") or 0),
-                returned=int(t.get("documents_returned") or 0),
-                previous=int(t.get("previous_reads") or 0),
-                rows=int(t.get("rows_written") or 0),
-                dead_lettered=int(t.get("dead_lettered") or 0),
-                outside_window=int(t.get("outside_window") or 0),
-                written=int(t.get("rows_written") or 0),
-                days_replaced=int(t.get("days_replaced") or 0),
-                written_per_day=dict(t.get("rows_per_day") or {}),
-                status=t.get("status"),
-                dead_letter_reasons=[
-                    (str(r.get("field")), str(r.get("reason")), int(r.get("count") or 0))
-                    for r in t.get("dead_letter_reasons") or []
-                    if isinstance(r, dict)
-                ],
+                table=t.table,
+                read=counts.documents_read,
+                returned=counts.documents_returned,
+                previous=counts.previous_reads,
+                rows=counts.rows_written,
+                dead_lettered=counts.dead_lettered,
+                outside_window=counts.outside_window,
+                written=counts.rows_written,
+                days_replaced=counts.days_replaced,
+                written_per_day={d.isoformat(): n for d, n in counts.rows_per_day.items()},
+                status=t.status,
+                dead_letter_reasons=list(counts.dead_letter_reasons),
             )
         )
     return RunSummary(config, tables)

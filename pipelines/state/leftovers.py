@@ -28,6 +28,7 @@ from google.cloud import bigquery
 from pipelines.services import bigquery as bq
 from pipelines.state import dead_letters, leases, run_log
 from pipelines.state.tables import drop_staging_of
+from pipelines.state.verdict import is_verdict
 
 _LOG = logging.getLogger(__name__)
 #: How far before its lease a dead run's ``running`` row can be: its planning.
@@ -55,7 +56,7 @@ def settle(
         rows = run_log.verdict_rows(
             client, dataset, run_id, since=taken_at - PLANNING_AT_MOST, with_start=True
         )
-        if not any(r["status"] != run_log.RUNNING for r in rows):
+        if not any(is_verdict(r) for r in rows):
             landed = run_log.committed(client, dataset, run_id, now=now).get(run_id, {})
             expired = max(lease.expires_at for lease in held)
             why = (

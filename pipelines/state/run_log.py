@@ -7,7 +7,6 @@ Defined here, next to the pipeline, so the run that writes these rows and
 from __future__ import annotations
 
 import datetime
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +16,14 @@ from google.cloud import bigquery
 from pipelines.plan.windows import TableState
 from pipelines.services import bigquery as bq
 from pipelines.state import commit_log
+from pipelines.state.verdict import (
+    RunStatus,
+    TableStatus,
+    TableVerdict,
+    entries,
+    is_verdict,
+    run_status,
+)
 
 if TYPE_CHECKING:
     from pipelines.cli.options import SyncConfig
@@ -98,27 +105,6 @@ SCHEMA: list[dict[str, str]] = [
 #: How far back ``table_states`` looks (the partition filter); a table last
 #: synced before that is treated as never synced, i.e. gets a full run.
 HISTORY = datetime.timedelta(days=400)
-SUCCEEDED = "succeeded"
-RUNNING = "running"
-INTERRUPTED = "interrupted"
-#: A table entry of an interrupted run whose commit landed (``_sync_commits``).
-COMMITTED = "committed"
-#: Table entry statuses that mean "this run replaced the table as planned".
-REPLACED_OK = (SUCCEEDED, COMMITTED)
-
-
-def entries(tables: Any) -> list[dict[str, Any]]:
-    """The ``tables`` JSON cell, which clients return parsed or as text."""
-    if isinstance(tables, str):
-        tables = json.loads(tables or "[]")
-    return [t for t in tables or [] if isinstance(t, dict)]
-
-
-def _days(entry: Mapping[str, Any]) -> list[datetime.date]:
-    days = entry.get("replaced_days")
-    if days is None:  # rows written before per-table statuses: the days it counted
-        days = list(entry.get("rows_per_day") or {}) if entry.get("replaced") else []
-    return [datetime.date.fromisoformat(str(d)[:10]) for d in days]
 
 
 def table_states(
@@ -159,38 +145,41 @@ def fold_states(
     runs: dict[str, dict[str, Any]] = {}
     for row in rows:
         run = runs.setdefault(row["run_id"], dict(row))
-        if row["status"] != RUNNING:  # the verdict supersedes the start row
+        if is_verdict(row):  # the verdict supersedes the start row
             run.update(dict(row))
     wanted = list(tables)
     facts: dict[str, dict[str, Any]] = {t: {} for t in wanted}
     for run in sorted(runs.values(), key=lambda r: r["started_at"]):
-        by_table = {e.get("table"): e for e in entries(run["tables"])}
+        by_table = {e.table: e for e in entries(run)}
         landed = commits.get(run["run_id"], {})
         for table in wanted:
-            _record(facts[table], run, by_table.get(table), landed.get(table))
+            _record(facts[table], run, by_table, by_table.get(table), landed.get(table))
     return {table: TableState(table, **fact) for table, fact in facts.items()}
 
 
 def _record(
     fact: dict[str, Any],
     run: Mapping[str, Any],
-    entry: Mapping[str, Any] | None,
+    run_entries: Mapping[str, TableVerdict],
+    entry: TableVerdict | None,
     commit: Mapping[str, Any] | None,
 ) -> None:
-    """Fold one run's outcome for one table into that table's facts."""
+    """Fold one run's outcome for one table into that table's facts.
+
+    ``run_entries``: all of the run's entries, by table (a verdict that names
+    other tables only did not touch this one)."""
+    ended = run_status(run)
     if entry is not None:
-        status = entry.get("status") or (
-            SUCCEEDED if run["status"] == SUCCEEDED and entry.get("replaced") else "failed"
-        )
+        replaced_ok = entry.status.replaced_ok
     elif commit is not None:
-        status = COMMITTED  # the run died before its verdict; the commit stands
-    elif run["status"] in (SUCCEEDED,) or (run["status"] != RUNNING and entries(run["tables"])):
+        replaced_ok = True  # the run died before its verdict; the commit stands
+    elif ended is RunStatus.SUCCEEDED or (ended is not RunStatus.RUNNING and run_entries):
         return  # the run did not touch this table
     else:  # failed before any commit, or never finished
-        status = run["status"]
-    if status not in REPLACED_OK:
-        error = (entry or {}).get("error") or run["error"]
-        if status == RUNNING:
+        replaced_ok = False
+    if not replaced_ok:
+        error = (entry.error if entry is not None else None) or run["error"]
+        if entry is None and ended is RunStatus.RUNNING:
             error = "unfinished: started but never recorded an outcome (interrupted or lost)"
         fact.update(
             last_failure_run_id=run["run_id"],
@@ -199,11 +188,11 @@ def _record(
         )
         return
     fact.update(last_success_run_id=run["run_id"], last_success_read_time=run["read_time"])
-    if (entry or {}).get("rows_written") is not None:
-        fact["last_rows"] = int(entry["rows_written"])
-    if (entry or {}).get("advances_watermark") or (entry is None and commit["advances_watermark"]):
+    if entry is not None and entry.counts is not None:
+        fact["last_rows"] = entry.counts.rows_written
+    if entry.advances_watermark if entry is not None else commit["advances_watermark"]:
         fact["watermark"] = run["read_time"]
-    intraday = bool((entry or {}).get("intraday"))
+    intraday = entry is not None and entry.intraday
     if _fresh(entry, commit):
         fact["fresh_read_time"] = run["read_time"]
     if intraday:
@@ -213,7 +202,7 @@ def _record(
         fact["dated_windows"] = (*fact.get("dated_windows", ()), dated)
     # An intraday run declares no day complete: its days never move newest_day
     # (its commit row's newest_day is NULL too).
-    days = _days(entry) if entry is not None and not intraday else []
+    days = list(entry.replaced_days) if entry is not None and not intraday else []
     if commit is not None and commit["newest_day"] is not None:
         days.append(commit["newest_day"])
     # Nor is a day complete before it is over: a run after intraday runs may
@@ -224,12 +213,12 @@ def _record(
 
 
 def _dated_window(
-    run: Mapping[str, Any], entry: Mapping[str, Any] | None
+    run: Mapping[str, Any], entry: TableVerdict | None
 ) -> tuple[datetime.date, datetime.date, datetime.datetime] | None:
     """A dated run's window and snapshot, for ``windows.backfill_watermark``: only
-    from a verdict that says the run was dated (``fresh`` false, not intraday) and
+    from a verdict that says the run was dated (:attr:`TableVerdict.dated`) and
     replaced the table; older verdicts, and commits without one, give none."""
-    if entry is None or "fresh" not in entry or entry["fresh"] or entry.get("intraday"):
+    if entry is None or not entry.dated:
         return None
     start, end, snapshot = run.get("window_start"), run.get("window_end"), run.get("read_time")
     if start is None or end is None or snapshot is None:
@@ -241,19 +230,15 @@ def _date(value: Any) -> datetime.date:
     return value if isinstance(value, datetime.date) else datetime.date.fromisoformat(str(value))
 
 
-def _fresh(entry: Mapping[str, Any] | None, commit: Mapping[str, Any] | None) -> bool:
-    """Whether a table's success leaves it as of the run's snapshot (not a dated run).
-
-    Verdicts before the ``fresh`` field: a watermark, intraday or incremental
-    run. A commit without a verdict: never, as it does not say whether its run
-    was given dates (a dated incremental run advances the watermark too), and
-    too early is safe, "fresh as of" a later time than true is not."""
+def _fresh(entry: TableVerdict | None, commit: Mapping[str, Any] | None) -> bool:
+    """Whether a table's success leaves it as of the run's snapshot (not a dated run):
+    the verdict's :attr:`TableVerdict.makes_fresh`. A commit without a verdict:
+    never, as it does not say whether its run was given dates (a dated incremental
+    run advances the watermark too), and too early is safe, "fresh as of" a later
+    time than true is not."""
     if entry is None:
         return False
-    if "fresh" in entry:
-        return bool(entry["fresh"])
-    old_rule = entry.get("advances_watermark") or entry.get("intraday")
-    return bool(old_rule or entry.get("mode") == "incremental")
+    return entry.makes_fresh
 
 
 def finished_runs(
@@ -264,7 +249,7 @@ def finished_runs(
         job = bq.run_query(
             client,
             f"SELECT DISTINCT run_id FROM {bq.table_sql(client.project, dataset, TABLE)} "
-            f"WHERE {PARTITION_COLUMN} >= @since AND status != '{RUNNING}'",
+            f"WHERE {PARTITION_COLUMN} >= @since AND status != '{RunStatus.RUNNING.value}'",
             query_parameters=[bigquery.ScalarQueryParameter("since", "TIMESTAMP", since)],
         )
     except api_exceptions.NotFound:
@@ -303,8 +288,8 @@ def committed(
 def audit_row(
     config: SyncConfig,
     runner: str,
-    status: str,
-    tables: Sequence[Mapping[str, Any]],
+    status: RunStatus,
+    tables: Sequence[TableVerdict],
     error: str | None = None,
 ) -> dict[str, Any]:
     """The run's ``_sync_runs`` row; a ``running`` row (written at the start) has no end."""
@@ -317,11 +302,11 @@ def audit_row(
         "read_time": config.read_time_text,
         "started_at": config.started_text,
         "finished_at": (
-            None if status == RUNNING else datetime.datetime.now(datetime.UTC).isoformat()
+            None if status is RunStatus.RUNNING else datetime.datetime.now(datetime.UTC).isoformat()
         ),
-        "status": status,
+        "status": status.value,
         "error": error,
-        "tables": list(tables),
+        "tables": [t.to_json() for t in tables],
     }
 
 
@@ -329,12 +314,12 @@ def committed_entries(
     tables: Iterable[str],
     landed: Mapping[str, Mapping[str, Any]],
     planned: Mapping[str, tuple[str, bool, bool]] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[TableVerdict]:
     """Per-table entries of a run that ended before its verdict, from what
-    ``_sync_commits`` says landed. ``planned``: each table's (mode, intraday,
-    fresh: ``TableWindow.makes_fresh``) as the run planned them, where known (a
-    commit row says its own mode; without the plan a commit is not fresh, see
-    :func:`_fresh`)."""
+    ``_sync_commits`` says landed (no counts: the run never reached them).
+    ``planned``: each table's (mode, intraday, fresh: ``TableWindow.makes_fresh``)
+    as the run planned them, where known (a commit row says its own mode; without
+    the plan a commit is not fresh, see :func:`_fresh`)."""
     out = []
     for table in tables:
         commit = landed.get(table)
@@ -342,19 +327,17 @@ def committed_entries(
         if commit is not None:
             mode, intraday = commit["mode"], commit["newest_day"] is None and intraday
         out.append(
-            {
-                "table": table,
-                "mode": mode,
-                "status": COMMITTED if commit else "failed",
-                "replaced": commit is not None,
-                "advances_watermark": bool(commit and commit["advances_watermark"]),
-                "intraday": intraday,
-                "fresh": commit is not None and fresh,
-                "replaced_days": (
-                    [commit["newest_day"].isoformat()] if commit and commit["newest_day"] else []
-                ),
-                "error": None if commit else "not replaced: the run stopped first",
-            }
+            TableVerdict(
+                table=table,
+                mode=mode,
+                status=TableStatus.COMMITTED if commit else TableStatus.FAILED,
+                replaced=commit is not None,
+                advances_watermark=bool(commit and commit["advances_watermark"]),
+                intraday=intraday,
+                fresh=commit is not None and fresh,
+                replaced_days=(commit["newest_day"],) if commit and commit["newest_day"] else (),
+                error=None if commit else "not replaced: the run stopped first",
+            )
         )
     return out
 
@@ -383,9 +366,9 @@ def abandoned_row(
         "read_time": text(started.get("read_time")),
         "started_at": text(started.get("started_at") or taken_at),
         "finished_at": datetime.datetime.now(datetime.UTC).isoformat(),
-        "status": INTERRUPTED,
+        "status": RunStatus.INTERRUPTED.value,
         "error": why,
-        "tables": committed_entries(tables, landed),
+        "tables": [t.to_json() for t in committed_entries(tables, landed)],
     }
 
 
@@ -425,7 +408,8 @@ def verdict_rows(
     ``since``: a lower bound on it, which prunes to the partitions after it.
     ``with_start``: the ``running`` row too (last)."""
     params = [bigquery.ScalarQueryParameter("run_id", "STRING", run_id)]
-    pruned = "" if with_start else f" AND status != '{RUNNING}'"
+    running = RunStatus.RUNNING.value
+    pruned = "" if with_start else f" AND status != '{running}'"
     if started is not None:
         pruned += f" AND {PARTITION_COLUMN} = @started"
         params.append(bigquery.ScalarQueryParameter("started", "TIMESTAMP", started))
@@ -436,7 +420,7 @@ def verdict_rows(
         client,
         f"SELECT * FROM {bq.table_sql(client.project, dataset, TABLE)} "
         f"WHERE run_id = @run_id{pruned} "
-        f"ORDER BY status = '{RUNNING}', finished_at DESC",
+        f"ORDER BY status = '{running}', finished_at DESC",
         query_parameters=params,
     )
     return [dict(r) for r in job.result()]
@@ -451,7 +435,9 @@ def succeeded_windows(
     """Windows of runs since ``since`` that replaced every one of ``tables`` successfully.
 
     A run counts when its row says ``succeeded`` and its ``tables`` entries hold
-    each of ``tables`` with status ``succeeded`` and ``replaced`` true: a run of
+    each of ``tables`` with status ``succeeded`` and ``replaced`` true (as
+    :func:`~pipelines.state.verdict.entries` reads them: the first verdicts,
+    which had no status of their own, count as the fold counts them): a run of
     fewer tables (``--collections``) did not do another run's work. ``since``
     bounds the scan by the partition column. A dataset or ``_sync_runs`` that
     does not exist yet means no run has replaced anything: ``[]``. This is what
@@ -461,14 +447,14 @@ def succeeded_windows(
     try:
         job = bq.run_query(
             client,
-            "SELECT window_start, window_end, tables "
+            "SELECT window_start, window_end, status, tables "
             f"FROM {bq.table_sql(client.project, dataset, TABLE)} "
             f"WHERE {PARTITION_COLUMN} >= @since AND status = @succeeded "
             "AND window_start IS NOT NULL AND window_end IS NOT NULL "
             f"ORDER BY {PARTITION_COLUMN}",
             query_parameters=[
                 bigquery.ScalarQueryParameter("since", "TIMESTAMP", since),
-                bigquery.ScalarQueryParameter("succeeded", "STRING", SUCCEEDED),
+                bigquery.ScalarQueryParameter("succeeded", "STRING", RunStatus.SUCCEEDED.value),
             ],
         )
     except api_exceptions.NotFound:
@@ -476,9 +462,7 @@ def succeeded_windows(
     windows = []
     for row in job.result():
         replaced = {
-            e.get("table")
-            for e in entries(row["tables"])
-            if e.get("status") == SUCCEEDED and e.get("replaced") is True
+            e.table for e in entries(dict(row)) if e.status is TableStatus.SUCCEEDED and e.replaced
         }
         if wanted <= replaced:
             windows.append((row["window_start"], row["window_end"]))

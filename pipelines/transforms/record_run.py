@@ -9,14 +9,16 @@ fails so the job itself shows as failed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import apache_beam as beam
 
 from pipelines.cli.options import SyncConfig
 from pipelines.plan.day_plan import TablePlan
+from pipelines.plan.windows import TableWindow
 from pipelines.state.run_log import audit_row, write_audit_row
+from pipelines.state.verdict import Counts, RunStatus, TableStatus, TableVerdict, worst
 
 _LOG = logging.getLogger(__name__)
 
@@ -25,76 +27,69 @@ class TablesNotReplaced(RuntimeError):
     """Some tables' commits failed; the others were replaced."""
 
 
-def table_verdict(plan: TablePlan, commit: Mapping[str, Any]) -> dict[str, Any]:
+def table_verdict(plan: TablePlan, commit: Mapping[str, Any], window: TableWindow) -> TableVerdict:
     """One table's audit entry: what was read, written and replaced, and its status.
 
     ``succeeded`` needs a commit and counts that reconcile: every document read
     is written, dead-lettered or outside the replaced days, and the table holds
-    exactly the rows planned.
+    exactly the rows planned. ``window``: what the run set out to do to the table,
+    which says whether a success moves its watermark and "fresh as of".
     """
     written = commit.get("written") or {}
     rows_written = sum(written.values()) + int(commit.get("late_written") or 0)
     accounted = plan.rows + plan.late_rows + plan.dead_lettered + plan.outside_window
     if commit.get("refused"):
-        status = "refused"
+        status = TableStatus.REFUSED
     elif not commit.get("replaced"):
-        status = "failed"
+        status = TableStatus.FAILED
     elif plan.read != accounted or rows_written != plan.rows + plan.late_rows:
-        status = "not_reconciled"
+        status = TableStatus.NOT_RECONCILED
     else:
-        status = "succeeded"
+        status = TableStatus.SUCCEEDED
     error = commit.get("error")
-    if status == "not_reconciled":
+    if status is TableStatus.NOT_RECONCILED:
         error = (
             f"counts do not reconcile: read {plan.read}, planned {plan.rows + plan.late_rows} "
             f"row(s) + {plan.dead_lettered} dead + {plan.outside_window} outside, "
             f"table holds {rows_written}"
         )
     replaced_days = sorted(set(written) | set(plan.days)) if commit.get("replaced") else []
-    return {
-        "table": plan.table,
-        "mode": plan.mode,
-        "status": status,
-        "replaced": bool(commit.get("replaced")),
-        "replaced_days": [d.isoformat() for d in replaced_days],
-        "documents_read": plan.read,
-        "documents_returned": plan.returned,
-        "count_queries": plan.count_queries,
-        # Previous versions read to find moved rows; the days the old-row delete
-        # named (None: it scanned the table's whole history).
-        "previous_reads": plan.previous_reads,
-        "delete_days": (
-            None if plan.located_days is None else [d.isoformat() for d in plan.located_days]
+    succeeded = status is TableStatus.SUCCEEDED
+    return TableVerdict(
+        table=plan.table,
+        mode=plan.mode,
+        status=status,
+        replaced=bool(commit.get("replaced")),
+        replaced_days=tuple(replaced_days),
+        advances_watermark=succeeded and window.advances_watermark,
+        intraday=window.intraday,  # its replaced days are not complete
+        fresh=succeeded and window.makes_fresh,  # status's "fresh as of"
+        error=error,
+        counts=Counts(
+            documents_read=plan.read,
+            documents_returned=plan.returned,
+            count_queries=plan.count_queries,
+            # Previous versions read to find moved rows; the days the old-row delete
+            # named (None: it scanned the table's whole history).
+            previous_reads=plan.previous_reads,
+            delete_days=plan.located_days,
+            # What the drift check scanned: partition column of the verified days,
+            # and _document_path too on the lookup days.
+            verified_days=plan.verified_days,
+            lookup_days=plan.lookup_days,
+            rows_written=rows_written,
+            late_edits=plan.late_rows,
+            dead_lettered=plan.dead_lettered,
+            # Field names and reason kinds (dead_letters.reason_kind), never a value.
+            dead_letter_reasons=plan.dead_letter_reasons,
+            outside_window=plan.outside_window,
+            days_replaced=len(replaced_days),
+            late_edit_days=plan.late_days,
+            drift_days=plan.drift_days,
+            rows_per_day=dict(sorted(written.items())),
+            rows_before=dict(sorted((commit.get("before") or {}).items())),
         ),
-        # What the drift check scanned: partition column of the verified days,
-        # and _document_path too on the lookup days.
-        "verified_days": [d.isoformat() for d in plan.verified_days],
-        "lookup_days": [d.isoformat() for d in plan.lookup_days],
-        "rows_written": rows_written,
-        "late_edits": plan.late_rows,
-        "dead_lettered": plan.dead_lettered,
-        # Field names and reason kinds (dead_letters.reason_kind), never a value.
-        "dead_letter_reasons": [
-            {"field": field, "reason": kind, "count": n}
-            for field, kind, n in plan.dead_letter_reasons
-        ],
-        "outside_window": plan.outside_window,
-        "days_replaced": len(replaced_days),
-        "late_edit_days": [d.isoformat() for d in plan.late_days],
-        "drift_days": [d.isoformat() for d in plan.drift_days],
-        "rows_per_day": {d.isoformat(): n for d, n in sorted(written.items())},
-        "rows_before": {d.isoformat(): n for d, n in sorted((commit.get("before") or {}).items())},
-        "error": error,
-    }
-
-
-def run_status(tables: Sequence[Mapping[str, Any]], dead_letters_ok: bool) -> str:
-    statuses = {t["status"] for t in tables}
-    if not dead_letters_ok or statuses & {"failed", "refused"}:
-        return "failed"
-    if "not_reconciled" in statuses:
-        return "not_reconciled"
-    return "succeeded"
+    )
 
 
 class _RecordRunFn(beam.DoFn):
@@ -109,18 +104,17 @@ class _RecordRunFn(beam.DoFn):
         from pipelines.state.tables import drop_staging_tables
 
         by_table = {c["table"]: c for c in commits}
-        tables = []
-        for spec in self._config.tables:
-            entry = table_verdict(plans[spec.name], by_table.get(spec.name, {}))
-            window = self._config.window(spec.name)
-            succeeded = entry["status"] == "succeeded"
-            entry["advances_watermark"] = succeeded and window.advances_watermark
-            entry["intraday"] = window.intraday  # its replaced days are not complete
-            entry["fresh"] = succeeded and window.makes_fresh  # status's "fresh as of"
-            tables.append(entry)
+        tables = [
+            table_verdict(
+                plans[spec.name], by_table.get(spec.name, {}), self._config.window(spec.name)
+            )
+            for spec in self._config.tables
+        ]
         letters = by_table.get(dead_letters.TABLE, {})
-        status = run_status(tables, bool(letters.get("replaced")))
-        problems = [f"{t['table']}: {t['error']}" for t in tables if t["status"] != "succeeded"]
+        status = worst(tables, bool(letters.get("replaced")))
+        problems = [
+            f"{t.table}: {t.error}" for t in tables if t.status is not TableStatus.SUCCEEDED
+        ]
         if letters.get("error"):
             problems.append(f"{dead_letters.TABLE}: {letters['error']}")
         error = "; ".join(problems) or None
@@ -128,11 +122,11 @@ class _RecordRunFn(beam.DoFn):
         write_audit_row(self._config, row)
         drop_staging_tables(self._config.target, self._config.run_id, self._config.tables)
         _give_back_leases(self._config)
-        if status != "succeeded":
-            replaced = [t["table"] for t in tables if t["replaced"]]
-            not_replaced = [t["table"] for t in tables if not t["replaced"]]
+        if status is not RunStatus.SUCCEEDED:
+            replaced = [t.table for t in tables if t.replaced]
+            not_replaced = [t.table for t in tables if not t.replaced]
             raise TablesNotReplaced(
-                f"{status}: not replaced: {', '.join(not_replaced) or 'none'}; "
+                f"{status.value}: not replaced: {', '.join(not_replaced) or 'none'}; "
                 f"replaced: {', '.join(replaced) or 'none'} ({error})"
             )
         yield row

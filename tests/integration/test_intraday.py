@@ -17,6 +17,7 @@ import pytest
 from pipelines import firestore_to_bq
 from pipelines.plan import windows
 from pipelines.state import run_log
+from pipelines.state.verdict import TableStatus, entries
 from tests.support.documents import at, interaction, task
 from tests.support.sync_helpers import PROJECT, seed, table_rows, unique_dataset, verdicts
 
@@ -112,8 +113,8 @@ def test_intraday_brings_today_up_to_the_snapshot_and_declares_no_day_complete(
         assert states[table].last_success_run_id == "intra1"
         assert states[table].intraday_read_time == first.config.read_time
     assert states["tasks"].watermark == first.config.read_time
-    entries = run_log.entries(verdict(bq_client, dataset, "intra1")["tables"])
-    assert all(e["intraday"] and e["status"] == "succeeded" for e in entries)
+    intraday = entries(verdict(bq_client, dataset, "intra1"))
+    assert intraday and all(e.intraday and e.status is TableStatus.SUCCEEDED for e in intraday)
     commits = table_rows(bq_client, dataset, "_sync_commits", True)
     commits = [c for c in commits if c["run_id"] == "intra1"]
     assert commits and all(c["newest_day"] is None for c in commits)
@@ -192,8 +193,8 @@ def test_a_nightly_the_same_day_after_intraday_runs_keeps_today_equal_to_firesto
         assert states[table].fresh_read_time == nightly.config.read_time
         assert states[table].newest_day == today - ONE_DAY
     later = sync("--run_id", "nightly3", when=datetime.datetime.now(UTC) + ONE_DAY)
-    for entry in run_log.entries(verdict(bq_client, dataset, "nightly3")["tables"]):
-        assert today.isoformat() in entry["replaced_days"], entry
+    for entry in entries(verdict(bq_client, dataset, "nightly3")):
+        assert today in entry.replaced_days, entry
     assert_equals_full_rebuild_through(bq_client, dataset, later, today)
 
 

@@ -67,6 +67,7 @@ from pipelines.plan.windows import wrote_today
 from pipelines.services import bigquery as bq
 from pipelines.services import reachability
 from pipelines.state import leases, run_log
+from pipelines.state.verdict import RunStatus, entries, is_verdict
 from tests.support.fault_proxy import FaultProxy
 from tests.support.sync_helpers import PROJECT, table_rows, unique_dataset
 from tests.support.world import World
@@ -321,7 +322,7 @@ class Sequences(RuleBasedStateMachine):
 
     def _verdict(self, run_id: str) -> dict[str, Any] | None:
         rows = [r for r in audit_rows(self.bq, self.dataset) if r["run_id"] == run_id]
-        final = [r for r in rows if r["status"] != run_log.RUNNING]
+        final = [r for r in rows if is_verdict(r)]
         return final[0] if final else None
 
     def _check_equals_a_full_rebuild(self) -> None:
@@ -330,7 +331,7 @@ class Sequences(RuleBasedStateMachine):
         if out.kind in ("backfill", "history_backfill"):
             return  # its chunks are dated runs on the real clock; (b)-(d) still hold
         verdict = self._verdict(out.run_id)
-        assert verdict is not None and verdict["status"] == run_log.SUCCEEDED, verdict
+        assert verdict is not None and verdict["status"] == RunStatus.SUCCEEDED, verdict
         # An intraday run answers for today too: its rebuild is a full run acting
         # as of tomorrow at the same snapshot. Any other run without dates answers
         # for the days up to yesterday, and for today too once an intraday run
@@ -371,7 +372,7 @@ class Sequences(RuleBasedStateMachine):
                 assert now == out.before[table], f"{table} changed by failed run {out.run_id}"
         verdict = self._verdict(out.run_id)
         if verdict is not None:
-            claimed = {t["table"] for t in run_log.entries(verdict["tables"]) if t.get("replaced")}
+            claimed = {t.table for t in entries(verdict) if t.replaced}
             assert claimed <= landed, (claimed, landed)
 
     @invariant()
@@ -393,20 +394,18 @@ class Sequences(RuleBasedStateMachine):
         # status: the newest run that replaced the table (or found nothing to replace)
         # and the newest day any commit replaced whole.
         states = run_log.table_states(self.bq, self.dataset, TABLES, self.now)
-        by_start = sorted(
-            (r for r in runs if r["status"] != run_log.RUNNING), key=lambda r: r["started_at"]
-        )
+        by_start = sorted((r for r in runs if is_verdict(r)), key=lambda r: r["started_at"])
         for table in TABLES:
             expected = None
             for run in by_start:
-                entry = {e["table"]: e for e in run_log.entries(run["tables"])}.get(table)
-                if entry is not None and entry.get("status") in run_log.REPLACED_OK:
+                entry = {e.table: e for e in entries(run)}.get(table)
+                if entry is not None and entry.status.replaced_ok:
                     expected = run["run_id"]
                 elif entry is None and table in landed.get(run["run_id"], set()):
                     expected = run["run_id"]
             unfinished = [
                 r["run_id"] for r in runs
-                if r["status"] == run_log.RUNNING and table in landed.get(r["run_id"], set())
+                if not is_verdict(r) and table in landed.get(r["run_id"], set())
                 and r["run_id"] not in {v["run_id"] for v in by_start}
             ]  # fmt: skip
             state = states[table]
@@ -414,7 +413,7 @@ class Sequences(RuleBasedStateMachine):
             days = [c["newest_day"] for c in commits if c["table_name"] == table]
             days = [d for d in days if d is not None]
             assert state.newest_day == (max(days) if days else None), (table, state, days)
-        finished = {r["run_id"] for r in runs if r["status"] != run_log.RUNNING}
+        finished = {r["run_id"] for r in runs if is_verdict(r)}
         # (e) no lease outlives the process of its run by more than its time to live;
         # a run that could reach BigQuery as it ended gave its leases back and
         # recorded how it ended.

@@ -25,7 +25,8 @@ from devtools import REPO_ROOT
 from pipelines import firestore_to_bq
 from pipelines.cli import status
 from pipelines.services import bigquery as bq
-from pipelines.state import leases, leftovers, run_log
+from pipelines.state import leases, leftovers
+from pipelines.state.verdict import RunStatus
 from tests.support.documents import task
 from tests.support.sync_helpers import PROJECT, seed, table_rows, unique_dataset, verdicts
 
@@ -99,7 +100,7 @@ def test_sigterm_just_after_a_launcher_phase_gives_everything_back_and_records_t
     assert _leases(bq_client, dataset) == [], "a stopped run kept its leases"
     assert _staging(bq_client, dataset) == []
     ended = [r for r in verdicts(bq_client, dataset) if r["run_id"] == "stopped"]
-    assert [r["status"] for r in ended] == [run_log.INTERRUPTED], ended
+    assert [r["status"] for r in ended] == [RunStatus.INTERRUPTED], ended
     # The nightly right after it neither waits nor fails on a lease.
     assert firestore_to_bq.main(_argv(dataset, "--lease_wait_seconds", "0")) == 0
 
@@ -176,7 +177,7 @@ def test_a_run_killed_outright_blocks_the_next_for_its_lease_minutes_only_and_is
     assert _staging(bq_client, dataset) == []
     assert _leases(bq_client, dataset) == []
     ended = [r for r in verdicts(bq_client, dataset) if r["run_id"] == "killed"]
-    assert [r["status"] for r in ended] == [run_log.INTERRUPTED], ended
+    assert [r["status"] for r in ended] == [RunStatus.INTERRUPTED], ended
     assert "lease lapsed" in ended[0]["error"], ended
     # Settling is idempotent: nothing is left to find.
     assert leases.lapsed(bq_client, dataset, later) == {}

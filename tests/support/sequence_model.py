@@ -44,6 +44,7 @@ from pipelines.plan.windows import (
     wrote_today,
 )
 from pipelines.state import run_log
+from pipelines.state.verdict import RunStatus, TableStatus, TableVerdict
 
 UTC = datetime.UTC
 ONE_DAY = datetime.timedelta(days=1)
@@ -218,10 +219,10 @@ class Model(RuleBasedStateMachine):
         except CatchUpTooLong:
             return  # exit 2: nothing written (a backfill is the user's next step)
         start = {"run_id": run_id, "started_at": read_time, "read_time": read_time,
-                 "status": run_log.RUNNING, "error": None, "tables": []}  # fmt: skip
+                 "status": RunStatus.RUNNING.value, "error": None, "tables": []}  # fmt: skip
         self.runs.append(start)
         if fault == "before_commit":
-            self.runs.append({**start, "status": "failed", "error": "lost"})
+            self.runs.append({**start, "status": RunStatus.FAILED.value, "error": "lost"})
             return
         entries = []
         for i, window in enumerate(plan):
@@ -233,12 +234,12 @@ class Model(RuleBasedStateMachine):
                 "newest_day": max(days) if days and not window.intraday else None,
                 "advances_watermark": window.advances_watermark,
             }
-            entries.append({"table": window.table, "mode": window.mode,
-                            "status": run_log.SUCCEEDED, "replaced": True,
-                            "replaced_days": [d.isoformat() for d in days],
-                            "advances_watermark": window.advances_watermark,
-                            "intraday": window.intraday,
-                            "fresh": window.makes_fresh})  # fmt: skip
+            entries.append(TableVerdict(table=window.table, mode=window.mode,
+                                        status=TableStatus.SUCCEEDED, replaced=True,
+                                        replaced_days=tuple(days),
+                                        advances_watermark=window.advances_watermark,
+                                        intraday=window.intraday,
+                                        fresh=window.makes_fresh))  # fmt: skip
         if fault == "lost_after_one":
             return  # the launcher lost BigQuery: only its start row and its commits remain
         if fault == "interrupted_after_one":
@@ -247,9 +248,11 @@ class Model(RuleBasedStateMachine):
             planned = {w.table: (w.mode, w.intraday, w.makes_fresh) for w in plan}
             landed = self.commits.get(run_id, {})
             verdict = run_log.committed_entries(tables, landed, planned)
-            self.runs.append({**start, "status": run_log.INTERRUPTED, "tables": verdict})
+            self.runs.append({**start, "status": RunStatus.INTERRUPTED.value,
+                              "tables": [e.to_json() for e in verdict]})  # fmt: skip
             return
-        self.runs.append({**start, "status": run_log.SUCCEEDED, "tables": entries})
+        self.runs.append({**start, "status": RunStatus.SUCCEEDED.value,
+                          "tables": [e.to_json() for e in entries]})  # fmt: skip
         for window in plan:
             self.check(window, window.horizon or plan.yesterday, dates is not None)
 

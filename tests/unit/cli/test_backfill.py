@@ -275,3 +275,22 @@ def _seed_tasks(db) -> None:
     seed(db, {f"users/u{i}/tasks/t{day}": task(day) for day in DAYS for i in (1, 2)})
 
 
+
+
+def test_a_sync_runs_row_this_version_cannot_read_leaves_the_progress_unknown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pipelines.services import bigquery as bq
+    from pipelines.services import reachability
+    from pipelines.state import run_log
+    from pipelines.state.verdict import TableVerdict
+
+    def newer(*_):
+        return TableVerdict.from_json({"table": "tasks", "status": "paused"})
+
+    monkeypatch.setattr(reachability, "check_bigquery", lambda *_: None)
+    monkeypatch.setattr(bq, "make_client", lambda *_: object())
+    monkeypatch.setattr(run_log, "succeeded_windows", newer)
+    target = backfill.Target("p", "d", None, ("tasks",))
+    with pytest.raises(backfill.ProgressUnknown, match=r"cannot read p\.d\._sync_runs: .*'paused'"):
+        backfill.finished_windows(target, datetime.datetime.now(UTC))

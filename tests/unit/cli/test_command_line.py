@@ -246,3 +246,20 @@ def test_the_command_line_ignores_a_stop_after_the_run_ended(tmp_path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, timeout=120)
     assert done.returncode == 0, f"exit {done.returncode} (-{signal.SIGTERM}: killed)"
+
+
+def test_a_sync_runs_row_this_version_cannot_read_stops_the_run_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Planning from a status a newer sync wrote would misread it: refused before any lease."""
+    from pipelines import firestore_to_bq
+    from pipelines.state.verdict import run_status
+
+    def plan(*_, **__):
+        return run_status({"run_id": "r9", "status": "paused"})
+
+    monkeypatch.setattr(firestore_to_bq, "run", plan)
+    assert main(["--project", "p", "--dataset", "d"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: _sync_runs row of run 'r9': unknown status 'paused'"), err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err

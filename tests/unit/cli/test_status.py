@@ -90,3 +90,19 @@ def test_a_lease_that_lapsed_without_being_given_back_names_its_dead_run() -> No
     out = status.render("p", "d", [status.TableStatus(state, yesterday, 0, live)], 7, (), now=now)
     assert "  lease: held by run live_run since 2026-12-07T12:00:00Z" in out
     assert "(renewed while the run lives)" in out
+
+
+def test_a_sync_runs_row_this_version_cannot_read_is_one_error_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A status a newer sync wrote is refused (``verdict.UnknownVerdict``), not guessed at."""
+    from pipelines.services import bigquery as bq
+    from pipelines.services import reachability
+    from pipelines.state.verdict import run_status as decode
+
+    monkeypatch.setattr(reachability, "check_bigquery", lambda *_: None)
+    monkeypatch.setattr(bq, "make_client", lambda *_: object())
+    monkeypatch.setattr(status, "collect", lambda *_: decode({"run_id": "r9", "status": "paused"}))
+    code, out, err = run_status(capsys, "--dataset", "d")
+    assert code == 1 and out == "" and len(err.splitlines()) == 1, err
+    assert err.startswith("error: _sync_runs row of run 'r9': unknown status 'paused'")

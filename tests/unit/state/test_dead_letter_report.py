@@ -14,6 +14,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipelines.cli.options import UsageError, resolve
 from pipelines.cli.summary import RunSummary, TableSummary, from_audit, summarize
 from pipelines.plan.day_plan import TablePlan, Tally, plan_incremental_table, plan_table
+from pipelines.plan.windows import TableWindow
 from pipelines.state import dead_letters
 from pipelines.state.dead_letters import Answered, reason_kind, top_reasons
 from pipelines.transforms import metrics
@@ -118,8 +119,9 @@ def test_top_reasons_keeps_three() -> None:
 
 def test_the_verdict_records_the_reasons_without_values() -> None:
     plan = plan_table("tasks", _tally(), [D1])
-    entry = table_verdict(plan, {"replaced": True, "written": {D1: 1}})
-    assert entry["dead_letter_reasons"][0] == {
+    window = TableWindow("tasks", "full", D1, D1)
+    entry = table_verdict(plan, {"replaced": True, "written": {D1: 1}}, window)
+    assert entry.to_json()["dead_letter_reasons"][0] == {
         "field": "created_at",
         "reason": "expected timestamp, got integer",
         "count": 2,

@@ -152,20 +152,21 @@ def test_workers_renew_at_most_once_per_third_of_the_time_to_live_per_process(
 
 def test_a_dead_runs_verdict_names_the_commits_that_landed() -> None:
     from pipelines.state import run_log
+    from pipelines.state.verdict import RunStatus, TableStatus, entries
 
     landed = {"tasks": {"mode": "incremental", "newest_day": NOW.date(),
                         "advances_watermark": True}}  # fmt: skip
     started = {"run_id": "dead", "runner": "DirectRunner", "started_at": NOW,
                "read_time": NOW, "window_start": NOW.date(), "window_end": NOW.date()}  # fmt: skip
     row = run_log.abandoned_row("dead", ["routines", "tasks"], landed, started, LATER, "why")
-    assert row["status"] == run_log.INTERRUPTED and row["error"] == "why"
+    assert row["status"] == RunStatus.INTERRUPTED and row["error"] == "why"
     assert row["started_at"] == NOW.isoformat() and row["read_time"] == NOW.isoformat()
-    by_table = {e["table"]: e for e in row["tables"]}
-    assert by_table["tasks"]["status"] == run_log.COMMITTED and by_table["tasks"]["replaced"]
-    assert by_table["routines"]["status"] == "failed" and not by_table["routines"]["replaced"]
+    by_table = {e.table: e for e in entries(row)}
+    assert by_table["tasks"].status is TableStatus.COMMITTED and by_table["tasks"].replaced
+    assert by_table["routines"].status is TableStatus.FAILED and not by_table["routines"].replaced
     # Folded with its running row: the verdict wins, the commit stands, no "unfinished".
     states = run_log.fold_states(
-        [{**started, "status": run_log.RUNNING, "error": None, "tables": []},
+        [{**started, "status": RunStatus.RUNNING, "error": None, "tables": []},
          {**row, "started_at": NOW, "read_time": NOW}],
         {"dead": {"tasks": {**landed["tasks"]}}}, ["tasks", "routines"],
     )  # fmt: skip

@@ -5,10 +5,13 @@ from __future__ import annotations
 import datetime
 
 from pipelines.plan.day_plan import TablePlan, Tally, plan_incremental_table
-from pipelines.transforms.record_run import run_status, table_verdict
+from pipelines.plan.windows import TableWindow
+from pipelines.state.verdict import RunStatus, TableStatus, TableVerdict, worst
+from pipelines.transforms.record_run import table_verdict
 from pipelines.transforms.write_bigquery import shrink_refusal
 
 D1, D2, D3 = (datetime.date(2026, 11, d) for d in (22, 23, 24))
+WINDOW = TableWindow("tasks", "full", D1, D2)
 
 
 def _plan(read: int, rows: dict, **extra) -> TablePlan:
@@ -41,23 +44,27 @@ def test_an_empty_read_over_empty_days_is_fine() -> None:
 
 def test_verdict_succeeds_only_when_counts_reconcile() -> None:
     plan = _plan(3, {D1: 2, D2: 1})
-    ok = table_verdict(plan, {"replaced": True, "written": {D1: 2, D2: 1}})
-    assert ok["status"] == "succeeded" and ok["replaced_days"] == ["2026-11-22", "2026-11-23"]
-    short = table_verdict(plan, {"replaced": True, "written": {D1: 2, D2: 0}})
-    assert short["status"] == "not_reconciled" and "table holds 2" in short["error"]
-    refused = table_verdict(plan, {"replaced": False, "refused": True, "error": "no"})
-    assert refused["status"] == "refused" and refused["replaced_days"] == []
-    failed = table_verdict(plan, {"replaced": False, "error": "boom"})
-    assert failed["status"] == "failed"
+    ok = table_verdict(plan, {"replaced": True, "written": {D1: 2, D2: 1}}, WINDOW)
+    assert ok.status is TableStatus.SUCCEEDED and ok.replaced_days == (D1, D2)
+    assert ok.fresh is True and not ok.advances_watermark and not ok.intraday
+    short = table_verdict(plan, {"replaced": True, "written": {D1: 2, D2: 0}}, WINDOW)
+    assert short.status is TableStatus.NOT_RECONCILED and "table holds 2" in (short.error or "")
+    assert short.fresh is False  # only a success is fresh as of its snapshot
+    refused = table_verdict(plan, {"replaced": False, "refused": True, "error": "no"}, WINDOW)
+    assert refused.status is TableStatus.REFUSED and refused.replaced_days == ()
+    failed = table_verdict(plan, {"replaced": False, "error": "boom"}, WINDOW)
+    assert failed.status is TableStatus.FAILED
 
 
 def test_run_status_is_the_worst_table() -> None:
-    assert run_status([{"status": "succeeded"}], True) == "succeeded"
-    assert run_status([{"status": "succeeded"}, {"status": "not_reconciled"}], True) == (
-        "not_reconciled"
-    )
-    assert run_status([{"status": "refused"}, {"status": "not_reconciled"}], True) == "failed"
-    assert run_status([{"status": "succeeded"}], False) == "failed"
+    def tables(*statuses: TableStatus) -> list[TableVerdict]:
+        return [TableVerdict(f"t{i}", status) for i, status in enumerate(statuses)]
+
+    ok, off = TableStatus.SUCCEEDED, TableStatus.NOT_RECONCILED
+    assert worst(tables(ok), True) is RunStatus.SUCCEEDED
+    assert worst(tables(ok, off), True) is RunStatus.NOT_RECONCILED
+    assert worst(tables(TableStatus.REFUSED, off), True) is RunStatus.FAILED
+    assert worst(tables(ok), False) is RunStatus.FAILED
 
 
 def test_incremental_plan_accounts_for_every_document() -> None:
@@ -84,6 +91,5 @@ def test_audit_tables_description_names_every_key_a_verdict_writes() -> None:
     [column] = [f for f in run_log.SCHEMA if f["name"] == "tables"]
     listed = re.sub(r"\([^)]*\)", "", column["description"]).removeprefix("Per table: ")
     keys = {k.strip() for k in listed.rstrip(".").split(",")}
-    verdict = table_verdict(_plan(1, {D1: 1}), {"replaced": True, "written": {D1: 1}})
-    # added by RecordRun per window:
-    assert keys == {*verdict, "advances_watermark", "intraday", "fresh"}
+    verdict = table_verdict(_plan(1, {D1: 1}), {"replaced": True, "written": {D1: 1}}, WINDOW)
+    assert keys == set(verdict.to_json())
