@@ -187,7 +187,9 @@ def build(
             config.target, config.tables, config.windows, config.stamp, plans,
             config.load_batch_rows, guards, renewal,
         )  # fmt: skip
-        commits | "RecordRun" >> RecordRun(config, runner, plans)
+        commits | "RecordRun" >> RecordRun(
+            config.target, config.stamp, config.windows, config.planned_window, runner, plans
+        )
 
 
 def plan_run(config: SyncConfig, now: datetime.datetime) -> SyncConfig:
@@ -420,7 +422,8 @@ def _run_leased(
             holder.client, config.project, config.dataset, holder.found_lapsed,
             config.run_id, holder.clock(),
         )  # fmt: skip
-    write_audit_row(config, audit_row(config, runner, RunStatus.RUNNING, []))
+    running = audit_row(config.stamp, runner, config.planned_window, RunStatus.RUNNING, [])
+    write_audit_row(config.target, running)
     create_staging_tables(config)
     result = pipeline.run()
     if hands_over(options):
@@ -524,8 +527,8 @@ def _failure(config: SyncConfig, runner: str, exc: BaseException) -> RunFailed |
             status = RunStatus.INTERRUPTED if interrupted else RunStatus.FAILED
             planned = {w.table: (w.mode, w.intraday, w.makes_fresh) for w in config.plan}
             stopped = run_log.committed_entries([t.name for t in config.tables], landed, planned)
-            row = audit_row(config, runner, status, stopped, message)
-            write_audit_row(config, row)
+            row = audit_row(config.stamp, runner, config.planned_window, status, stopped, message)
+            write_audit_row(config.target, row)
         drop_staging_tables(config.target, config.run_id, config.tables)
     except Exception as cleanup_exc:  # noqa: BLE001 - the original failure matters more
         if not logged:

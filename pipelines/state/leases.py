@@ -400,9 +400,14 @@ def release(config: SyncConfig, client: bigquery.Client | None = None) -> None:
     """Give back the run's leases; a dry run took none."""
     if config.dry_run or not config.dataset:
         return
-    client = client or bq.make_client(config.project, config.location)
+    release_run(config.target, config.run_id, client)
+
+
+def release_run(target: bq.Target, run_id: str, client: bigquery.Client | None = None) -> None:
+    """Give back every lease ``run_id`` holds in ``target``'s dataset."""
+    client = client or target.client()
     bq.concurrent_update_retry()(bq.run_query)(
-        client, release_sql(config.project, config.dataset, config.run_id)
+        client, release_sql(target.project, target.dataset, run_id)
     )
 
 

@@ -27,6 +27,7 @@ from pipelines.state.verdict import (
 
 if TYPE_CHECKING:
     from pipelines.cli.options import SyncConfig
+    from pipelines.state.stamp import RunStamp
 
 TABLE = "_sync_runs"
 PARTITION_COLUMN = "started_at"
@@ -286,21 +287,23 @@ def committed(
 
 
 def audit_row(
-    config: SyncConfig,
+    stamp: RunStamp,
     runner: str,
+    window: tuple[datetime.date, datetime.date],
     status: RunStatus,
     tables: Sequence[TableVerdict],
     error: str | None = None,
 ) -> dict[str, Any]:
-    """The run's ``_sync_runs`` row; a ``running`` row (written at the start) has no end."""
-    window_start, window_end = config.planned_window
+    """The run's ``_sync_runs`` row; a ``running`` row (written at the start) has no end.
+    ``window``: the first and last day any table replaces."""
+    window_start, window_end = window
     return {
-        "run_id": config.run_id,
+        "run_id": stamp.run_id,
         "runner": runner,
         "window_start": window_start.isoformat(),
         "window_end": window_end.isoformat(),
-        "read_time": config.read_time_text,
-        "started_at": config.started_text,
+        "read_time": stamp.read_time_text,
+        "started_at": stamp.started_text,
         "finished_at": (
             None if status is RunStatus.RUNNING else datetime.datetime.now(datetime.UTC).isoformat()
         ),
@@ -372,9 +375,9 @@ def abandoned_row(
     }
 
 
-def write_audit_row(config: SyncConfig, row: Mapping[str, Any]) -> None:
+def write_audit_row(target: bq.Target, row: Mapping[str, Any]) -> None:
     """Append ``row`` to the run's dataset (see :func:`append_row`)."""
-    append_row(bq.make_client(config.project, config.location), config.dataset, row)
+    append_row(target.client(), target.dataset, row)
 
 
 def append_row(client: bigquery.Client, dataset: str, row: Mapping[str, Any]) -> None:

@@ -8,16 +8,18 @@ fails so the job itself shows as failed.
 
 from __future__ import annotations
 
+import datetime
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import apache_beam as beam
 
-from pipelines.cli.options import SyncConfig
 from pipelines.plan.day_plan import TablePlan
 from pipelines.plan.windows import TableWindow
+from pipelines.services import bigquery as bq
 from pipelines.state.run_log import audit_row, write_audit_row
+from pipelines.state.stamp import RunStamp
 from pipelines.state.verdict import Counts, RunStatus, TableStatus, TableVerdict, worst
 
 _LOG = logging.getLogger(__name__)
@@ -93,22 +95,30 @@ def table_verdict(plan: TablePlan, commit: Mapping[str, Any], window: TableWindo
 
 
 class _RecordRunFn(beam.DoFn):
-    def __init__(self, config: SyncConfig, runner: str):
-        self._config = config
+    def __init__(
+        self,
+        target: bq.Target,
+        stamp: RunStamp,
+        windows: Sequence[TableWindow],
+        window: tuple[datetime.date, datetime.date],
+        runner: str,
+    ):
+        self._target = target
+        self._stamp = stamp
+        self._windows = tuple(windows)
+        self._window = window
         self._runner = runner
 
     def process(
         self, _: Any, commits: list[dict[str, Any]], plans: Mapping[str, TablePlan]
     ) -> Iterator[dict[str, Any]]:
         from pipelines.state import dead_letters
-        from pipelines.state.tables import drop_staging_tables
+        from pipelines.state.tables import drop_staging_of
 
         by_table = {c["table"]: c for c in commits}
         tables = [
-            table_verdict(
-                plans[spec.name], by_table.get(spec.name, {}), self._config.window(spec.name)
-            )
-            for spec in self._config.tables
+            table_verdict(plans[window.table], by_table.get(window.table, {}), window)
+            for window in self._windows
         ]
         letters = by_table.get(dead_letters.TABLE, {})
         status = worst(tables, bool(letters.get("replaced")))
@@ -118,10 +128,12 @@ class _RecordRunFn(beam.DoFn):
         if letters.get("error"):
             problems.append(f"{dead_letters.TABLE}: {letters['error']}")
         error = "; ".join(problems) or None
-        row = audit_row(self._config, self._runner, status, tables, error)
-        write_audit_row(self._config, row)
-        drop_staging_tables(self._config.target, self._config.run_id, self._config.tables)
-        _give_back_leases(self._config)
+        row = audit_row(self._stamp, self._runner, self._window, status, tables, error)
+        write_audit_row(self._target, row)
+        destinations = [*(w.table for w in self._windows), dead_letters.TABLE]
+        target, run_id = self._target, self._stamp.run_id
+        drop_staging_of(target.client(), target.dataset, run_id, destinations)
+        _give_back_leases(self._target, self._stamp.run_id)
         if status is not RunStatus.SUCCEEDED:
             replaced = [t.table for t in tables if t.replaced]
             not_replaced = [t.table for t in tables if not t.replaced]
@@ -132,28 +144,39 @@ class _RecordRunFn(beam.DoFn):
         yield row
 
 
-def _give_back_leases(config: SyncConfig) -> None:
+def _give_back_leases(target: bq.Target, run_id: str) -> None:
     """The run is over once its verdict is written: its tables are free again (here,
     inside the job, so a Flex Template launch that does not wait gives them back too).
     A failure only leaves the lease to lapse at its expiry."""
     from pipelines.state import leases
 
     try:
-        leases.release(config)
+        leases.release_run(target, run_id)
     except Exception as exc:  # noqa: BLE001 - the verdict stands; the lease expires
-        _LOG.warning("could not give back the leases of run %s: %s", config.run_id, exc)
+        _LOG.warning("could not give back the leases of run %s: %s", run_id, exc)
 
 
 class RecordRun(beam.PTransform):
-    """Write the run's audit row once every commit is done.
+    """Write the run's audit row once every commit is done, then drop its staging
+    tables and give back its leases.
 
-    ``plans``: ``(table, TablePlan)`` pairs, as ``PlanDays`` makes them.
+    ``target``: the dataset; ``stamp``: the run's id and snapshot; ``windows``:
+    what it did to each table; ``window``: the first and last day any table
+    replaces; ``runner``: recorded in the row; ``plans``: ``(table, TablePlan)``
+    pairs, as ``PlanDays`` makes them.
     """
 
-    def __init__(self, config: SyncConfig, runner: str, plans):
+    def __init__(
+        self,
+        target: bq.Target,
+        stamp: RunStamp,
+        windows: Sequence[TableWindow],
+        window: tuple[datetime.date, datetime.date],
+        runner: str,
+        plans,
+    ):
         super().__init__()
-        self._config = config
-        self._runner = runner
+        self._args = (target, stamp, tuple(windows), window, runner)
         self._plans = plans
 
     def expand(self, commits):
@@ -162,7 +185,7 @@ class RecordRun(beam.PTransform):
             | "Once" >> beam.Create([None])
             | "RecordRun"
             >> beam.ParDo(
-                _RecordRunFn(self._config, self._runner),
+                _RecordRunFn(*self._args),
                 commits=beam.pvalue.AsList(commits),
                 plans=beam.pvalue.AsDict(self._plans),
             )
