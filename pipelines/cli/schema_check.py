@@ -40,13 +40,19 @@ def describe(spec: TableSpec) -> str:
     else:
         source = spec.collection
     partition = spec.partition
+    kind = partition.type
+    if partition.timestamp_source:
+        kind += f" from {partition.timestamp_source}"
     parts = [
         f"{len(spec.columns)} columns (+{len(SYNC_COLUMNS)} sync columns)",
         f"from {source}",
-        f"partitioned by DAY({partition.name}) ({partition.type})",
+        f"partitioned by DAY({partition.name}) ({kind})",
         "clustered by " + ", ".join(spec.clustering) if spec.clustering else "not clustered",
         f"change field {spec.change_field}" if spec.change_field else "no change field",
     ]
+    if partition.from_create_time:
+        # Said here so no one expects nightly runs to read one day of it.
+        parts.append("read whole every run (Firestore cannot query a document's create time)")
     return f"{spec.name}: " + ", ".join(parts)
 
 
