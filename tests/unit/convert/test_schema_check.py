@@ -431,11 +431,15 @@ def test_firestore_to_bq_schema_check_is_wired(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        ([], "error: firestore-to-bq schema needs a command: check"),
+        ([], "error: firestore-to-bq schema needs a command: check, suggest"),
         (["chek"], "error: unknown command firestore-to-bq schema chek: did you mean 'check'?"),
         (
+            ["sugest"],
+            "error: unknown command firestore-to-bq schema sugest: did you mean 'suggest'?",
+        ),
+        (
             ["suggest"],
-            "error: unknown command firestore-to-bq schema suggest: the commands are check",
+            "error: the following arguments are required: --project, --path",
         ),
         (
             ["check", "--schema_dir", "x"],
