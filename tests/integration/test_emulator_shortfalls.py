@@ -104,6 +104,21 @@ def test_emulator_returns_geography_as_wkb_not_wkt(bq_client):
     assert got["wkt"] == "POINT (2.5 48.5)"  # BigQuery: "POINT(2.5 48.5)"
 
 
+def test_emulator_cannot_create_a_record_with_a_reserved_keyword_sub_field(bq_client):
+    """BigQuery creates a RECORD whose sub-field is named ``inner`` (any reserved
+    keyword); bqemulator answers 500 (a top-level column of that name is fine).
+    ``schema suggest`` never proposes a reserved keyword as a name."""
+    dataset = unique_dataset("shortfall")
+    bq.ensure_dataset(bq_client, dataset, None)
+    inner = {"name": "inner", "type": "STRING"}
+    schema = [{"name": "at", "type": "TIMESTAMP", "mode": "REQUIRED"},
+              {"name": "r", "type": "RECORD", "fields": [inner]}]  # fmt: skip
+    table = bigquery.Table(f"{bq_client.project}.{dataset}.t", schema=bq.schema_fields(schema))
+    with pytest.raises(exceptions.InternalServerError):
+        bq_client.create_table(table, retry=None, timeout=30)
+    bq_client.list_datasets(timeout=30)  # the next call (with retries) finds it serving again
+
+
 def test_emulator_dry_run_reports_zero_bytes(bq_client, table):
     dataset, name = table
     bq.load_rows(bq_client, dataset, name, SCHEMA, _rows(100))
