@@ -154,6 +154,8 @@ def plan_schema(
             raise Refused(
                 f"table {table}: column {old.name} would change type {old_type} -> {new_type}"
             )
+        if old_type == "STRUCT":
+            _same_sub_fields(table, old.name, old.fields, new.get("fields") or [])
         old_mode, new_mode = normal_mode(old.mode), normal_mode(new.get("mode"))
         mode = old_mode
         if old_mode != new_mode:
@@ -167,7 +169,8 @@ def plan_schema(
         description = new.get("description") or None
         if (old.description or None) != description:
             changes.append(f"update description of column {table}.{old.name}")
-        api = old.to_api_repr()
+        # A RECORD's sub-fields are the same but for descriptions: take the new ones.
+        api = dict(new) if old_type == "STRUCT" else old.to_api_repr()
         api["mode"] = mode
         if description is None:
             api.pop("description", None)
@@ -184,6 +187,36 @@ def plan_schema(
         schema.append(bigquery.SchemaField.from_api_repr(dict(new)))
         changes.append(f"add column {table}.{new['name']} {new['type']} {mode}")
     return schema, changes
+
+
+def _same_sub_fields(
+    table: str,
+    path: str,
+    existing: Sequence[bigquery.SchemaField],
+    desired: Sequence[Mapping[str, object]],
+) -> None:
+    """Refuse any change to an existing RECORD's sub-fields but descriptions.
+
+    Even an added NULLABLE sub-field: BigQuery takes it by a schema patch, but
+    ``ALTER TABLE … ADD COLUMN`` cannot name a nested field and bqemulator applies
+    patches to its metadata only, so no one code path adds it on both."""
+    have = [(f.name.lower(), normal_type(f.field_type), normal_mode(f.mode)) for f in existing]
+    want = [
+        (str(f["name"]).lower(), normal_type(str(f["type"])), normal_mode(f.get("mode")))  # type: ignore[arg-type]
+        for f in desired
+    ]
+    if have != want:
+        raise Refused(
+            f"table {table}: RECORD column {path} would change its sub-fields "
+            f"({', '.join(n + ' ' + t for n, t, _ in have)} -> "
+            f"{', '.join(n + ' ' + t for n, t, _ in want)}); add a new column instead, or "
+            "migrate the table by hand"
+        )
+    by_name = {str(f["name"]).lower(): f for f in desired}
+    for old in existing:
+        if normal_type(old.field_type) == "STRUCT":
+            new = by_name[old.name.lower()]
+            _same_sub_fields(table, f"{path}.{old.name}", old.fields, new.get("fields") or [])  # type: ignore[arg-type]
 
 
 def plan_table(client: bigquery.Client, dataset: str, desired: TableDefinition) -> TableMigration:
@@ -233,15 +266,25 @@ def plan_dataset(client: bigquery.Client, dataset: str, location: str) -> bool:
 def add_column_sql(project: str, dataset: str, table: str, column: bigquery.SchemaField) -> str:
     """The DDL that adds one column (BigQuery's ``ALTER TABLE … ADD COLUMN IF NOT
     EXISTS``; one column a statement, as bqemulator takes only one ALTER each)."""
-    kind = normal_type(column.field_type)
-    if kind == "STRUCT":
-        raise Refused(f"table {table}: adding RECORD column {column.name} is not supported here")
-    if normal_mode(column.mode) == "REPEATED":
-        kind = f"ARRAY<{kind}>"
     return (
         f"ALTER TABLE {bq.table_sql(project, dataset, table)} ADD COLUMN IF NOT EXISTS "
-        f"{bq.column_list([bq.check_identifier(column.name, 'column')])} {kind}"
+        f"{bq.column_list([bq.check_identifier(column.name, 'column')])} {column_type_sql(column)}"
     )
+
+
+def column_type_sql(column: bigquery.SchemaField) -> str:
+    """A column's type in DDL: ``ARRAY<…>`` for REPEATED, ``STRUCT<`a` INT64 NOT NULL, …>``
+    for RECORD (a REQUIRED sub-field says so here: a patch may not tighten it later)."""
+    kind = normal_type(column.field_type)
+    if kind == "STRUCT":
+        inner = []
+        for sub in column.fields:
+            text = f"{bq.column_list([sub.name])} {column_type_sql(sub)}"
+            inner.append(text + (" NOT NULL" if normal_mode(sub.mode) == "REQUIRED" else ""))
+        kind = f"STRUCT<{', '.join(inner)}>"
+    if normal_mode(column.mode) == "REPEATED":
+        kind = f"ARRAY<{kind}>"
+    return kind
 
 
 def apply_table(client: bigquery.Client, dataset: str, plan: TableMigration) -> None:

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from pipelines.cli import arguments
-from pipelines.convert.table_spec import SYNC_COLUMNS, TableSpec, load_specs
+from pipelines.convert.table_spec import SYNC_COLUMNS, Column, TableSpec, load_specs
 from pipelines.state import dead_letters, run_log
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -80,6 +80,27 @@ def _layout_line(
     return " · ".join(parts)
 
 
+def _column_rows(columns: Iterable[Column], parent: str = "") -> list[dict[str, str]]:
+    """One row per column, a RECORD's sub-fields after it as ``record.sub_field``."""
+    rows = []
+    for col in columns:
+        description = col.description
+        if col.allowed_values:
+            description += " Allowed: " + ", ".join(map(str, col.allowed_values)) + "."
+        if col.from_create_time:
+            description += " From the document's Firestore create time."
+        elif col.source != (col.name,):
+            description += " From Firestore field `" + ".".join(col.source) + "`."
+        if col.timestamp_source and not col.from_create_time:
+            description += f" Stored as `{col.timestamp_source}`."
+        if col.policy != "keep":
+            description += f" Policy `{col.policy}`."
+        name = f"{parent}.{col.name}" if parent else col.name
+        rows.append({"name": name, "type": col.type, "mode": col.mode, "description": description})
+        rows += _column_rows(col.fields, name)
+    return rows
+
+
 def _user_table(spec: TableSpec) -> list[str]:
     if spec.layout == "per_user":
         source = f"{spec.parent_collection}/{{{spec.user_id_column}}}/{spec.collection}"
@@ -89,18 +110,7 @@ def _user_table(spec: TableSpec) -> list[str]:
         change = f"change field `{spec.change_field}` (incremental runs find late edits by it)"
     else:
         change = "no change field (late edits: see the drift check and full runs)"
-    columns = []
-    for col in spec.columns:
-        description = col.description
-        if col.allowed_values:
-            description += " Allowed: " + ", ".join(col.allowed_values) + "."
-        if col.source != (col.name,):
-            description += " From Firestore field `" + ".".join(col.source) + "`."
-        if col.policy != "keep":
-            description += f" Policy `{col.policy}`."
-        columns.append(
-            {"name": col.name, "type": col.type, "mode": col.mode, "description": description}
-        )
+    columns = _column_rows(spec.columns)
     lines = [f"## `{spec.name}`", ""]
     if spec.description:
         lines += [spec.description, ""]

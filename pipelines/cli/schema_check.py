@@ -20,8 +20,11 @@ from pipelines.cli.usage import Parser, UsageError
 from pipelines.convert.table_spec import SYNC_COLUMNS, TableSpec, check_specs, did_you_mean
 
 PROG = "firestore-to-bq schema"
-#: The ``schema`` commands built so far.
-COMMANDS = {"check": "validate the schema files and list their tables"}
+#: The ``schema`` commands.
+COMMANDS = {
+    "check": "validate the schema files and list their tables",
+    "suggest": "propose a schema file from a sample of a collection",
+}
 
 
 def parser() -> Parser:
@@ -40,13 +43,19 @@ def describe(spec: TableSpec) -> str:
     else:
         source = spec.collection
     partition = spec.partition
+    kind = partition.type
+    if partition.timestamp_source:
+        kind += f" from {partition.timestamp_source}"
     parts = [
         f"{len(spec.columns)} columns (+{len(SYNC_COLUMNS)} sync columns)",
         f"from {source}",
-        f"partitioned by DAY({partition.name}) ({partition.type})",
+        f"partitioned by DAY({partition.name}) ({kind})",
         "clustered by " + ", ".join(spec.clustering) if spec.clustering else "not clustered",
         f"change field {spec.change_field}" if spec.change_field else "no change field",
     ]
+    if partition.from_create_time:
+        # Said here so no one expects nightly runs to read one day of it.
+        parts.append("read whole every run (Firestore cannot query a document's create time)")
     return f"{spec.name}: " + ", ".join(parts)
 
 
@@ -77,7 +86,8 @@ def main(argv: Sequence[str]) -> int:
         if not args or args[0] in ("-h", "--help"):
             if not args:
                 raise UsageError(f"{PROG} needs a command: {commands}")
-            print(f"usage: {PROG} check [--schemas_dir DIR]\n")
+            print(f"usage: {PROG} check [--schemas_dir DIR]")
+            print(f"       {PROG} suggest --project P --path PATH [--out FILE] …\n")
             for name, about in COMMANDS.items():
                 print(f"  {name:8} {about}")
             return 0
@@ -86,6 +96,10 @@ def main(argv: Sequence[str]) -> int:
             raise UsageError(
                 f"unknown command {PROG} {args[0]}: " + (close or f"the commands are {commands}")
             )
+        if args[0] == "suggest":
+            from pipelines.cli import schema_suggest
+
+            return schema_suggest.main(args[1:])
         try:
             options = parser().parse_args(args[1:])
         except SystemExit as done:  # --help

@@ -8,12 +8,15 @@ to the dead-letter table.
 Rows are JSON-ready dicts in the form BigQuery's newline-delimited JSON loads
 accept: TIMESTAMP as RFC 3339 UTC with microseconds (Firestore keeps
 nanoseconds; BigQuery keeps microseconds, so the last three digits are cut),
-FLOAT64 NaN/±Infinity as the strings BigQuery reads back as those values.
+FLOAT64 NaN/±Infinity as the strings BigQuery reads back as those values,
+BYTES as base64, GEOGRAPHY as WKT (``POINT(lng lat)``), RECORD as an object of
+its sub-fields and REPEATED as an array.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime
 import hashlib
 import hmac
@@ -28,6 +31,7 @@ from google.cloud.firestore_v1 import GeoPoint
 from google.cloud.firestore_v1.base_document import BaseDocumentReference
 
 from pipelines.clock import UTC
+from pipelines.convert import time_source
 from pipelines.convert.document import FirestoreDocument
 from pipelines.convert.table_spec import (
     DOCUMENT_PATH_COLUMN,
@@ -77,6 +81,12 @@ def _type_name(value: Any) -> str:
     if isinstance(value, BaseDocumentReference):
         return "reference"
     return type(value).__name__
+
+
+def type_name(value: Any) -> str:
+    """A Firestore value's kind in the words dead letters use (``integer``,
+    ``map``, ``geopoint`` …): what ``schema suggest`` counts, too."""
+    return _type_name(value)
 
 
 def format_timestamp(value: datetime.datetime) -> str:
@@ -218,6 +228,21 @@ def _to_json(value: Any) -> Any:
     return to_json_value(value)
 
 
+def _to_geography(value: Any) -> str:
+    """A geopoint as WKT, longitude first (``POINT(2.3522 48.8566)``), as BigQuery
+    loads GEOGRAPHY from JSON."""
+    if isinstance(value, GeoPoint):
+        return f"POINT({value.longitude!r} {value.latitude!r})"
+    raise TypeError(f"expected geopoint, got {_type_name(value)}")
+
+
+def _to_bytes(value: Any) -> str:
+    """Bytes as base64, the form BigQuery's JSON loads take for BYTES."""
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"expected bytes, got {_type_name(value)}")
+
+
 SCALAR_CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "STRING": _to_string,
     "INT64": _to_int64,
@@ -228,6 +253,60 @@ SCALAR_CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "TIME": _to_time,
     "JSON": _to_json,
 }
+#: Every type's converter: the scalars above, and the two Firestore value types
+#: that have a BigQuery type of their own (RECORD is :func:`_to_record`).
+CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    **SCALAR_CONVERTERS,
+    "GEOGRAPHY": _to_geography,
+    "BYTES": _to_bytes,
+}
+
+
+def _epoch_converter(column: Column) -> Callable[[Any], Any]:
+    """TIMESTAMP or DATE from an epoch number, as the column's timestamp_source says."""
+    source = column.timestamp_source
+
+    def convert(value: Any) -> str:
+        instant = time_source.from_epoch(value, source)
+        if column.type == "DATE":
+            return instant.date().isoformat()
+        return format_timestamp(instant)
+
+    return convert
+
+
+def _converter(column: Column) -> Callable[[Any], Any]:
+    if time_source.is_epoch(column.timestamp_source):
+        return _epoch_converter(column)
+    if column.type == "RECORD":
+        return lambda value: _to_record(column, value)
+    return CONVERTERS[column.type]
+
+
+def _at(exc: Exception, *path: str) -> Exception:
+    """``exc`` (same class, same message) naming the sub-field it is about: the
+    caller prefixes the RECORD's own field path (``stats`` + ``heartRateAvg``)."""
+    located = type(exc)(str(exc))
+    located.field_path = path + getattr(exc, "field_path", ())  # type: ignore[attr-defined]
+    return located
+
+
+def _to_record(column: Column, value: Any) -> dict[str, Any]:
+    """A map into an object of the RECORD's sub-fields, each read from its key
+    (or its field_map path inside the map) and converted by its own column.
+    Keys no sub-field declares are left for ``extra`` (see :func:`_consumed`)."""
+    if not isinstance(value, Mapping):
+        raise TypeError(f"expected map, got {_type_name(value)}")
+    out: dict[str, Any] = {}
+    for sub in column.fields:
+        found, item = _lookup(value, sub.source)
+        if not found and sub.required:
+            raise _at(ValueError("missing required field"), *sub.source)
+        try:
+            out[sub.name] = convert_value(sub, item)
+        except (TypeError, ValueError) as exc:
+            raise _at(exc, *sub.source) from None
+    return out
 
 
 def _preview(value: str, limit: int = 40) -> str:
@@ -251,7 +330,7 @@ def convert_value(column: Column, value: Any) -> Any:
         if column.required:
             raise ValueError("required value is null")
         return [] if column.repeated else None
-    convert = SCALAR_CONVERTERS[column.type]
+    convert = _converter(column)
     if column.repeated:
         if not isinstance(value, (list, tuple)):
             raise TypeError(f"expected array, got {_type_name(value)}")
@@ -262,7 +341,11 @@ def convert_value(column: Column, value: Any) -> Any:
             try:
                 out.append(_check_allowed(column, convert(item)))
             except (TypeError, ValueError) as exc:
-                raise type(exc)(f"array element {i}: {exc}") from None
+                # An element that is itself an array lands here too ("expected
+                # integer, got array"): BigQuery has no arrays of arrays.
+                located = type(exc)(f"array element {i}: {exc}")
+                located.field_path = getattr(exc, "field_path", ())  # type: ignore[attr-defined]
+                raise located from None
         return out
     return _check_allowed(column, convert(value))
 
@@ -334,6 +417,9 @@ def document_to_row(
     ordered = sorted(spec.columns, key=lambda c: c.name != spec.partition_column)
     row: dict[str, Any] = {}
     consumed: set[tuple[str, ...]] = set()
+    #: RECORD columns kept whole, and the map (or array of maps) each read: the
+    #: keys their sub-fields do not declare go back to ``extra``.
+    records: list[tuple[Column, Any]] = []
     for column in ordered:
         if column.name in derived and column.source == (column.name,):
             row[column.name] = derived[column.name]
@@ -347,10 +433,12 @@ def document_to_row(
                         f"field disagrees with the document path ({_preview(str(value))})",
                     )
             continue
-        found, value = _lookup(doc.data, column.source)
-        if found:
+        found, value = column_value(column, doc)
+        if found and not column.from_create_time:
             consumed.add(column.source)
-        field_name = ".".join(column.source)
+            if column.type == "RECORD" and column.policy == "keep" and value is not None:
+                records.append((column, value))
+        field_name = CREATE_TIME_FIELD if column.from_create_time else ".".join(column.source)
         is_partition = column.name == spec.partition_column
         if not found and (column.required or is_partition):
             label = "partition value" if is_partition else "required field"
@@ -358,6 +446,7 @@ def document_to_row(
         try:
             converted = convert_value(column, value)
         except (TypeError, ValueError) as exc:
+            field_name = ".".join((field_name, *getattr(exc, "field_path", ())))
             if column.policy != "keep" and isinstance(exc, ValueError):
                 # Value errors quote the value; a protected one must not leak that way.
                 reason = f"invalid value (withheld: policy '{column.policy}')"
@@ -382,6 +471,10 @@ def document_to_row(
         row[column.name] = converted
 
     extra = _unconsumed(doc.data, consumed)
+    for column, value in records:
+        left = _record_leftover(column, value, _below(consumed, column.source))
+        if left is not None:
+            extra = _put(extra, column.source, left)
     try:
         row[EXTRA_COLUMN] = to_json_value(extra) if extra else None
     except (TypeError, ValueError) as exc:
@@ -408,6 +501,60 @@ def _unconsumed(data: Mapping[str, Any], consumed: set[tuple[str, ...]]) -> dict
     return out
 
 
+def _record_leftover(
+    column: Column, value: Any, beneath: set[tuple[str, ...]] = frozenset()
+) -> Any:
+    """What of a RECORD column's map (or array of maps) no sub-field declares, in
+    the same shape, or None if nothing is left. ``beneath``: paths inside the map
+    that other columns read (a top-level column with a field_map path)."""
+    if column.repeated:
+        if not isinstance(value, (list, tuple)):
+            return None
+        single = dataclasses.replace(column, mode="NULLABLE")
+        lefts = [_record_leftover(single, item) for item in value]
+        return [left or {} for left in lefts] if any(lefts) else None
+    if not isinstance(value, Mapping):
+        return None
+    taken = {sub.source for sub in column.fields} | set(beneath)
+    left = _unconsumed(value, taken)
+    for sub in column.fields:
+        found, item = _lookup(value, sub.source)
+        if found and sub.type == "RECORD" and item is not None:
+            sub_left = _record_leftover(sub, item, _below(beneath, sub.source))
+            if sub_left is not None:
+                left = _put(left, sub.source, sub_left)
+    return left or None
+
+
+def _below(paths: set[tuple[str, ...]], prefix: tuple[str, ...]) -> set[tuple[str, ...]]:
+    """The paths strictly inside ``prefix``, relative to it."""
+    n = len(prefix)
+    return {p[n:] for p in paths if len(p) > n and p[:n] == prefix}
+
+
+def _put(data: Mapping[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    """A copy of ``data`` with ``value`` at ``path``, maps along the way copied too."""
+    out = dict(data)
+    head, rest = path[0], path[1:]
+    if not rest:
+        out[head] = value
+    else:
+        inner = out.get(head)
+        out[head] = _put(inner if isinstance(inner, Mapping) else {}, rest, value)
+    return out
+
+
+#: The field name a dead letter gives a create_time column (no field is read).
+CREATE_TIME_FIELD = "__create_time__"
+
+
+def column_value(column: Column, doc: FirestoreDocument) -> tuple[bool, Any]:
+    """(found, value) of a column in ``doc``: its field, or the document's create time."""
+    if column.from_create_time:
+        return doc.create_time is not None, doc.create_time
+    return _lookup(doc.data, column.source)
+
+
 def partition_day(spec: TableSpec, row: Mapping[str, Any]) -> datetime.date:
     """The UTC day a converted row belongs to."""
     return datetime.date.fromisoformat(str(row[spec.partition_column])[:10])
@@ -426,7 +573,7 @@ def dead_letter_day(spec: TableSpec, doc: FirestoreDocument) -> datetime.date | 
 
 def document_day(spec: TableSpec, doc: FirestoreDocument) -> datetime.date | None:
     """The partition day of a document that may not convert, or None if it has none."""
-    found, value = _lookup(doc.data, spec.partition.source)
+    found, value = column_value(spec.partition, doc)
     if not found or value is None:
         return None
     try:

@@ -19,6 +19,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pipelines.convert import time_source
+
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,299}\Z")
 COLLECTION_ID = re.compile(r"^[^/\x00]{1,1500}$")
 
@@ -35,7 +37,13 @@ TYPE_ALIASES = {
     "DATE": "DATE",
     "TIME": "TIME",
     "JSON": "JSON",
+    "GEOGRAPHY": "GEOGRAPHY",
+    "BYTES": "BYTES",
+    "RECORD": "RECORD",
+    "STRUCT": "RECORD",
 }
+#: BigQuery nests RECORD columns at most 15 levels deep.
+MAX_RECORD_DEPTH = 15
 MODES = ("NULLABLE", "REQUIRED", "REPEATED")
 POLICIES = ("keep", "drop", "hash")
 LAYOUTS = ("per_user", "top_level")
@@ -91,6 +99,11 @@ class Column:
     source: tuple[str, ...] = ()
     policy: str = "keep"
     allowed_values: tuple[str, ...] = ()
+    #: A RECORD's sub-columns; each one's ``source`` is a path inside the map.
+    fields: tuple[Column, ...] = ()
+    #: "" (Firestore timestamps, ISO 8601 strings), or one of
+    #: :data:`time_source.SOURCES`: epoch numbers, or the document's create time.
+    timestamp_source: str = ""
 
     @property
     def required(self) -> bool:
@@ -99,6 +112,23 @@ class Column:
     @property
     def repeated(self) -> bool:
         return self.mode == "REPEATED"
+
+    @property
+    def from_create_time(self) -> bool:
+        """Filled from the document's Firestore create time, not from a field."""
+        return self.timestamp_source == time_source.CREATE_TIME
+
+    def bigquery_field(self) -> dict[str, Any]:
+        """This column in BigQuery's JSON schema form, sub-fields included."""
+        field: dict[str, Any] = {
+            "name": self.name,
+            "type": self.type,
+            "mode": self.mode,
+            "description": self.description,
+        }
+        if self.fields:
+            field["fields"] = [f.bigquery_field() for f in self.fields]
+        return field
 
 
 @dataclass(frozen=True)
@@ -135,8 +165,23 @@ class TableSpec:
 
     @property
     def supports_incremental(self) -> bool:
-        """Range queries need a TIMESTAMP partition stored as one top-level field."""
-        return self.partition.type == "TIMESTAMP" and len(self.partition.source) == 1
+        """Range queries need a TIMESTAMP partition stored as one top-level field
+        (Firestore timestamps or epoch numbers); Firestore cannot filter on a
+        document's create time, so a table partitioned by it is read whole."""
+        partition = self.partition
+        return (
+            partition.type == "TIMESTAMP"
+            and len(partition.source) == 1
+            and not partition.from_create_time
+        )
+
+    def range_column(self, field: str) -> Column | None:
+        """The partition or change column an incremental query on ``field`` bounds:
+        its ``timestamp_source`` says how the bounds are encoded."""
+        for name in (self.partition_column, self.change_field):
+            if name and self.column(name).source == (field,):
+                return self.column(name)
+        return None
 
     @property
     def range_fields(self) -> tuple[str, ...]:
@@ -148,13 +193,9 @@ class TableSpec:
             fields.append(self.column(self.change_field).source[0])
         return tuple(fields)
 
-    def bigquery_schema(self) -> list[dict[str, str]]:
+    def bigquery_schema(self) -> list[dict[str, Any]]:
         """The table's BigQuery JSON schema, sync columns included."""
-        declared = [
-            {"name": c.name, "type": c.type, "mode": c.mode, "description": c.description}
-            for c in self.columns
-        ]
-        return declared + [dict(c) for c in SYNC_COLUMNS]
+        return [c.bigquery_field() for c in self.columns] + [dict(c) for c in SYNC_COLUMNS]
 
 
 # --------------------------------------------------------------------------------------
@@ -260,17 +301,26 @@ TOP_LEVEL_KEYS: dict[str, str] = {
     "partition_column": "the TIMESTAMP or DATE column whose UTC day partitions the table",
     "change_field": "a TIMESTAMP column the app moves forward on every write (late edits)",
     "clustering": "up to 4 columns BigQuery clusters the table by",
-    "field_map": "column name -> Firestore field name (or [path, of, names]) when they differ",
+    "field_map": "column name (or record.sub_field) -> Firestore field name (or [path, of, "
+    "names]) when they differ",
     "fields": 'the columns, a BigQuery JSON schema: [{"name": ..., "type": ...}, ...]',
 }
 REQUIRED_KEYS = ("table", "id_column", "partition_column", "fields")
 SOURCE_KEYS = ("collection", "layout", "parent_collection")
 #: Per-column keys the sync reads.
-FIELD_KEYS = ("name", "type", "mode", "description", "policy", "allowed_values")
+FIELD_KEYS = (
+    "name",
+    "type",
+    "mode",
+    "description",
+    "fields",
+    "policy",
+    "allowed_values",
+    "timestamp_source",
+)
 #: Keys BigQuery's JSON schema defines for a field that the sync accepts and ignores
 #: (``setup_bigquery.py`` does not pass them on).
 IGNORED_BIGQUERY_FIELD_KEYS = (
-    "fields",
     "policyTags",
     "dataPolicies",
     "maxLength",
@@ -283,13 +333,11 @@ IGNORED_BIGQUERY_FIELD_KEYS = (
     "foreignTypeDefinition",
 )
 #: Types BigQuery clusters on, of those the sync writes.
-CLUSTERABLE_TYPES = ("STRING", "INT64", "BOOL", "TIMESTAMP", "DATE")
+CLUSTERABLE_TYPES = ("STRING", "INT64", "BOOL", "TIMESTAMP", "DATE", "GEOGRAPHY")
+#: Types ``timestamp_source`` applies to.
+TIME_SOURCE_TYPES = ("TIMESTAMP", "DATE")
 #: BigQuery types the sync does not write yet, and what to declare instead.
 TYPE_HINTS = {
-    "RECORD": "a map or an array of maps: declare it JSON",
-    "STRUCT": "a map or an array of maps: declare it JSON",
-    "GEOGRAPHY": 'a geopoint: declare it JSON, {"latitude": …, "longitude": …}',
-    "BYTES": 'bytes: declare it JSON, {"bytes_base64": …}',
     "NUMERIC": "declare FLOAT64, or STRING for exact digits",
     "BIGNUMERIC": "declare FLOAT64, or STRING for exact digits",
     "DECIMAL": "declare FLOAT64, or STRING for exact digits",
@@ -353,8 +401,18 @@ def _source_path(value: Any, where: str, check: _Check) -> tuple[str, ...]:
     return ()
 
 
-def _column(f: Any, where: str, field_map: Mapping[str, Any], check: _Check) -> Column | None:
-    """One entry of ``fields``, or None if it has no usable name."""
+def _column(
+    f: Any,
+    where: str,
+    field_map: Mapping[str, Any],
+    check: _Check,
+    parent: str = "",
+    depth: int = 1,
+) -> Column | None:
+    """One entry of ``fields`` (or of a RECORD's ``fields``), or None if it has no
+    usable name. ``parent``: the dotted column path of the enclosing RECORD, ""
+    at the top level; a sub-field's ``field_map`` key is ``parent.name`` and its
+    source a path inside the parent's map."""
     if not isinstance(f, Mapping):
         check.error(where, f'expected a column object {{"name": …, "type": …}}, got {_kind(f)}')
         return None
@@ -391,7 +449,15 @@ def _column(f: Any, where: str, field_map: Mapping[str, Any], check: _Check) -> 
         mode = "NULLABLE"
     mode = mode.upper()
     policy = f.get("policy", "keep")
-    if policy not in POLICIES:
+    if parent and "policy" in f:
+        check.error(
+            f"{where}.policy",
+            f"policies apply to top-level columns only: put 'drop' on the RECORD column "
+            f"{parent.split('.')[0]!r}, or read the field into a top-level column with a "
+            "field_map path and give that column the policy",
+        )
+        policy = "keep"
+    elif policy not in POLICIES:
         check.error(
             f"{where}.policy",
             _with_hint(
@@ -420,11 +486,18 @@ def _column(f: Any, where: str, field_map: Mapping[str, Any], check: _Check) -> 
             f"got {_show(allowed)}",
         )
         allowed = []
+    elif allowed and col_type == "RECORD":
+        check.error(f"{where}.allowed_values", "a RECORD column takes no allowed_values; "
+                    "put them on its sub-fields")  # fmt: skip
+        allowed = []
+    path = f"{parent}.{col_name}" if parent and col_name else (col_name or "")
+    source_kind = _timestamp_source(f, where, col_type, mode, parent, path, field_map, check)
+    sub_fields = _sub_fields(f, where, col_type, field_map, check, path, depth)
     if col_name is None:
         return None
     source: tuple[str, ...] = (col_name,)
-    if col_name in field_map:
-        source = _source_path(field_map[col_name], f"field_map.{col_name}", check) or source
+    if path in field_map:
+        source = _source_path(field_map[path], _key_path("field_map", path), check) or source
     return Column(
         name=col_name,
         type=col_type or "",  # "" : the type was wrong; the spec is not built
@@ -433,7 +506,98 @@ def _column(f: Any, where: str, field_map: Mapping[str, Any], check: _Check) -> 
         source=source,
         policy=policy,
         allowed_values=tuple(allowed),
+        fields=sub_fields,
+        timestamp_source=source_kind,
     )
+
+
+def _timestamp_source(
+    f: Mapping[str, Any],
+    where: str,
+    col_type: str | None,
+    mode: str,
+    parent: str,
+    path: str,
+    field_map: Mapping[str, Any],
+    check: _Check,
+) -> str:
+    """A field's ``timestamp_source``: "" when left out, else one of time_source.SOURCES."""
+    value = f.get("timestamp_source")
+    if value is None:
+        return ""
+    if value not in time_source.SOURCES:
+        allowed = "; ".join(f"{k}: {v}" for k, v in time_source.SOURCES.items())
+        hint = did_you_mean(value, time_source.SOURCES)
+        check.error(f"{where}.timestamp_source",
+                    _with_hint(f"unknown timestamp source {_show(value)}", hint)
+                    + f"; allowed: {allowed} (left out: Firestore timestamps and ISO 8601 "
+                    "strings)")  # fmt: skip
+        return ""
+    if col_type is not None and col_type not in TIME_SOURCE_TYPES:
+        check.error(f"{where}.timestamp_source", "timestamp_source applies to TIMESTAMP and "
+                    f"DATE columns only, not {col_type}")  # fmt: skip
+        return ""
+    if value == time_source.CREATE_TIME:
+        if parent or mode == "REPEATED":
+            check.error(f"{where}.timestamp_source", "create_time fills a top-level, "
+                        "non-REPEATED column (one create time per document)")  # fmt: skip
+        if path in field_map:
+            check.error(_key_path("field_map", path), "a create_time column reads no field: "
+                        "remove its field_map entry")  # fmt: skip
+    return str(value)
+
+
+def _sub_fields(
+    f: Mapping[str, Any],
+    where: str,
+    col_type: str | None,
+    field_map: Mapping[str, Any],
+    check: _Check,
+    path: str,
+    depth: int,
+) -> tuple[Column, ...]:
+    """A RECORD's sub-columns (at least one, names unique case aside, at most
+    15 levels deep as in BigQuery); ``fields`` elsewhere must be empty."""
+    raw = f.get("fields")
+    if col_type != "RECORD":
+        if raw not in (None, []) and col_type is not None:
+            check.error(f"{where}.fields", f"only a RECORD column has sub-fields, not {col_type}")
+        return ()
+    if not isinstance(raw, list) or not raw:
+        check.error(where if raw is None else f"{where}.fields",
+                    'a RECORD column needs "fields": [{"name": …, "type": …}, …], one or more '
+                    "sub-fields read from the map's keys")  # fmt: skip
+        return ()
+    if depth >= MAX_RECORD_DEPTH:
+        check.error(f"{where}.fields", f"RECORD columns nest at most {MAX_RECORD_DEPTH} levels "
+                    "deep in BigQuery; declare the deeper map JSON")  # fmt: skip
+        return ()
+    columns: list[Column] = []
+    first_use: dict[str, int] = {}
+    for i, sub in enumerate(raw):
+        col = _column(sub, f"{where}.fields[{i}]", field_map, check, path or "?", depth + 1)
+        if col is None:
+            continue
+        folded = col.name.lower()
+        if folded in first_use:
+            check.error(f"{where}.fields[{i}].name",
+                        f"sub-field {col.name!r} is duplicated: fields[{first_use[folded]}] "
+                        "declares it too (names compare case-insensitively)")  # fmt: skip
+            continue
+        first_use[folded] = i
+        columns.append(col)
+    return tuple(columns)
+
+
+def column_paths(columns: Iterable[Column], parent: str = "") -> list[str]:
+    """Every declared column's dotted path (``stats``, ``stats.heart_rate``): the
+    keys ``field_map`` may use."""
+    paths = []
+    for col in columns:
+        path = f"{parent}.{col.name}" if parent else col.name
+        paths.append(path)
+        paths += column_paths(col.fields, path)
+    return paths
 
 
 def check_spec(raw: Any, origin: str = "<schema>") -> tuple[TableSpec | None, list[Problem]]:
@@ -550,13 +714,15 @@ def check_spec(raw: Any, origin: str = "<schema>") -> tuple[TableSpec | None, li
     declared = {c.name: c for c in columns}
     known_columns = list(declared)
 
+    paths = column_paths(columns)
     for key in field_map:
-        if key not in declared:
+        if key not in paths:
             reason = (
                 f"{key!r} is a sync column, the sync fills it"
                 if str(key).lower() in reserved
                 else _with_hint(
-                    "field_map keys are declared column names", did_you_mean(key, known_columns)
+                    "field_map keys are declared column names (record.sub_field for a sub-field)",
+                    did_you_mean(key, paths),
                 )
             )
             check.error(_key_path("field_map", key), f"unknown column: {reason}")
@@ -645,6 +811,12 @@ def check_spec(raw: Any, origin: str = "<schema>") -> tuple[TableSpec | None, li
                 "change_field",
                 "change_field must be a top-level TIMESTAMP column (not REPEATED, not a nested "
                 f"field_map path); {change.name!r} is {change.mode} {change.type}",
+            )
+        elif change and change.from_create_time:
+            check.error(
+                "change_field",
+                f"{change.name!r} holds the document's create time, which never moves; the "
+                "change field is a time the app sets on every write (updatedAt)",
             )
 
     clustering_raw = raw.get("clustering")

@@ -16,6 +16,7 @@ from google.cloud.firestore_v1.base_document import BaseDocumentReference
 from google.cloud.firestore_v1.base_query import BaseQuery
 from google.cloud.firestore_v1.field_path import FieldPath
 
+from pipelines.convert import time_source
 from pipelines.convert.document import FirestoreDocument
 from pipelines.convert.table_spec import TableSpec
 from pipelines.services import error_text
@@ -100,19 +101,27 @@ def field_range_query(
 ) -> BaseQuery:
     """Documents with ``start <= field < end``, ordered by the field and then name.
 
-    Only values of Firestore's timestamp type match; the order gives the client
-    a cursor to resume from after a transient error (never an offset).
+    Only values of the field's declared encoding match: Firestore timestamps, or
+    for a column whose ``timestamp_source`` is epoch numbers, numbers (the bounds
+    are encoded to match, see :mod:`pipelines.convert.time_source`). The order
+    gives the client a cursor to resume from after a transient error (never an
+    offset).
     """
     from google.cloud.firestore_v1.base_query import FieldFilter
+
+    column = spec.range_column(field)
+    encoding = column.timestamp_source if column else ""
 
     if spec.layout == "per_user":
         query = client.collection_group(spec.collection)
     else:
         query = client.collection(spec.collection)
     if start is not None:
-        query = query.where(filter=FieldFilter(field, ">=", start))
+        query = query.where(
+            filter=FieldFilter(field, ">=", time_source.query_value(encoding, start))
+        )
     if end is not None:
-        query = query.where(filter=FieldFilter(field, "<", end))
+        query = query.where(filter=FieldFilter(field, "<", time_source.query_value(encoding, end)))
     return query.order_by(field).order_by("__name__")
 
 
@@ -154,16 +163,20 @@ def oldest_time(
     read_time: datetime.datetime,
     retry: api_retry.Retry,
 ) -> datetime.datetime | None:
-    """The smallest timestamp in ``field`` at ``read_time`` (one ordered limit-1
-    query, one read), or None when no document holds a timestamp there."""
+    """The smallest time in ``field`` at ``read_time`` (one ordered limit-1
+    query, one read), or None when no document holds one there (a timestamp, or
+    a number for an epoch column)."""
+    column = spec.range_column(field)
+    encoding = column.timestamp_source if column else ""
     query = field_range_query(client, spec, field, EARLIEST, None).limit(1)
     for snapshot in query.stream(read_time=read_time, retry=retry, timeout=retry.timeout):
         try:
             value = snapshot.get(field)
         except KeyError:
             continue
-        if isinstance(value, datetime.datetime):
-            return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
+        instant = time_source.instant_of(encoding, value)
+        if instant is not None:
+            return instant
     return None
 
 

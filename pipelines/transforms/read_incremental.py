@@ -22,6 +22,7 @@ from typing import Any
 
 import apache_beam as beam
 
+from pipelines.convert import time_source
 from pipelines.convert.document import FirestoreDocument
 from pipelines.convert.table_spec import TableSpec
 from pipelines.plan.read_plan import (
@@ -44,11 +45,10 @@ COUNT_THREADS = 8
 
 
 def partition_time(spec: TableSpec, doc: FirestoreDocument) -> datetime.datetime | None:
-    """The document's partition value if it is a Firestore timestamp (what range queries match)."""
+    """The document's partition time if range queries match its value: a Firestore
+    timestamp, or a number for an epoch partition column."""
     value = doc.data.get(spec.partition.source[0])
-    if not isinstance(value, datetime.datetime):
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
+    return time_source.instant_of(spec.partition.timestamp_source, value)
 
 
 class _ChangeRangesFn(beam.DoFn):

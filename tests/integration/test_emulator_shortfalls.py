@@ -80,6 +80,45 @@ def test_emulator_keeps_bytes_as_their_base64_text(bq_client, table):
     assert row["b"] == b"aGk="  # BigQuery decodes base64 in JSON loads: b"hi"
 
 
+def test_emulator_returns_geography_as_wkb_not_wkt(bq_client):
+    """BigQuery returns a GEOGRAPHY column as WKT text; bqemulator hands the client
+    the binary WKB as if BYTES, which the client then base64-decodes: it fails
+    (``binascii.Error``) or gives bytes, never the text, and a REPEATED one alike.
+    It loads WKT and answers ST_ASTEXT, which is what the tests read."""
+    dataset = unique_dataset("shortfall")
+    schema = [*SCHEMA, {"name": "g", "type": "GEOGRAPHY", "mode": "NULLABLE"},
+              {"name": "gs", "type": "GEOGRAPHY", "mode": "REPEATED"}]  # fmt: skip
+    bq.ensure_dataset(bq_client, dataset, None)
+    bq.ensure_table(bq_client, dataset, "t", schema, "at")
+    row = {"at": "2026-11-24T10:00:00Z", "g": "POINT(2.5 48.5)", "gs": ["POINT(1 2)"]}
+    bq.load_rows(bq_client, dataset, "t", schema, [row])
+    target = f"`{bq_client.project}.{dataset}.t`"
+    for column, wkt in (("g", "POINT(2.5 48.5)"), ("gs", ["POINT(1 2)"])):
+        try:
+            (got,) = bq.run_query(bq_client, f"SELECT {column} FROM {target}").result()
+            value = got[column]
+        except ValueError:  # binascii.Error: the WKB is not base64
+            value = None
+        assert value != wkt  # BigQuery: the WKT text
+    (got,) = bq.run_query(bq_client, f"SELECT ST_ASTEXT(g) AS wkt FROM {target}").result()
+    assert got["wkt"] == "POINT (2.5 48.5)"  # BigQuery: "POINT(2.5 48.5)"
+
+
+def test_emulator_cannot_create_a_record_with_a_reserved_keyword_sub_field(bq_client):
+    """BigQuery creates a RECORD whose sub-field is named ``inner`` (any reserved
+    keyword); bqemulator answers 500 (a top-level column of that name is fine).
+    ``schema suggest`` never proposes a reserved keyword as a name."""
+    dataset = unique_dataset("shortfall")
+    bq.ensure_dataset(bq_client, dataset, None)
+    inner = {"name": "inner", "type": "STRING"}
+    schema = [{"name": "at", "type": "TIMESTAMP", "mode": "REQUIRED"},
+              {"name": "r", "type": "RECORD", "fields": [inner]}]  # fmt: skip
+    table = bigquery.Table(f"{bq_client.project}.{dataset}.t", schema=bq.schema_fields(schema))
+    with pytest.raises(exceptions.InternalServerError):
+        bq_client.create_table(table, retry=None, timeout=30)
+    bq_client.list_datasets(timeout=30)  # the next call (with retries) finds it serving again
+
+
 def test_emulator_dry_run_reports_zero_bytes(bq_client, table):
     dataset, name = table
     bq.load_rows(bq_client, dataset, name, SCHEMA, _rows(100))

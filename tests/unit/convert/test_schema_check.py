@@ -103,7 +103,7 @@ def test_two_broken_files_show_every_error_at_once_with_file_and_key_path(
         "sets.json: fields: must be a list of columns",
         "workouts.json: chnage_field: unknown key (did you mean 'change_field'?)",
         "workouts.json: clusterng: unknown key (did you mean 'clustering'?)",
-        "workouts.json: fields[4].type: unsupported type 'RECORD'",
+        "workouts.json: fields[4].fields: a RECORD column needs \"fields\"",
         "workouts.json: fields[5]: missing key 'type': ",
         "workouts.json: fields[5].polcy: unknown key (did you mean 'policy'?)",
     ]
@@ -240,14 +240,14 @@ def test_an_unknown_key_far_from_any_known_one_lists_the_allowed_keys() -> None:
 # --------------------------------------------------------------------------------------
 
 
-def test_record_lists_the_allowed_types() -> None:
+def test_an_unsupported_type_lists_the_allowed_types() -> None:
     raw = workouts()
-    raw["fields"][4] = {"name": "laps", "type": "RECORD", "mode": "REPEATED", "fields": []}
+    raw["fields"][4] = {"name": "amount", "type": "NUMERIC"}
     (line,) = problems_of(raw)
     assert line == (
-        "workouts.json: fields[4].type: unsupported type 'RECORD' (a map or an array of maps: "
-        "declare it JSON); allowed: STRING, INT64 (or INTEGER), FLOAT64 (or FLOAT), "
-        "BOOL (or BOOLEAN), TIMESTAMP, DATE, TIME, JSON"
+        "workouts.json: fields[4].type: unsupported type 'NUMERIC' (declare FLOAT64, or STRING "
+        "for exact digits); allowed: STRING, INT64 (or INTEGER), FLOAT64 (or FLOAT), "
+        "BOOL (or BOOLEAN), TIMESTAMP, DATE, TIME, JSON, GEOGRAPHY, BYTES, RECORD (or STRUCT)"
     )
     for alias in TYPE_ALIASES:
         assert alias in line
@@ -431,11 +431,15 @@ def test_firestore_to_bq_schema_check_is_wired(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        ([], "error: firestore-to-bq schema needs a command: check"),
+        ([], "error: firestore-to-bq schema needs a command: check, suggest"),
         (["chek"], "error: unknown command firestore-to-bq schema chek: did you mean 'check'?"),
         (
+            ["sugest"],
+            "error: unknown command firestore-to-bq schema sugest: did you mean 'suggest'?",
+        ),
+        (
             ["suggest"],
-            "error: unknown command firestore-to-bq schema suggest: the commands are check",
+            "error: the following arguments are required: --project, --path",
         ),
         (
             ["check", "--schema_dir", "x"],
