@@ -1,6 +1,7 @@
 """``firestore-to-bq schema check``: every problem of every schema file at once, with its key.
 
     firestore-to-bq schema check [--schemas_dir DIR]
+    firestore-to-bq schema drift --project P --dataset D [...]   (pipelines/cli/schema_drift.py)
 
 Validates each ``.json`` file of the folder (the packaged ``schemas/`` by
 default) the way the sync, ``status`` and ``setup_bigquery.py`` load it, and
@@ -20,8 +21,15 @@ from pipelines.cli.usage import Parser, UsageError
 from pipelines.convert.table_spec import SYNC_COLUMNS, TableSpec, check_specs, did_you_mean
 
 PROG = "firestore-to-bq schema"
-#: The ``schema`` commands built so far.
-COMMANDS = {"check": "validate the schema files and list their tables"}
+#: The ``schema`` commands.
+COMMANDS = {
+    "check": "validate the schema files and list their tables",
+    "drift": "what the synced rows hold that the schema files do not declare",
+}
+USAGE = {
+    "check": "check [--schemas_dir DIR]",
+    "drift": "drift --project P --dataset D [--schemas_dir DIR] [--days N] [--fail_on_drift]",
+}
 
 
 def parser() -> Parser:
@@ -77,7 +85,7 @@ def main(argv: Sequence[str]) -> int:
         if not args or args[0] in ("-h", "--help"):
             if not args:
                 raise UsageError(f"{PROG} needs a command: {commands}")
-            print(f"usage: {PROG} check [--schemas_dir DIR]\n")
+            print("usage: " + "\n       ".join(f"{PROG} {u}" for u in USAGE.values()) + "\n")
             for name, about in COMMANDS.items():
                 print(f"  {name:8} {about}")
             return 0
@@ -86,6 +94,10 @@ def main(argv: Sequence[str]) -> int:
             raise UsageError(
                 f"unknown command {PROG} {args[0]}: " + (close or f"the commands are {commands}")
             )
+        if args[0] == "drift":
+            from pipelines.cli import schema_drift
+
+            return schema_drift.main(args[1:])
         try:
             options = parser().parse_args(args[1:])
         except SystemExit as done:  # --help

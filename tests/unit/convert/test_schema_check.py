@@ -431,11 +431,11 @@ def test_firestore_to_bq_schema_check_is_wired(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        ([], "error: firestore-to-bq schema needs a command: check"),
+        ([], "error: firestore-to-bq schema needs a command: check, drift"),
         (["chek"], "error: unknown command firestore-to-bq schema chek: did you mean 'check'?"),
         (
             ["suggest"],
-            "error: unknown command firestore-to-bq schema suggest: the commands are check",
+            "error: unknown command firestore-to-bq schema suggest: the commands are check, drift",
         ),
         (
             ["check", "--schema_dir", "x"],
