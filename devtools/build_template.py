@@ -1,14 +1,22 @@
 """Build the launcher image and publish the Flex Template spec.
 
     python scripts/build_template.py --project P --region R --bucket B \\
-        [--repository firestore-to-bq] [--tag TAG] [--dry_run]
+        [--repository firestore-to-bq] [--tag TAG] [--schemas_dir DIR] [--dry_run]
 
 Two steps, both through gcloud so the same commands can be run by hand:
-Cloud Build builds ``Dockerfile`` (no local docker needed) and pushes it to
-Artifact Registry, then ``flex-template build`` writes the spec that points
-Dataflow at that image, with ``deploy/metadata.json`` as its parameters.
-The image tag defaults to the git commit, so a template always names the
-exact code it runs. ``--dry_run`` prints the commands and runs nothing.
+Cloud Build builds ``Dockerfile`` (no local docker needed) with the steps of
+``deploy/cloudbuild.yaml`` and pushes it to Artifact Registry, then
+``flex-template build`` writes the spec that points Dataflow at that image, with
+``deploy/metadata.json`` as its parameters. The image tag defaults to the git
+commit, so a template always names the exact code it runs.
+
+The image carries one schema folder, copied in as its packaged ``schemas/``
+(the Dockerfile's ``SCHEMAS_DIR`` build argument): ``--schemas_dir``, else
+``$F2BQ_SCHEMAS_DIR``, else the checkout's ``schemas/``. Every run the template
+or the Cloud Run Job starts reads those tables and no others, so a schema change
+means rebuilding the image. The folder must pass ``firestore-to-bq schema check``
+and lie in the build context (the checkout, less ``.dockerignore``'s entries).
+``--dry_run`` prints the folder and the commands, and runs nothing.
 """
 
 from __future__ import annotations
@@ -25,11 +33,22 @@ from devtools import (
     REPO_ROOT,
     gen_template_metadata,
 )
-from devtools.deploy_args import UsageError, check_location, checked, deploy_main, run_step
+from devtools.deploy_args import (
+    UsageError,
+    add_schemas_dir,
+    build_context_path,
+    check_location,
+    checked,
+    deploy_main,
+    image_schemas,
+    run_step,
+)
 
 IMAGE_NAME = "firestore-to-bq"
 TEMPLATE_OBJECT = "templates/firestore-to-bq.json"
 METADATA_FILE = "deploy/metadata.json"
+#: Cloud Build's steps: ``gcloud builds submit --tag`` cannot pass a build argument.
+BUILD_CONFIG = "deploy/cloudbuild.yaml"
 
 REPOSITORY = re.compile(r"^[a-z]([a-z0-9\-]{0,61}[a-z0-9])?\Z")
 TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}\Z")
@@ -71,8 +90,10 @@ def commands(args: argparse.Namespace) -> list[list[str]]:
             args.project,
             "--region",
             args.region,
-            "--tag",
-            image,
+            "--config",
+            BUILD_CONFIG,
+            "--substitutions",
+            f"_IMAGE={image},_SCHEMAS_DIR={args.build_schemas_dir}",
             ".",
         ],
         [
@@ -107,20 +128,25 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--repository", default=IMAGE_NAME, help="Artifact Registry Docker repository."
     )
     parser.add_argument("--tag", help="Image tag (default: the git commit).")
+    add_schemas_dir(parser)
     parser.add_argument("--dry_run", action="store_true", help="Print the commands only.")
     args = parser.parse_args(argv)
     check_location(args.project, args.region, args.bucket)
     checked(args.repository, REPOSITORY, "--repository")
+    args.schemas = image_schemas(args.schemas_dir, REPO_ROOT)
+    args.build_schemas_dir = build_context_path(args.schemas, REPO_ROOT)
     args.tag = checked(args.tag or default_tag(), TAG, "--tag")
     return args
 
 
 def print_commands(args: argparse.Namespace) -> None:
+    print(args.schemas.built())
     for step in commands(args):
         print(shlex.join(step))
 
 
 def apply(args: argparse.Namespace) -> int:
+    print(args.schemas.built())
     for step in commands(args):
         if not run_step(step, what=step[0], cwd=REPO_ROOT):
             return 1

@@ -4,7 +4,8 @@
         [--collections a,b] [--bq_location US] [--verify_days N] \\
         [--repository firestore-to-bq] [--tag TAG | --image URI] \\
         [--memory 2Gi] [--cpu 1] [--task_timeout_minutes 50] \\
-        [--name firestore-to-bq] [--schedule "7 * * * *"] [--time_zone Etc/UTC] [--dry_run]
+        [--name firestore-to-bq] [--schedule "7 * * * *"] [--time_zone Etc/UTC] \\
+        [--schemas_dir DIR] [--dry_run]
 
 An hourly increment of a few thousand documents does not need Dataflow's workers,
 and would pay their start-up (minutes) every hour. The Cloud Run Job runs the same
@@ -16,7 +17,12 @@ grant on that job alone to the scheduler's service account, and the Scheduler jo
 ``NAME-hourly`` that POSTs ``jobs/NAME:run`` to the Cloud Run Admin API with an
 OAuth token of that account (looked up, then updated or created). The job carries
 its arguments, so the request body is empty and the scheduler needs no right to
-override them. ``--dry_run`` prints every command and the request body.
+override them. The image carries one schema folder (``build_template.py
+--schemas_dir``); ``--schemas_dir`` here (default ``$F2BQ_SCHEMAS_DIR``, else
+``schemas/``) names it, so ``--collections`` is checked against its tables and the
+dry run says which folder the job runs with. A schema change means rebuilding the
+image and deploying again (the job keeps the image it was deployed with).
+``--dry_run`` prints the folder, every command and the request body.
 """
 
 from __future__ import annotations
@@ -29,7 +35,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from devtools import build_template
-from devtools.deploy_args import REGION, UsageError, checked, deploy_main, run_step
+from devtools.deploy_args import (
+    REGION,
+    UsageError,
+    add_schemas_dir,
+    checked,
+    deploy_main,
+    image_schemas,
+    run_step,
+)
 from devtools.scheduler_jobs import (
     JOB_PREFIX,
     HttpJob,
@@ -186,6 +200,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--time_zone", default="Etc/UTC", help="Time zone of the schedule.")
     add_accounts(parser, "Account the job runs as")
+    add_schemas_dir(parser)
     parser.add_argument("--dry_run", action="store_true", help="Print, run nothing.")
     args = parser.parse_args(argv)
     check(args)
@@ -196,6 +211,7 @@ def check(args: argparse.Namespace) -> None:
     """Every value that ends up in a command, checked before anything runs."""
     checked(args.project, PROJECT_ID, "--project")
     checked(args.region, REGION, "--region")
+    args.schemas = image_schemas(args.schemas_dir)
     check_target(args)
     if args.verify_days is not None and args.verify_days < 0:
         raise UsageError("--verify_days must be 0 or more")
@@ -225,6 +241,7 @@ def check(args: argparse.Namespace) -> None:
 
 
 def print_plan(args: argparse.Namespace) -> None:
+    print(args.schemas.deployed(f"Cloud Run Job {args.name}", ", then deploying the job again"))
     print(
         f"# Cloud Run Job {args.name}: the intraday sync in process (DirectRunner), "
         f"{args.cpu} vCPU, {args.memory}, task timeout {args.task_timeout_minutes}m, "
@@ -238,6 +255,7 @@ def print_plan(args: argparse.Namespace) -> None:
 
 def apply(args: argparse.Namespace) -> int:
     """Deploy the job, grant the invoker role on it, then schedule it; stop at a failure."""
+    print(args.schemas.deployed(f"Cloud Run Job {args.name}", ", then deploying the job again"))
     if not run_step(deploy_command(args), what="gcloud run jobs deploy"):
         return 1
     print(f"deployed Cloud Run Job {args.name} ({args.image})")

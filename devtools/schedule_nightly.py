@@ -4,7 +4,7 @@
         [--collections a,b] [--lookback_days N] [--bq_location US] [--max_workers N] \\
         [--max_catchup_days N] [--verify_days N] [--nightly_mode incremental|full] \\
         [--name firestore-to-bq] [--schedule "0 3 * * *"] [--weekly_schedule "0 4 * * 0"] \\
-        [--monthly_schedule "0 5 1 * *"] [--time_zone Etc/UTC] [--dry_run]
+        [--monthly_schedule "0 5 1 * *"] [--time_zone Etc/UTC] [--schemas_dir DIR] [--dry_run]
 
 Each job POSTs a Flex Template launch request to the Dataflow API with an OAuth
 token of a dedicated scheduler service account (which may only launch jobs that
@@ -19,7 +19,11 @@ catches what counts cannot see (in-place edits of tables without a change field,
 partition values that are not timestamps). Running this again updates the jobs
 in place (describe, then update or create); a ``NAME-weekly-full`` job left by
 an earlier version is named with the command that deletes it.
-``--dry_run`` prints the request bodies and the gcloud commands.
+The jobs launch the template ``scripts/build_template.py`` published, whose image
+carries one schema folder; ``--schemas_dir`` (default ``$F2BQ_SCHEMAS_DIR``, else
+``schemas/``) names that folder: ``--collections`` is checked against its tables,
+and the dry run says which folder the image must have been built with.
+``--dry_run`` prints the folder, the request bodies and the gcloud commands.
 """
 
 from __future__ import annotations
@@ -31,7 +35,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from devtools.deploy_args import UsageError, check_location, checked, deploy_main
+from devtools.deploy_args import (
+    UsageError,
+    add_schemas_dir,
+    check_location,
+    checked,
+    deploy_main,
+    image_schemas,
+)
 from devtools.scheduler_jobs import (
     JOB_PREFIX,
     HttpJob,
@@ -197,10 +208,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--time_zone", default="Etc/UTC", help="Time zone of the schedule.")
     add_accounts(parser, "Pipeline service account")
+    add_schemas_dir(parser)
     parser.add_argument("--dry_run", action="store_true", help="Print, run nothing.")
     args = parser.parse_args(argv)
 
     check_location(args.project, args.region, args.bucket)
+    args.schemas = image_schemas(args.schemas_dir)
     check_target(args)
     if args.lookback_days < 0:
         raise UsageError("--lookback_days must be 0 or more")
@@ -221,6 +234,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def print_plan(args: argparse.Namespace) -> None:
+    print(args.schemas.deployed("The Flex Template"))
     for job in jobs(args):
         print_job(http_job(args, job), where(args))
     print(f"# {legacy_note(args)}")
@@ -241,6 +255,7 @@ def apply(args: argparse.Namespace) -> int:
     """Every job, nightly first; stop at the first that fails. Then, if the weekly
     full job of an earlier version exists, say how to delete it (it is not
     deleted here: it may carry settings someone chose)."""
+    print(args.schemas.deployed("The Flex Template"))
     for job in jobs(args):
         if apply_job(http_job(args, job), where(args)) != 0:
             return 1

@@ -59,15 +59,18 @@ def check_accounts(args: argparse.Namespace) -> None:
 
 
 def check_target(args: argparse.Namespace) -> None:
-    """``--dataset`` and ``--collections`` (normalised), which end up in the sync's arguments."""
+    """``--dataset`` and ``--collections`` (normalised), which end up in the sync's arguments;
+    the collections are looked up in the image's schema folder (``args.schemas``) when the
+    script names one."""
     try:
         check_identifier(args.dataset, "--dataset")
     except UnsafeIdentifier as exc:
         raise UsageError(str(exc)) from None
     if args.collections:
         wanted = [c.strip() for c in args.collections.split(",") if c.strip()]
+        schemas = getattr(args, "schemas", None)
         try:
-            select_specs(load_specs(), wanted)
+            select_specs(schemas.specs if schemas else load_specs(), wanted)
         except SchemaError as exc:
             raise UsageError(str(exc)) from None
         args.collections = ",".join(wanted)

@@ -48,7 +48,7 @@ from pipelines.cli.arguments import (
     sync_help,
 )
 from pipelines.cli.options import SyncConfig, SyncOptions, UsageError, resolve
-from pipelines.cli.summary import RunSummary, from_audit, summarize
+from pipelines.cli.summary import RunSummary, from_audit, summarize, with_undeclared
 from pipelines.convert.table_spec import TableSpec
 from pipelines.plan import quotas, snapshot
 from pipelines.plan.windows import plan_intraday, plan_windows
@@ -438,7 +438,13 @@ def _run_leased(
     verdict = _read_verdict(config)
     if verdict is None:  # cannot happen after RecordRun succeeded, but never report nothing
         return summarize(config, committed(result))
-    return from_audit(config, verdict)
+    summary = from_audit(config, verdict)
+    try:
+        values = committed(result)
+    except Exception:  # the counters only add the undeclared-fields line; the verdict stands
+        _LOG.debug("run %s: no counters for the summary", config.run_id, exc_info=True)
+        return summary
+    return with_undeclared(summary, values)
 
 
 def _read_verdict(config: SyncConfig) -> dict | None:

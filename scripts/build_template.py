@@ -2,7 +2,7 @@
 """Build the launcher image and publish the Flex Template spec.
 
     python scripts/build_template.py --project P --region R --bucket B \\
-        [--repository firestore-to-bq] [--tag TAG] [--dry_run]
+        [--repository firestore-to-bq] [--tag TAG] [--schemas_dir DIR] [--dry_run]
 
 A thin entry point: the code is ``devtools/build_template.py``.
 """

@@ -22,7 +22,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from devtools import REPO_ROOT, emulators, sample_data
+from devtools import REPO_ROOT, emulators, example_app_env, sample_data
 
 DATASET = "app_analytics"
 
@@ -89,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, default=REPO_ROOT / ".emulators" / "demo")
     args = parser.parse_args(argv)
 
+    # The sample data is the example app's: its tables, whatever schemas/ holds.
+    os.environ.update(example_app_env())
     emu = emulators.emulators_from_state(args.state_dir) or emulators.start(args.state_dir)
     os.environ.update(emu.env())
     try:
@@ -122,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         show_analytics(emu.project, DATASET, first_path.split("/")[1])
     finally:
         if args.keep:
+            schemas = " ".join(f"{k}={shlex.quote(v)}" for k, v in example_app_env().items())
             print("\nemulators left running; to use them:\n" + emu.export_lines())
+            print(f"export {schemas}  # the demo's tables, the example app's")
             print(f"to stop them and delete their data:\n{stop_command(args.state_dir)}")
         else:
             emu.stop()

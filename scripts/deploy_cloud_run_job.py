@@ -4,7 +4,7 @@
     python scripts/deploy_cloud_run_job.py --project P --region R --dataset D \\
         [--collections a,b] [--bq_location US] [--tag TAG | --image URI] \\
         [--memory 2Gi] [--cpu 1] [--task_timeout_minutes 50] \\
-        [--name firestore-to-bq] [--schedule "7 * * * *"] [--dry_run]
+        [--name firestore-to-bq] [--schedule "7 * * * *"] [--schemas_dir DIR] [--dry_run]
 
 A thin entry point: the code is ``devtools/deploy_cloud_run_job.py``.
 """

@@ -5,7 +5,7 @@
         [--collections a,b] [--lookback_days N] [--bq_location US] [--max_workers N] \\
         [--max_catchup_days N] [--verify_days N] [--nightly_mode incremental|full] \\
         [--name firestore-to-bq] [--schedule "0 3 * * *"] [--weekly_schedule "0 4 * * 0"] \\
-        [--time_zone Etc/UTC] [--dry_run]
+        [--time_zone Etc/UTC] [--schemas_dir DIR] [--dry_run]
 
 A thin entry point: the code is ``devtools/schedule_nightly.py``.
 """

@@ -154,7 +154,7 @@ def parse_args(argv: list[str] | None, description: str = "") -> argparse.Namesp
 def main(argv: list[str] | None = None, description: str = "") -> int:
     """Start the emulators, run the scenarios, print (and write) the report."""
     args = parse_args(argv, description)
-    from devtools import emulators
+    from devtools import emulators, example_app_env
     from devtools.bench import scenario
     from devtools.bench.render import render
 
@@ -163,8 +163,11 @@ def main(argv: list[str] | None = None, description: str = "") -> int:
     log_dir = state_dir / "runs"
     log_dir.mkdir(parents=True, exist_ok=True)
     emu = emulators.start(state_dir)
-    saved = {key: os.environ.get(key) for key in emu.env()}
-    os.environ.update(emu.env())
+    # The seeded documents are the example app's: its tables, whatever schemas/ holds,
+    # for this process and every sync run it starts.
+    env = {**emu.env(), **example_app_env()}
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
     report: dict[str, Any] | None = None
     try:
         report = scenario.report(args, emu, log_dir)

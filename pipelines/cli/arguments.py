@@ -137,7 +137,8 @@ def help_parser() -> argparse.ArgumentParser:
         f"       {PROG} backfill --start_date D --end_date D [--chunk_days N] -- "
         "--project P --dataset D [options]\n"
         f"       {PROG} schema check [--schemas_dir DIR]\n"
-        f"       {PROG} schema suggest --project P --path 'users/{{user_id}}/C' [--out FILE]",
+        f"       {PROG} schema suggest --project P --path 'users/{{user_id}}/C' [--out FILE]\n"
+        f"       {PROG} schema drift --project P --dataset D [--days N] [--fail_on_drift]",
         description="Sync Firestore collections into day-partitioned BigQuery tables.\n"
         "With no date it is the nightly: each table catches up to yesterday (UTC),\n"
         "reading only what changed since its last successful run.",

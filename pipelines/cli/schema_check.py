@@ -1,6 +1,7 @@
 """``firestore-to-bq schema check``: every problem of every schema file at once, with its key.
 
     firestore-to-bq schema check [--schemas_dir DIR]
+    firestore-to-bq schema drift --project P --dataset D [...]   (pipelines/cli/schema_drift.py)
 
 Validates each ``.json`` file of the folder (the packaged ``schemas/`` by
 default) the way the sync, ``status`` and ``setup_bigquery.py`` load it, and
@@ -24,6 +25,12 @@ PROG = "firestore-to-bq schema"
 COMMANDS = {
     "check": "validate the schema files and list their tables",
     "suggest": "propose a schema file from a sample of a collection",
+    "drift": "what the synced rows hold that the schema files do not declare",
+}
+USAGE = {
+    "check": "check [--schemas_dir DIR]",
+    "suggest": "suggest --project P --path PATH [--out FILE] …",
+    "drift": "drift --project P --dataset D [--schemas_dir DIR] [--days N] [--fail_on_drift]",
 }
 
 
@@ -86,8 +93,7 @@ def main(argv: Sequence[str]) -> int:
         if not args or args[0] in ("-h", "--help"):
             if not args:
                 raise UsageError(f"{PROG} needs a command: {commands}")
-            print(f"usage: {PROG} check [--schemas_dir DIR]")
-            print(f"       {PROG} suggest --project P --path PATH [--out FILE] …\n")
+            print("usage: " + "\n       ".join(f"{PROG} {u}" for u in USAGE.values()) + "\n")
             for name, about in COMMANDS.items():
                 print(f"  {name:8} {about}")
             return 0
@@ -100,6 +106,10 @@ def main(argv: Sequence[str]) -> int:
             from pipelines.cli import schema_suggest
 
             return schema_suggest.main(args[1:])
+        if args[0] == "drift":
+            from pipelines.cli import schema_drift
+
+            return schema_drift.main(args[1:])
         try:
             options = parser().parse_args(args[1:])
         except SystemExit as done:  # --help

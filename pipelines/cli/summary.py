@@ -1,4 +1,5 @@
-"""The end-of-run report: per table, documents read, rows written per day, dead letters.
+"""The end-of-run report: per table, documents read, rows written per day, dead letters,
+and undeclared fields kept in ``extra``.
 
 A run that writes is reported from its ``_sync_runs`` row, the verdict its own
 ``RecordRun`` step reached inside the pipeline (one report, on every runner); a
@@ -32,6 +33,11 @@ class TableSummary:
     status: TableStatus | None = None
     #: The commonest ``(field, reason kind, count)`` of the dead letters.
     dead_letter_reasons: list[tuple[str, str, int]] = field(default_factory=list)
+    #: Rows converted whose ``extra`` holds fields no column declares, and how many
+    #: distinct fields (at most about ``metrics.MAX_UNDECLARED_FIELDS``): from Beam
+    #: counters, so absent when the run's counters are (a handed-over launch).
+    undeclared_rows: int = 0
+    undeclared_fields: int = 0
 
     def reconciles(self, dry_run: bool) -> bool:
         if self.status is not None:
@@ -93,7 +99,28 @@ class RunSummary:
             + ("reconciled" if self.reconciles else "NOT reconciled")
         )
         lines.extend(self.dead_letter_line(t) for t in self.tables if t.dead_lettered)
+        lines.extend(self.undeclared_line(t) for t in self.tables if t.undeclared_rows)
         return "\n".join(lines)
+
+    def undeclared_line(self, t: TableSummary) -> str:
+        """One line per table whose rows hold undeclared fields: how many rows and fields,
+        and the command that names them. Not the names: a field name is document content,
+        which never reaches the console (docs/guarantees.md); ``schema drift`` reads them
+        from BigQuery."""
+        c = self.config
+        n, k = t.undeclared_rows, t.undeclared_fields
+        if k >= metrics.MAX_UNDECLARED_FIELDS:
+            fields = f"{metrics.MAX_UNDECLARED_FIELDS} or more fields"
+        elif k:
+            fields = f"{k} field{'' if k == 1 else 's'}"
+        else:  # the fields' counters were not kept
+            fields = "fields"
+        command = f"firestore-to-bq schema drift --project {c.project} --dataset {c.dataset or 'D'}"
+        when = " once a run has written them" if c.dry_run else ""
+        return (
+            f"{t.table}: {n} row{'' if n == 1 else 's'} read hold {fields} no column declares, "
+            f"kept as JSON in extra; to name them and the columns to declare{when}: {command}"
+        )
 
     def dead_letter_line(self, t: TableSummary) -> str:
         """One line per table with dead letters: how many, why, and where to read them."""
@@ -133,7 +160,16 @@ def summarize(config: SyncConfig, values: dict[str, int]) -> RunSummary:
                 dead_letter_reasons=metrics.reasons(values, table)[: dead_letters.TOP_REASONS],
             )
         )
-    return RunSummary(config, tables)
+    return with_undeclared(RunSummary(config, tables), values)
+
+
+def with_undeclared(summary: RunSummary, values: dict[str, int]) -> RunSummary:
+    """``summary`` with each table's undeclared fields from the run's Beam counters
+    (the audit row does not keep them: they only point at ``schema drift``)."""
+    for t in summary.tables:
+        t.undeclared_rows = values.get(metrics.name(t.table, metrics.ROWS_WITH_UNDECLARED), 0)
+        t.undeclared_fields = metrics.undeclared_fields(values, t.table)
+    return summary
 
 
 def from_audit(config: SyncConfig, row: dict) -> RunSummary:

@@ -21,7 +21,7 @@ from pipelines.convert.conversion import (
     protected,
 )
 from pipelines.convert.document import FirestoreDocument
-from pipelines.convert.table_spec import TableSpec
+from pipelines.convert.table_spec import EXTRA_COLUMN, TableSpec
 from pipelines.plan.day_plan import Tally, add_tallies
 from pipelines.state import dead_letters
 from pipelines.state.leases import WorkerRenewal
@@ -68,6 +68,11 @@ class _ConvertFn(beam.DoFn):
         self._rejected = {
             name: metrics.counter(name, metrics.REJECTED) for name in self._specs
         }
+        self._with_undeclared = {
+            name: metrics.counter(name, metrics.ROWS_WITH_UNDECLARED) for name in self._specs
+        }
+        # Undeclared fields this worker has counted, per table (at most MAX_UNDECLARED_FIELDS).
+        self._fields_seen: dict[str, set[str]] = {name: set() for name in self._specs}
         # Words a dead letter's reason may quote and its kind keeps: declared, not content.
         self._declared = {
             name: frozenset(v for c in spec.columns for v in c.allowed_values)
@@ -116,6 +121,8 @@ class _ConvertFn(beam.DoFn):
         else:
             day = partition_day(spec, row)
             tally.rows[day] += 1
+            if row.get(EXTRA_COLUMN):
+                self._count_undeclared(doc.table, row[EXTRA_COLUMN])
             if doc.changed:
                 tally.changed[day] += 1
             yield doc.table, row
@@ -125,6 +132,20 @@ class _ConvertFn(beam.DoFn):
             since, until = self._edit_window
             if since <= doc.update_time and (until is None or doc.update_time < until):
                 tally.edited.add(day)
+
+
+    def _count_undeclared(self, table: str, extra: dict[str, Any]) -> None:
+        """One count per row whose ``extra`` holds undeclared fields, and one per field
+        the first time this worker sees it: a set lookup per field, no per-field count
+        per row, and no more than ``MAX_UNDECLARED_FIELDS`` counters per table."""
+        self._with_undeclared[table].inc()
+        seen = self._fields_seen[table]
+        if len(seen) >= metrics.MAX_UNDECLARED_FIELDS:
+            return
+        for field in extra:
+            if field not in seen and len(seen) < metrics.MAX_UNDECLARED_FIELDS:
+                seen.add(field)
+                metrics.field_counter(table, field).inc()
 
 
 class ConvertDocuments(beam.PTransform):

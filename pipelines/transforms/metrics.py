@@ -7,6 +7,7 @@ day, ``<table>.<what>@<YYYY-MM-DD>``; the dry-run summary reads them back.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 
 from apache_beam.metrics import Metrics
@@ -34,6 +35,16 @@ WRITTEN_PER_DAY = "written"  # per day: written@YYYY-MM-DD
 #: Per reason: ``dead_letter_reason#["field", "reason kind"]`` (no value, see
 #: ``dead_letters.reason_kind``), for the dry run's summary.
 DEAD_LETTER_REASON = "dead_letter_reason"
+#: Rows whose ``extra`` holds a field no column declares, for the summary's pointer to
+#: ``firestore-to-bq schema drift``.
+ROWS_WITH_UNDECLARED = "rows_with_undeclared"
+#: Per undeclared field, ``undeclared_field#<digest>``: a field name is document
+#: content (docs/guarantees.md: none in logs or output), so the counter carries a
+#: digest of it, which lets the summary count the fields without naming them.
+UNDECLARED_FIELD = "undeclared_field"
+#: Fields counted per table and worker: enough to say "a few" or "many", and the
+#: counters stay few whatever maps the app writes.
+MAX_UNDECLARED_FIELDS = 20
 
 
 def name(table: str, what: str, day: datetime.date | None = None) -> str:
@@ -61,6 +72,18 @@ def reasons(values: dict[str, int], table: str) -> list[tuple[str, str, int]]:
     prefix = f"{table}.{DEAD_LETTER_REASON}#"
     found = [(*json.loads(k[len(prefix) :]), v) for k, v in values.items() if k.startswith(prefix)]
     return sorted(found, key=lambda r: (-r[2], r[0], r[1]))
+
+
+def field_counter(table: str, field: str):
+    """The counter of one undeclared field of ``table``, named by a digest of the field."""
+    digest = hashlib.blake2b(field.encode("utf-8", "surrogatepass"), digest_size=6).hexdigest()
+    return Metrics.counter(NAMESPACE, f"{table}.{UNDECLARED_FIELD}#{digest}")
+
+
+def undeclared_fields(values: dict[str, int], table: str) -> int:
+    """How many distinct undeclared fields of ``table`` the run counted."""
+    prefix = f"{table}.{UNDECLARED_FIELD}#"
+    return sum(1 for k, v in values.items() if k.startswith(prefix) and v)
 
 
 def committed(result) -> dict[str, int]:

@@ -167,3 +167,32 @@ def test_emulator_runs_both_of_two_transactions_that_mutate_one_table(bq_client,
     assert [job.error_result for job in jobs] == [None, None]  # BigQuery: one aborted
     (row,) = bq.run_query(bq_client, f"SELECT COUNT(*) AS n FROM {target}").result()
     assert row["n"] == 5 + 2
+
+
+def test_emulator_names_json_strings_and_numbers_by_duckdb_types(bq_client):
+    """BigQuery's JSON_TYPE says ``string`` and ``number``; the emulator answers with
+    DuckDB's types, so ``schema drift`` (pipelines/cli/schema_drift.py ``kind_sql``)
+    accepts ``varchar`` as a string and takes every other number type for a number."""
+    (row,) = bq.run_query(
+        bq_client,
+        "SELECT JSON_TYPE(JSON '\"a\"') AS s, JSON_TYPE(JSON '12') AS i, "
+        "JSON_TYPE(JSON '1.5') AS d, JSON_TYPE(JSON '{\"k\": 1}') AS o, "
+        "JSON_TYPE(JSON '[1]') AS a, JSON_TYPE(JSON 'true') AS b, JSON_TYPE(JSON 'null') AS n",
+    ).result()
+    assert row["s"] == "varchar"  # BigQuery: "string"
+    assert row["i"] in ("bigint", "ubigint") and row["d"] == "double"  # BigQuery: "number"
+    assert [row[k] for k in "oabn"] == ["object", "array", "boolean", "null"]  # as BigQuery
+
+
+def test_emulator_converts_json_laxly_under_safe(bq_client):
+    """BigQuery's INT64(json) and BOOL(json) refuse a decimal (SAFE. gives NULL); the
+    emulator rounds it and calls it true, so ``schema drift`` tells integers from
+    decimals by their text (REGEXP_CONTAINS on JSON_VALUE), which both read alike."""
+    (row,) = bq.run_query(
+        bq_client,
+        "SELECT SAFE.INT64(JSON '1.5') AS i, SAFE.BOOL(JSON '1.5') AS b, "
+        "JSON_VALUE(JSON '1.5') AS text",
+    ).result()
+    assert row["i"] == 2  # BigQuery: NULL
+    assert row["b"] is True  # BigQuery: NULL
+    assert row["text"] == "1.5"  # as BigQuery

@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from devtools import REPO_ROOT
 from devtools import deploy_cloud_run_job as cloud_run
 from pipelines import firestore_to_bq
 from pipelines.cli.options import resolve
+from tests.support import example_app
 from tests.support.fake_gcloud import calls
 
 BASE = [
@@ -69,10 +71,32 @@ def test_dry_run_prints_the_job_the_grant_and_the_scheduler_job(
     body = out.split("# Request body (run-body-hourly.json):\n", 1)[1].split("# Look")[0]
     # The job carries its arguments: the scheduler sends no overrides, so run.invoker suffices.
     assert json.loads(body) == {}
-    assert out.splitlines()[0] == (
+    assert out.splitlines()[1] == (
         "# Cloud Run Job firestore-to-bq: the intraday sync in process (DirectRunner), "
         f"1 vCPU, 2Gi, task timeout 50m, as {PIPELINE_SA}"
     )
+
+
+def test_the_dry_run_names_the_schema_folder_the_image_carries(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--schemas_dir`` names the folder (``F2BQ_SCHEMAS_DIR`` by default, as for every
+    command) and ``--collections`` is checked against its tables."""
+    folder = tmp_path / "app_schemas"
+    folder.mkdir()
+    (folder / "tasks.json").write_text((example_app.SCHEMAS / "tasks.json").read_text())
+    assert cloud_run.main([*BASE, "--schemas_dir", str(folder), "--dry_run"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"# Cloud Run Job firestore-to-bq runs the table schemas baked into the image: {folder}/ "
+        f"when built with scripts/build_template.py --schemas_dir {folder}; a schema change "
+        "means rebuilding the image, then deploying the job again"
+    )
+    argv = [*BASE, "--schemas_dir", str(folder), "--collections", "routines", "--dry_run"]
+    assert cloud_run.main(argv) == 2
+    assert "unknown collection 'routines'" in capsys.readouterr().err
+    assert cloud_run.main([*BASE, "--dry_run"]) == 0  # the session's: the example app's
+    shown = example_app.SCHEMAS.relative_to(REPO_ROOT)  # inside the checkout: relative
+    assert f"image: {shown}/ when" in capsys.readouterr().out.splitlines()[0]
 
 
 def test_the_job_runs_the_intraday_sync_in_process_with_leases_shorter_than_an_hour() -> None:
@@ -98,7 +122,7 @@ def test_options_reach_the_job(capsys: pytest.CaptureFixture[str]) -> None:
         "--image", "europe-docker.pkg.dev/other/repo/img@sha256:abc",
     ]  # fmt: skip
     assert cloud_run.main([*BASE[:-2], *extra, "--dry_run"]) == 0
-    deploy = shlex.split(capsys.readouterr().out.splitlines()[1])
+    deploy = shlex.split(capsys.readouterr().out.splitlines()[2])
     flags = dict(zip(deploy[5::2], deploy[6::2], strict=False))
     assert deploy[4] == "f2bq-eu"
     assert flags["--memory"] == "4Gi" and flags["--cpu"] == "2"
@@ -194,5 +218,3 @@ UTC = datetime.UTC
 #: Noon of the real tomorrow, so "today" cannot turn over mid-test (as in test_intraday).
 NOW = datetime.datetime.combine(datetime.datetime.now(UTC).date(), datetime.time(12), UTC)
 NOW += datetime.timedelta(days=1)
-
-

@@ -1,10 +1,17 @@
-"""Dry runs of the deployment scripts: the exact IAM grants, and the template build."""
+"""Dry runs of the deployment scripts: the exact IAM grants, and the template build.
+
+The template build reads its schema folder's default, the checkout's ``schemas/``
+(``F2BQ_SCHEMAS_DIR``, which the test session points at the example app's copy, is
+unset for these tests): only to check it, so any valid folder there passes; a custom
+folder is a copy of one example schema in a temporary checkout.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import shlex
+import shutil
 import stat
 import subprocess
 import sys
@@ -14,6 +21,8 @@ import pytest
 
 from devtools import REPO_ROOT
 from devtools import build_template as build
+from pipelines.convert.table_spec import SCHEMAS_DIR_ENV
+from tests.support import example_app
 
 SCRIPTS = REPO_ROOT / "scripts"
 SA_SCRIPT = SCRIPTS / "create_service_accounts.sh"
@@ -39,6 +48,12 @@ lookup = "describe" in sys.argv or "show" in sys.argv
 missing = [m for m in os.environ.get("FAKE_MISSING", "").split(",") if m]
 sys.exit(1 if lookup and any(m in " ".join(sys.argv) for m in missing) else 0)
 """
+
+
+@pytest.fixture(autouse=True)
+def default_schemas(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scripts' own default folder (tests/conftest.py points the variable elsewhere)."""
+    monkeypatch.delenv(SCHEMAS_DIR_ENV, raising=False)
 
 
 @pytest.fixture
@@ -215,16 +230,78 @@ BUILD_ARGS = [
 ]
 IMAGE = "europe-west1-docker.pkg.dev/my-proj/firestore-to-bq/firestore-to-bq:v1"
 BUILD_COMMANDS = [
-    f"gcloud builds submit --project my-proj --region europe-west1 --tag {IMAGE} .",
+    "gcloud builds submit --project my-proj --region europe-west1 --config "
+    f"deploy/cloudbuild.yaml --substitutions _IMAGE={IMAGE},_SCHEMAS_DIR=schemas .",
     "gcloud dataflow flex-template build gs://my-proj-dataflow/templates/firestore-to-bq.json "
     f"--project my-proj --image {IMAGE} --sdk-language PYTHON "
     "--metadata-file deploy/metadata.json",
 ]
 
 
+SCHEMAS_NOTE = (
+    "# Table schemas baked into the image: {}/ (copied in as its schemas/; every run it "
+    "starts reads them), so a schema change means rebuilding the image"
+)
+
+
 def test_build_template_dry_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert build.main([*BUILD_ARGS, "--dry_run"]) == 0
-    assert capsys.readouterr().out.splitlines() == BUILD_COMMANDS
+    out = capsys.readouterr().out.splitlines()
+    assert out == [SCHEMAS_NOTE.format("schemas"), *BUILD_COMMANDS]
+
+
+def checkout(root: Path) -> Path:
+    """A checkout to build from: .dockerignore, a shipped schemas/ and an app's own folder."""
+    root.mkdir()
+    shutil.copy(REPO_ROOT / ".dockerignore", root / ".dockerignore")
+    for folder in ("schemas", "app/schemas", "tests/schemas"):
+        (root / folder).mkdir(parents=True)
+        shutil.copy(example_app.SCHEMAS / "tasks.json", root / folder / "tasks.json")
+    return root
+
+
+def test_build_template_bakes_the_chosen_folder_and_its_dry_run_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = checkout(tmp_path / "checkout")
+    monkeypatch.setattr(build, "REPO_ROOT", root)
+    monkeypatch.setattr(build, "metadata_is_current", lambda: True)  # checked elsewhere
+    monkeypatch.chdir(root)
+    assert build.main([*BUILD_ARGS, "--schemas_dir", "app/schemas", "--dry_run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == SCHEMAS_NOTE.format("app/schemas")
+    assert f"--substitutions _IMAGE={IMAGE},_SCHEMAS_DIR=app/schemas ." in lines[1]
+    # The same folder from F2BQ_SCHEMAS_DIR, as every other command takes it.
+    monkeypatch.setenv(SCHEMAS_DIR_ENV, str(root / "app" / "schemas"))
+    assert build.main([*BUILD_ARGS, "--dry_run"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == SCHEMAS_NOTE.format("app/schemas")
+
+
+@pytest.mark.parametrize(
+    ("folder", "message"),
+    [
+        ("tests/schemas", "is left out of the image's build context by .dockerignore (tests)"),
+        ("elsewhere", "is outside the image's build context"),
+        ("missing", "--schemas_dir: cannot read"),
+        ("app", "--schemas_dir: "),  # no .json file: a schema error
+    ],
+)
+def test_build_template_refuses_a_folder_it_cannot_bake(
+    folder: str,
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = checkout(tmp_path / "checkout")
+    (tmp_path / "elsewhere").mkdir()
+    shutil.copy(example_app.SCHEMAS / "tasks.json", tmp_path / "elsewhere" / "tasks.json")
+    monkeypatch.setattr(build, "REPO_ROOT", root)
+    monkeypatch.chdir(root if folder != "elsewhere" else tmp_path)
+    assert build.main([*BUILD_ARGS, "--schemas_dir", folder, "--dry_run"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1
+    assert err.startswith("error: ") and message in err
 
 
 def test_build_template_repository_option(capsys: pytest.CaptureFixture[str]) -> None:
@@ -300,8 +377,16 @@ def test_dockerfile_points_the_launcher_at_the_pipeline() -> None:
     assert "FROM gcr.io/dataflow-templates-base/python311-template-launcher-base" in dockerfile
     # The sync's extra brings Apache Beam; every folder setup.py declares is copied in.
     assert 'pip install --no-cache-dir ".[sync]"' in dockerfile
-    for folder in ("pipelines", "schemas", "f2bq_analytics"):
+    for folder in ("pipelines", "f2bq_analytics"):
         assert f"COPY {folder} ./{folder}" in dockerfile, folder
+    # The schema folder build_template names (a build argument, default schemas/) becomes
+    # the package's schemas/, and the build fails unless the sync accepts it.
+    assert "ARG SCHEMAS_DIR=schemas" in dockerfile
+    assert "COPY ${SCHEMAS_DIR}/*.json ./schemas/" in dockerfile
+    assert "COPY schemas/__init__.py ./schemas/" in dockerfile
+    assert "python -m pipelines.firestore_to_bq schema check" in dockerfile
+    config = (REPO_ROOT / build.BUILD_CONFIG).read_text()
+    assert '"--build-arg", "SCHEMAS_DIR=${_SCHEMAS_DIR}", "--tag", "${_IMAGE}"' in config
     env = dict(
         line.removeprefix("ENV ").split("=", 1)
         for line in dockerfile.splitlines()

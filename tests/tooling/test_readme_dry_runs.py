@@ -13,10 +13,19 @@ import sys
 import pytest
 
 from devtools import REPO_ROOT
+from pipelines.convert.table_spec import SCHEMAS_DIR_ENV
 
 DOCUMENTS = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
 TEXT = "\n".join(path.read_text(encoding="utf-8") for path in DOCUMENTS)
 VENV_PYTHON = ".venv/bin/python"
+#: Scripts whose dry run names the schema folder the image carries: the docs show their
+#: default (schemas/), so they run without the session's F2BQ_SCHEMAS_DIR; they only
+#: check that folder, so any valid one passes.
+IMAGE_SCRIPTS = {
+    "scripts/build_template.py",
+    "scripts/schedule_nightly.py",
+    "scripts/deploy_cloud_run_job.py",
+}
 
 
 def _shown_commands() -> list[tuple[str, str]]:
@@ -60,6 +69,6 @@ def test_the_readme_shows_every_deploy_script_dry_run():
 )
 def test_offline_dry_run_output_matches_the_readme(command: str):
     env = {k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST")}
+    if shlex.split(command)[1] in IMAGE_SCRIPTS:
+        env.pop(SCHEMAS_DIR_ENV, None)
     assert _run(command, env) == dict(_shown_commands())[command]
-
-

@@ -309,6 +309,29 @@ def test_lookup_error_is_not_taken_for_a_missing_job(
     assert len(calls(fake_gcloud)) == 1, "the weekly job is not tried after the nightly failed"
 
 
+def test_the_dry_run_names_the_schema_folder_the_template_carries(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--schemas_dir`` names the folder the template's image was built with, and
+    ``--collections`` is checked against its tables."""
+    from tests.support import example_app
+
+    folder = tmp_path / "app_schemas"
+    folder.mkdir()
+    (folder / "tasks.json").write_text((example_app.SCHEMAS / "tasks.json").read_text())
+    assert schedule.main([*BASE, "--schemas_dir", str(folder), "--dry_run"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"# The Flex Template runs the table schemas baked into the image: {folder}/ when "
+        f"built with scripts/build_template.py --schemas_dir {folder}; a schema change means "
+        "rebuilding the image"
+    )
+    argv = [*BASE, "--schemas_dir", str(folder), "--collections", "projects", "--dry_run"]
+    assert schedule.main(argv) == 2
+    assert "unknown collection 'projects'" in capsys.readouterr().err
+    assert schedule.main([*BASE, "--schemas_dir", str(tmp_path / "none"), "--dry_run"]) == 2
+    assert capsys.readouterr().err.startswith("error: --schemas_dir: cannot read")
+
+
 def test_dry_run_runs_nothing(fake_gcloud: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_JOB", "missing")
     assert schedule.main([*BASE, "--dry_run"]) == 0

@@ -431,7 +431,7 @@ def test_firestore_to_bq_schema_check_is_wired(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        ([], "error: firestore-to-bq schema needs a command: check, suggest"),
+        ([], "error: firestore-to-bq schema needs a command: check, suggest, drift"),
         (["chek"], "error: unknown command firestore-to-bq schema chek: did you mean 'check'?"),
         (
             ["sugest"],
