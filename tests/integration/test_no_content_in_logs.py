@@ -235,14 +235,17 @@ def test_a_commit_error_quoting_a_value_is_logged_and_recorded_without_it(
     from pipelines.transforms import write_bigquery
 
     config = resolve(PipelineOptions(["--project", "p", "--dataset", "d", "--date", DAYS[0]]))
-    fn = write_bigquery._CommitFn(config)
+    fn = write_bigquery._CommitFn(
+        config.target, config.tables, {w.table: w for w in config.windows}, config.stamp,
+        write_bigquery.Guards(),
+    )  # fmt: skip
     fn._client = None
 
     def fails(*_args, **_kwargs):
         raise BadRequest(f"Bad int64 value: {SECRET}\nat row 3: {SECRET}")
 
     monkeypatch.setattr(fn, "_replace_days", fails)
-    monkeypatch.setattr(write_bigquery, "drop_staging_table", lambda *_args: None)
+    monkeypatch.setattr(write_bigquery, "drop_staging_of", lambda *_args: None)
     caplog.set_level(logging.DEBUG, logger="pipelines")
     [result] = fn.process(("tasks", {"staged": [1]}), {})
     assert result["replaced"] is False
