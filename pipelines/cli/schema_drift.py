@@ -16,7 +16,9 @@ so a mistake fails unbilled) and prints, per table:
 * keys that appeared inside declared JSON columns during the window;
 * declared columns that no row of the window fills;
 * declared fields now arriving with another type (dead letters whose reason is
-  ``expected X, got Y``): not an addition, the table must be rebuilt;
+  ``expected X, got Y``, or a decimal in an INT64 column) while the column still
+  expects the old type: not an addition (fix the writer, or rebuild the table with
+  the new type as ``docs/schemas.md`` says);
 * declared columns the BigQuery table lacks (``setup_bigquery.py`` not run yet).
 
 Field names are printed (that is the point); values never are. Exit status: 0,

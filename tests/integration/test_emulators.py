@@ -157,3 +157,28 @@ def test_down_forgets_both_emulators_data_unless_told_to_keep_it(
         assert _has_data(emu, monkeypatch) == (False, False)
     finally:
         emu.stop()
+
+
+def test_the_documented_query_reaches_the_local_bigquery(
+    emulators: Emulators, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/emulators.md#querying-the-local-bigquery: its Python, as written, against the
+    emulator the session started (the dataset renamed to one of its own)."""
+    from devtools import REPO_ROOT
+    from pipelines.services import bigquery as bq
+
+    text = (REPO_ROOT / "docs" / "emulators.md").read_text(encoding="utf-8")
+    snippet = text.split("## Querying the local BigQuery")[1].split("```python")[1]
+    snippet = snippet.split("```")[0]
+    dataset = f"querying_{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", emulators.bigquery_endpoint)
+    client = bq.make_client(emulators.project)
+    schema = [{"name": "created_at", "type": "TIMESTAMP", "mode": "REQUIRED"}]
+    bq.ensure_dataset(client, dataset, None)
+    bq.ensure_table(client, dataset, "tasks", schema, "created_at")
+    rows = [{"created_at": f"2026-11-2{d}T10:00:00Z"} for d in (1, 2, 2)]
+    bq.load_rows(client, dataset, "tasks", schema, rows)
+
+    exec(snippet.replace("app_analytics", dataset), {})  # the docs' own code
+
+    assert capsys.readouterr().out.splitlines() == ["2026-11-21 1", "2026-11-22 2"]
